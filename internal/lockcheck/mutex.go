@@ -79,8 +79,10 @@ func (m *RWMutex) Lock() {
 
 // Unlock releases an exclusive hold.
 func (m *RWMutex) Unlock() {
-	m.excl.Store(false)
+	// Release first: if it panics (the lock is not held by this goroutine),
+	// the lock stays held and its state must say so.
 	Release(m.rank, m.orderKey())
+	m.excl.Store(false)
 	m.mu.Unlock()
 }
 
@@ -97,8 +99,9 @@ func (m *RWMutex) RLock() {
 
 // RUnlock releases a shared hold.
 func (m *RWMutex) RUnlock() {
-	m.readers.Add(-1)
+	// Release first, as in Unlock.
 	Release(m.rank, m.orderKey())
+	m.readers.Add(-1)
 	m.mu.RUnlock()
 }
 

@@ -1,0 +1,8 @@
+//go:build unix && !linux
+
+package blockdev
+
+import "golang.org/x/sys/unix"
+
+// datasync flushes fd; this platform has no fdatasync, so it is fsync.
+func datasync(fd int) error { return unix.Fsync(fd) }

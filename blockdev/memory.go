@@ -1,0 +1,159 @@
+package blockdev
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// memShards is the number of independently locked parts of a Memory
+// device's block table. Block b lives in shard b%memShards, so I/O to
+// different blocks rarely contends on one lock.
+const memShards = 64
+
+// Memory is an in-memory Device. Storage is allocated one block at a time
+// when the block is first written with non-zero data, so a huge device costs
+// nothing until used; blocks never written (or last written with zeros) read
+// as zeros and hold no memory. It is safe for concurrent use.
+type Memory struct {
+	nblocks int64
+	closed  atomic.Bool
+	shards  [memShards]memShard
+}
+
+type memShard struct {
+	mu     sync.RWMutex
+	blocks map[int64]*[BlockSize]byte // nil once the device is closed
+}
+
+// NewMemory returns an in-memory device of nblocks blocks, all zero.
+// A device of nblocks <= 0 has no blocks: every read and write of it fails
+// with an error wrapping syscall.EINVAL.
+func NewMemory(nblocks int64) *Memory {
+	if nblocks < 0 {
+		nblocks = 0
+	}
+	m := &Memory{nblocks: nblocks}
+	for i := range m.shards {
+		m.shards[i].blocks = make(map[int64]*[BlockSize]byte)
+	}
+	return m
+}
+
+func (m *Memory) shard(block int64) *memShard { return &m.shards[block%memShards] }
+
+// ReadBlocks reads len(p)/BlockSize blocks starting at block into p.
+func (m *Memory) ReadBlocks(p []byte, block int64) error {
+	if m.closed.Load() {
+		return errClosed("read")
+	}
+	n, err := checkIO("read", p, block, m.nblocks)
+	if err != nil {
+		return err
+	}
+	for i := int64(0); i < n; i++ {
+		dst := p[i*BlockSize : (i+1)*BlockSize]
+		s := m.shard(block + i)
+		s.mu.RLock()
+		if s.blocks == nil {
+			s.mu.RUnlock()
+			return errClosed("read")
+		}
+		if b := s.blocks[block+i]; b != nil {
+			copy(dst, b[:])
+		} else {
+			clear(dst)
+		}
+		s.mu.RUnlock()
+	}
+	return nil
+}
+
+// WriteBlocks writes p to len(p)/BlockSize blocks starting at block.
+// Writing a block of zeros frees its storage.
+func (m *Memory) WriteBlocks(p []byte, block int64) error {
+	if m.closed.Load() {
+		return errClosed("write")
+	}
+	n, err := checkIO("write", p, block, m.nblocks)
+	if err != nil {
+		return err
+	}
+	for i := int64(0); i < n; i++ {
+		src := p[i*BlockSize : (i+1)*BlockSize]
+		zero := isZero(src)
+		s := m.shard(block + i)
+		s.mu.Lock()
+		if s.blocks == nil {
+			s.mu.Unlock()
+			return errClosed("write")
+		}
+		switch b := s.blocks[block+i]; {
+		case zero:
+			delete(s.blocks, block+i)
+		case b != nil:
+			copy(b[:], src)
+		default:
+			b = new([BlockSize]byte)
+			copy(b[:], src)
+			s.blocks[block+i] = b
+		}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Flush does nothing: memory has no volatile cache to drain. It fails only
+// after Close.
+func (m *Memory) Flush() error {
+	if m.closed.Load() {
+		return errClosed("flush")
+	}
+	return nil
+}
+
+// NumBlocks returns the device size in blocks.
+func (m *Memory) NumBlocks() int64 { return m.nblocks }
+
+// Allocated returns the number of blocks that currently hold storage: those
+// whose last write was not all zeros. It is 0 after Close.
+func (m *Memory) Allocated() int64 {
+	var total int64
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.RLock()
+		total += int64(len(s.blocks))
+		s.mu.RUnlock()
+	}
+	return total
+}
+
+// Close frees the device's storage. Further I/O returns an error wrapping
+// syscall.EBADF, as does a second Close.
+func (m *Memory) Close() error {
+	if m.closed.Swap(true) {
+		return errClosedTwice()
+	}
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		s.blocks = nil
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// isZero reports whether p holds only zero bytes.
+func isZero(p []byte) bool {
+	for len(p) >= 8 {
+		if p[0]|p[1]|p[2]|p[3]|p[4]|p[5]|p[6]|p[7] != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
