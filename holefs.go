@@ -1,0 +1,310 @@
+// Package holefs is a filesystem engine whose page cache stays coherent
+// when blocks are removed from under it.
+//
+// It implements Linux's mapping->invalidate_lock protocol in userspace:
+// reads, page faults, readahead and fadvise/madvise never expose data of
+// punched or truncated blocks — of this file, or of another file that
+// reused them — and writeback never writes through a stale block mapping,
+// while reads of a file still run in parallel with its writers.
+//
+// An FS is used like the os package: OpenFile returns a *File with ReadAt,
+// WriteAt, Seek (including SEEK_DATA and SEEK_HOLE), Truncate, Fallocate,
+// Fadvise, Mmap and Sync; errors are *fs.PathError values wrapping the
+// syscall.Errno Linux would return. *FS is also an io/fs.FS.
+package holefs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/holefs/holefs/blockdev"
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/blockmap/extentfs"
+	"github.com/holefs/holefs/blockmap/memfs"
+	"github.com/holefs/holefs/pagecache"
+	"github.com/holefs/holefs/vfs"
+)
+
+// LockMode selects how fill paths are serialized against block removal:
+// LockInvalidate (the default), LockRWSem (XFS-style) or LockNone (no
+// protection: reproduces the race; for tests and benchmarks only).
+type LockMode = pagecache.LockMode
+
+// The lock modes.
+const (
+	LockInvalidate = pagecache.LockInvalidate
+	LockRWSem      = pagecache.LockRWSem
+	LockNone       = pagecache.LockNone
+)
+
+// ParseLockMode parses "invalidate", "rwsem" or "none".
+func ParseLockMode(s string) (LockMode, error) { return pagecache.ParseLockMode(s) }
+
+// Backend names.
+const (
+	// BackendExtent is the ext4-like backend: extents on a block device,
+	// unwritten extents, an allocator that reuses freed blocks at once.
+	BackendExtent = "extentfs"
+	// BackendMemory is the tmpfs-like backend: the page cache is the storage.
+	BackendMemory = "memfs"
+)
+
+// Options configure a filesystem.
+type Options struct {
+	// Backend is BackendExtent (default) or BackendMemory.
+	Backend string
+	// SizeBytes is the device size (extentfs) or the capacity (memfs);
+	// default 1 GiB. An in-memory device costs memory only where written.
+	SizeBytes int64
+	// Device, if set, is the block device of an extentfs filesystem (for
+	// example a blockdev.Faulty injecting latency and errors, or a
+	// blockdev.File); SizeBytes is then ignored. The FS closes it.
+	Device blockdev.Device
+	// Latency and Jitter delay every device I/O of the default in-memory
+	// device, to model a real disk.
+	Latency, Jitter time.Duration
+	// CacheBytes bounds the page cache; default 64 MiB.
+	CacheBytes int64
+	// LockMode selects the fill-path protection; default LockInvalidate.
+	LockMode LockMode
+	// ReadaheadBytes is the largest readahead window; default 128 KiB.
+	ReadaheadBytes int64
+	// Hooks stop operations at chosen points, for tests that force an
+	// interleaving. Nil in normal use.
+	Hooks *Hooks
+}
+
+// Hooks are test hooks. Each runs on the goroutine of the operation.
+type Hooks struct {
+	// AfterMapRead runs on every fill path (read, readahead, fadvise and
+	// madvise WILLNEED, fault) after the block lookup of the file pages
+	// [page, page+count) and before their data is read.
+	AfterMapRead func(ino uint64, page, count int64)
+	// AfterTruncatePages runs in every block-removing operation ("punch",
+	// "zero", "collapse", "insert", "truncate", "evict") after the page
+	// cache of its range is truncated and before its blocks are removed.
+	AfterTruncatePages func(ino uint64, op string)
+}
+
+// FS is a filesystem. It is safe for concurrent use.
+type FS struct {
+	v    *vfs.FS
+	name string // what error messages call the filesystem
+}
+
+// Open opens a filesystem. The path "" makes a new in-memory filesystem;
+// durable images on disk come with holefs mkfs (not yet available:
+// Open of a path fails with EOPNOTSUPP and says so).
+func Open(imagePath string, opts Options) (*FS, error) {
+	if imagePath != "" {
+		return nil, &fs.PathError{Op: "open", Path: imagePath,
+			Err: fmt.Errorf("durable images are not supported yet; use \"\" for an in-memory filesystem: %w", syscall.EOPNOTSUPP)}
+	}
+	if opts.SizeBytes == 0 {
+		opts.SizeBytes = 1 << 30
+	}
+	if opts.SizeBytes < 0 || opts.CacheBytes < 0 || opts.ReadaheadBytes < 0 {
+		return nil, &fs.PathError{Op: "open", Path: "(memory)", Err: fmt.Errorf("negative size in options: %w", syscall.EINVAL)}
+	}
+	var backend vfs.Backend
+	switch opts.Backend {
+	case "", BackendExtent:
+		dev := opts.Device
+		if dev == nil {
+			var d blockdev.Device = blockdev.NewMemory(opts.SizeBytes / blockdev.BlockSize)
+			if opts.Latency > 0 || opts.Jitter > 0 {
+				d = blockdev.NewFaulty(d, blockdev.FaultOptions{Latency: opts.Latency, Jitter: opts.Jitter})
+			}
+			dev = d
+		}
+		backend = vfs.Backend{Store: extentfs.New(dev.NumBlocks()), Device: dev}
+	case BackendMemory:
+		backend = vfs.Backend{Store: memfs.New(opts.SizeBytes / blockmap.PageSize), Memory: true}
+	default:
+		return nil, &fs.PathError{Op: "open", Path: "(memory)",
+			Err: fmt.Errorf("unknown backend %q (want %s or %s): %w", opts.Backend, BackendExtent, BackendMemory, syscall.EINVAL)}
+	}
+	copts := pagecache.Options{CacheBytes: opts.CacheBytes, LockMode: opts.LockMode,
+		ReadaheadPages: int(opts.ReadaheadBytes / blockmap.PageSize)}
+	var vhooks *vfs.Hooks
+	if h := opts.Hooks; h != nil {
+		if h.AfterMapRead != nil {
+			copts.Hooks = &pagecache.Hooks{AfterMapRead: func(m *pagecache.Mapping, e blockmap.Extent) {
+				h.AfterMapRead(uint64(m.Key()), e.Page, e.Count)
+			}}
+		}
+		vhooks = &vfs.Hooks{AfterTruncatePages: h.AfterTruncatePages}
+	}
+	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil
+}
+
+// clean turns an os-style name ("/a/b", "a//b/") into the VFS's form.
+func clean(name string) string {
+	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}
+
+func pathErr(op, name string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return &fs.PathError{Op: op, Path: name, Err: err}
+}
+
+// OpenFile opens the named file with os.OpenFile flags (O_RDONLY,
+// O_WRONLY, O_RDWR, O_CREATE, O_EXCL, O_TRUNC, O_APPEND, and
+// syscall.O_DIRECT for direct I/O) and, when creating, perm.
+func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (*File, error) {
+	var in *vfs.Inode
+	var err error
+	if flag&syscall.O_CREAT != 0 {
+		in, _, err = f.v.Create(clean(name), uint32(perm.Perm()), flag&syscall.O_EXCL != 0)
+	} else {
+		in, err = f.v.Lookup(clean(name), true)
+	}
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	h, err := f.v.Open(in, flag&^(syscall.O_CREAT|syscall.O_EXCL))
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	return &File{fs: f, h: h, name: name}, nil
+}
+
+// Create creates or truncates the named file for reading and writing,
+// like os.Create.
+func (f *FS) Create(name string) (*File, error) {
+	return f.OpenFile(name, syscall.O_RDWR|syscall.O_CREAT|syscall.O_TRUNC, 0o666)
+}
+
+// Open opens the named file read-only, implementing io/fs.FS: name must
+// be a valid io/fs path.
+func (f *FS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	return f.OpenFile(name, syscall.O_RDONLY, 0)
+}
+
+// Mkdir creates a directory.
+func (f *FS) Mkdir(name string, perm fs.FileMode) error {
+	return pathErr("mkdir", name, f.v.Mkdir(clean(name), uint32(perm.Perm())))
+}
+
+// Remove removes a file or an empty directory, like os.Remove. An open
+// file lives on until its last handle and view are gone.
+func (f *FS) Remove(name string) error {
+	in, err := f.v.Lookup(clean(name), false)
+	if err != nil {
+		return pathErr("remove", name, err)
+	}
+	if in.IsDir() {
+		return pathErr("remove", name, f.v.Rmdir(clean(name)))
+	}
+	return pathErr("remove", name, f.v.Unlink(clean(name)))
+}
+
+// Rename renames (moves) oldName to newName, replacing a file there.
+func (f *FS) Rename(oldName, newName string) error {
+	return f.Rename2(oldName, newName, 0)
+}
+
+// Rename2 is renameat2(2): flags is 0, RenameNoReplace or RenameExchange.
+func (f *FS) Rename2(oldName, newName string, flags uint32) error {
+	if err := f.v.Rename(clean(oldName), clean(newName), flags); err != nil {
+		return &fs.PathError{Op: "rename", Path: oldName + " -> " + newName, Err: err}
+	}
+	return nil
+}
+
+// Rename flags.
+const (
+	RenameNoReplace = vfs.RenameNoReplace
+	RenameExchange  = vfs.RenameExchange
+)
+
+// Link creates newName as a hard link to oldName.
+func (f *FS) Link(oldName, newName string) error {
+	if err := f.v.Link(clean(oldName), clean(newName)); err != nil {
+		return &fs.PathError{Op: "link", Path: oldName + " -> " + newName, Err: err}
+	}
+	return nil
+}
+
+// Symlink creates newName as a symbolic link to target.
+func (f *FS) Symlink(target, newName string) error {
+	return pathErr("symlink", newName, f.v.Symlink(target, clean(newName)))
+}
+
+// Readlink returns the target of a symbolic link.
+func (f *FS) Readlink(name string) (string, error) {
+	in, err := f.v.Lookup(clean(name), false)
+	if err != nil {
+		return "", pathErr("readlink", name, err)
+	}
+	t, err := in.Readlink()
+	return t, pathErr("readlink", name, err)
+}
+
+// Stat returns a FileInfo describing the named file, following symlinks.
+func (f *FS) Stat(name string) (fs.FileInfo, error) {
+	in, err := f.v.Lookup(clean(name), true)
+	if err != nil {
+		return nil, pathErr("stat", name, err)
+	}
+	return newFileInfo(path.Base(clean(name)), in.Stat()), nil
+}
+
+// Lstat is Stat without following a final symlink.
+func (f *FS) Lstat(name string) (fs.FileInfo, error) {
+	in, err := f.v.Lookup(clean(name), false)
+	if err != nil {
+		return nil, pathErr("lstat", name, err)
+	}
+	return newFileInfo(path.Base(clean(name)), in.Stat()), nil
+}
+
+// ReadDir lists a directory sorted by name (io/fs.ReadDirFS).
+func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
+	ents, err := f.v.ReadDir(clean(name))
+	if err != nil {
+		return nil, pathErr("readdir", name, err)
+	}
+	return f.dirEntries(clean(name), ents), nil
+}
+
+// ReadFile reads a whole file (io/fs.ReadFileFS); name must be a valid
+// io/fs path.
+func (f *FS) ReadFile(name string) ([]byte, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "readfile", Path: name, Err: fs.ErrInvalid}
+	}
+	file, err := f.OpenFile(name, syscall.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	return io.ReadAll(file)
+}
+
+// Sync writes back every dirty page and flushes the device.
+func (f *FS) Sync() error { return pathErr("sync", f.name, f.v.Sync()) }
+
+// Close writes back everything and releases the filesystem.
+func (f *FS) Close() error { return pathErr("close", f.name, f.v.Close()) }
+
+// Statfs returns the block size and the total and free blocks.
+func (f *FS) Statfs() (bsize, total, free int64) { return f.v.Statfs() }
+
+// CacheStats returns the page cache's counters.
+func (f *FS) CacheStats() pagecache.Stats { return f.v.Cache().Stats() }

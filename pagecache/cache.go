@@ -1,0 +1,346 @@
+package pagecache
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/internal/lockcheck"
+)
+
+// Options configure a Cache.
+type Options struct {
+	// CacheBytes bounds the memory of evictable pages. Default 64 MiB,
+	// minimum 64 pages.
+	CacheBytes int64
+	// LockMode selects the fill-path protection; default LockInvalidate.
+	LockMode LockMode
+	// ReadaheadPages is the largest readahead window in pages; default 32
+	// (128 KiB, Linux's default read_ahead_kb).
+	ReadaheadPages int
+	// DirtyBackgroundPercent of the cache dirty wakes the flusher; default 10.
+	DirtyBackgroundPercent int
+	// DirtyPercent of the cache dirty makes writers write back before they
+	// dirty more (balance_dirty_pages); default 20.
+	DirtyPercent int
+	// DirtyExpire is how old dirty data may get before the flusher writes
+	// it back; default 5 s.
+	DirtyExpire time.Duration
+	// Hooks are test hooks; nil in production.
+	Hooks *Hooks
+}
+
+// Hooks let tests stop a path at a chosen point to force an interleaving.
+type Hooks struct {
+	// AfterMapRead runs on every fill path (read, readahead, fault) after
+	// the block map lookup for the extent e and before its data is read.
+	AfterMapRead func(m *Mapping, e blockmap.Extent)
+}
+
+// Stats are cumulative counters of a Cache.
+type Stats struct {
+	Hits, Misses          int64 // buffered-read and fault page lookups
+	FillPages             int64 // pages created and read by fill paths
+	ReadaheadPages        int64 // of FillPages, beyond what was asked for
+	AsyncReadaheads       int64 // async readahead windows started by markers
+	WritebackPages        int64
+	WritebackIOs          int64 // device writes issued by writeback (clusters)
+	Evictions             int64
+	ThrottledWrites       int64 // writers that wrote back before dirtying more
+	OverLimit             int64 // page allocations that exceeded the limit + slack
+	Pages, DirtyPages     int64 // current
+	UnevictablePages      int64 // current (memfs pages)
+	LimitPages, SlackPage int64
+}
+
+// Cache is the memory shared by the mappings of one filesystem: page
+// accounting against CacheBytes, the eviction clock, dirty accounting and
+// the background flusher.
+type Cache struct {
+	opts          Options
+	limit         int64 // pages
+	slack         int64
+	bgDirty       int64
+	dirtyLimit    int64
+	nrPages       atomic.Int64 // evictable pages in all mappings
+	nrUnevictable atomic.Int64
+	nrDirty       atomic.Int64
+
+	lruMu   lockcheck.Mutex
+	lruHead Page // sentinel of the eviction clock; +checklocks:lruMu
+
+	dirtyMu       lockcheck.Mutex
+	dirtyMappings []*Mapping // in the order they became dirty; +checklocks:dirtyMu
+
+	stats struct {
+		hits, misses, fill, ra, asyncRA, wbPages, wbIOs, evictions, throttled, overLimit atomic.Int64
+	}
+
+	flushKick chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup // flusher and async readahead goroutines
+	closed    atomic.Bool
+}
+
+// ErrClosed is returned by operations on a closed Cache.
+var ErrClosed = errors.New("pagecache: cache closed")
+
+// NewCache returns a cache and starts its flusher. Close stops it.
+func NewCache(opts Options) *Cache {
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = 64 << 20
+	}
+	if opts.ReadaheadPages <= 0 {
+		opts.ReadaheadPages = 32
+	}
+	if opts.DirtyBackgroundPercent <= 0 {
+		opts.DirtyBackgroundPercent = 10
+	}
+	if opts.DirtyPercent <= 0 {
+		opts.DirtyPercent = 20
+	}
+	if opts.DirtyExpire <= 0 {
+		opts.DirtyExpire = 5 * time.Second
+	}
+	c := &Cache{opts: opts, flushKick: make(chan struct{}, 1), stop: make(chan struct{})}
+	c.limit = max(opts.CacheBytes/PageSize, 64)
+	// Slack covers pages pinned while reclaim runs: in-flight fills and
+	// readahead windows of concurrent readers.
+	c.slack = max(c.limit/32, int64(4*opts.ReadaheadPages))
+	c.bgDirty = max(c.limit*int64(opts.DirtyBackgroundPercent)/100, 1)
+	c.dirtyLimit = max(c.limit*int64(opts.DirtyPercent)/100, 2)
+	c.lruMu.Init(lockcheck.RankCache)
+	c.dirtyMu.Init(lockcheck.RankCache)
+	c.lruHead.lruNext, c.lruHead.lruPrev = &c.lruHead, &c.lruHead
+	c.wg.Add(1)
+	go c.flusher()
+	return c
+}
+
+// LockMode returns the cache's lock mode.
+func (c *Cache) LockMode() LockMode { return c.opts.LockMode }
+
+// Stats returns a snapshot of the counters.
+func (c *Cache) Stats() Stats {
+	s := &c.stats
+	return Stats{
+		Hits: s.hits.Load(), Misses: s.misses.Load(), FillPages: s.fill.Load(),
+		ReadaheadPages: s.ra.Load(), AsyncReadaheads: s.asyncRA.Load(),
+		WritebackPages: s.wbPages.Load(), WritebackIOs: s.wbIOs.Load(),
+		Evictions: s.evictions.Load(), ThrottledWrites: s.throttled.Load(),
+		OverLimit: s.overLimit.Load(), Pages: c.nrPages.Load(), DirtyPages: c.nrDirty.Load(),
+		UnevictablePages: c.nrUnevictable.Load(), LimitPages: c.limit, SlackPage: c.slack,
+	}
+}
+
+// Close writes back every dirty page, stops the flusher and waits for
+// async readahead. Mappings must not be used after.
+func (c *Cache) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	err := c.writebackAll(true)
+	close(c.stop)
+	c.wg.Wait()
+	return err
+}
+
+// lruAdd puts a new page at the tail of the clock.
+func (c *Cache) lruAdd(p *Page) {
+	c.lruMu.Lock()
+	p.lruPrev = c.lruHead.lruPrev
+	p.lruNext = &c.lruHead
+	p.lruPrev.lruNext = p
+	c.lruHead.lruPrev = p
+	c.lruMu.Unlock()
+}
+
+// lruDel takes a page off the clock.
+func (c *Cache) lruDel(p *Page) {
+	c.lruMu.Lock()
+	if p.lruNext != nil {
+		p.lruPrev.lruNext = p.lruNext
+		p.lruNext.lruPrev = p.lruPrev
+		p.lruNext, p.lruPrev = nil, nil
+	}
+	c.lruMu.Unlock()
+}
+
+// reserve makes room for n new pages before a fill or write creates them:
+// it evicts clean pages by the clock, and writes back dirty ones when clean
+// pages alone do not make room. It never waits for pages it cannot free
+// (pinned by views or in-flight I/O): past the slack, the allocation goes
+// over the limit and is counted in Stats.OverLimit.
+func (c *Cache) reserve(n int64) {
+	if c.nrPages.Load()+n <= c.limit {
+		return
+	}
+	for round := 0; round < 3; round++ {
+		want := c.nrPages.Load() + n - c.limit
+		if want <= 0 {
+			return
+		}
+		freed, sawDirty := c.reclaim(max(want, 32))
+		if freed >= want {
+			return
+		}
+		if sawDirty {
+			c.writebackOldest(max(want-freed, 32))
+		}
+	}
+	if c.nrPages.Load()+n > c.limit+c.slack {
+		c.stats.overLimit.Add(1)
+	}
+}
+
+// reclaim runs the eviction clock (second chance): a page referenced since
+// the hand last passed is spared once; a clean, unlocked, unmapped page is
+// evicted. It returns the pages freed and whether it passed dirty pages.
+func (c *Cache) reclaim(want int64) (freed int64, sawDirty bool) {
+	budget := 2 * c.nrPages.Load()
+	for freed < want && budget > 0 {
+		budget--
+		c.lruMu.Lock()
+		p := c.lruHead.lruNext
+		if p == &c.lruHead {
+			c.lruMu.Unlock()
+			break
+		}
+		// Rotate to the tail: the hand moves on whatever happens below.
+		p.lruPrev.lruNext = p.lruNext
+		p.lruNext.lruPrev = p.lruPrev
+		p.lruPrev = c.lruHead.lruPrev
+		p.lruNext = &c.lruHead
+		p.lruPrev.lruNext = p
+		c.lruHead.lruPrev = p
+		if p.testAndClear(pgReferenced) || !p.tryGet() {
+			c.lruMu.Unlock()
+			continue
+		}
+		c.lruMu.Unlock()
+		if p.has(pgDirty | pgWriteback) {
+			sawDirty = true
+			p.put()
+			continue
+		}
+		if m := p.Mapping(); m != nil && m.evict(p) {
+			freed++
+			continue
+		}
+		p.put()
+	}
+	c.stats.evictions.Add(freed)
+	return freed, sawDirty
+}
+
+// freePage recycles the memory of a page whose reference count is frozen.
+func freePage(p *Page) {
+	data := p.data
+	p.data = nil
+	dataPool.Put(data)
+}
+
+// markMappingDirty queues m for the flusher when it gets its first dirty page.
+func (c *Cache) markMappingDirty(m *Mapping) {
+	if m.onDirtyList.Swap(true) {
+		return
+	}
+	m.dirtiedAt.Store(time.Now().UnixNano())
+	c.dirtyMu.Lock()
+	c.dirtyMappings = append(c.dirtyMappings, m)
+	c.dirtyMu.Unlock()
+}
+
+// dirtyList returns the dirty mappings oldest first, dropping clean ones.
+func (c *Cache) dirtyList() []*Mapping {
+	c.dirtyMu.Lock()
+	defer c.dirtyMu.Unlock()
+	live := c.dirtyMappings[:0]
+	for _, m := range c.dirtyMappings {
+		if m.nrDirty.Load() > 0 {
+			live = append(live, m)
+		} else {
+			m.onDirtyList.Store(false)
+			// A page dirtied between the load and the store would be lost to
+			// the flusher; recheck and keep the mapping if so.
+			if m.nrDirty.Load() > 0 && !m.onDirtyList.Swap(true) {
+				live = append(live, m)
+			}
+		}
+	}
+	clear(c.dirtyMappings[len(live):])
+	c.dirtyMappings = live
+	return append([]*Mapping(nil), live...)
+}
+
+// writebackOldest writes back about n dirty pages, oldest mappings first.
+func (c *Cache) writebackOldest(n int64) {
+	for _, m := range c.dirtyList() {
+		if n <= 0 {
+			return
+		}
+		before := c.nrDirty.Load()
+		m.writeback(0, maxPageIdx+1, false, n)
+		n -= before - c.nrDirty.Load()
+	}
+}
+
+// writebackAll writes back every dirty page and returns the first error.
+func (c *Cache) writebackAll(sync bool) error {
+	var first error
+	for _, m := range c.dirtyList() {
+		if err := m.writeback(0, maxPageIdx+1, sync, 0); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// balanceDirty is called by writers after dirtying pages: above the dirty
+// limit the writer writes back the oldest dirty data itself before it may
+// dirty more, so one writer cannot fill the cache with dirty pages.
+func (c *Cache) balanceDirty() {
+	nr := c.nrDirty.Load()
+	if nr > c.bgDirty {
+		c.kickFlusher()
+	}
+	if nr <= c.dirtyLimit {
+		return
+	}
+	c.stats.throttled.Add(1)
+	c.writebackOldest(nr - c.bgDirty)
+}
+
+func (c *Cache) kickFlusher() {
+	select {
+	case c.flushKick <- struct{}{}:
+	default:
+	}
+}
+
+// flusher is the background writeback thread: it writes back when dirty
+// pages pass the background threshold and when dirty data gets old.
+func (c *Cache) flusher() {
+	defer c.wg.Done()
+	tick := time.NewTicker(c.opts.DirtyExpire / 5)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.flushKick:
+		case <-tick.C:
+		}
+		if nr := c.nrDirty.Load(); nr > c.bgDirty {
+			c.writebackOldest(nr - c.bgDirty/2)
+		}
+		old := time.Now().Add(-c.opts.DirtyExpire).UnixNano()
+		for _, m := range c.dirtyList() {
+			if m.dirtiedAt.Load() <= old {
+				m.writeback(0, maxPageIdx+1, false, 0)
+			}
+		}
+	}
+}

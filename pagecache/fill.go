@@ -1,0 +1,258 @@
+package pagecache
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"syscall"
+
+	"github.com/holefs/holefs/blockmap"
+)
+
+// maxClusterPages bounds one device read or write of the fill and
+// writeback paths (and the bounce buffers they use).
+const maxClusterPages = 256
+
+var bouncePool = sync.Pool{New: func() any { b := make([]byte, maxClusterPages*PageSize); return &b }}
+
+// fillRange creates the pages missing in [start, start+n) and reads them:
+// the heart of every fill path (buffered read miss, sync and async
+// readahead, fadvise/madvise WILLNEED, fault). Creating the pages and
+// looking up their blocks happens under the fill lock (the invalidate lock
+// shared) unless the caller already holds what the mode requires
+// (lockHeld). The page at mark, if created, gets the async readahead marker.
+//
+// It returns the error of reading page want (if want is in range and was
+// created here); errors on other pages only leave them not uptodate.
+func (m *Mapping) fillRange(start, n, want, mark int64, lockHeld bool) error {
+	if n <= 0 {
+		return nil
+	}
+	if !m.unevictable {
+		m.c.reserve(n)
+	}
+	if !lockHeld {
+		m.lockFill(false)
+		defer m.unlockFill(false)
+	}
+	var wantErr error
+	batch := make([]*Page, 0, min(n, maxClusterPages))
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := m.readPages(batch); err != nil && want >= batch[0].index && want <= batch[len(batch)-1].index {
+			wantErr = err
+		}
+		batch = batch[:0]
+	}
+	for idx := start; idx < start+n; idx++ {
+		if m.index.lookup(idx) != nil || len(batch) == maxClusterPages {
+			flush()
+			if m.index.lookup(idx) != nil {
+				continue
+			}
+		}
+		p := newLockedPage(idx)
+		if idx == mark {
+			p.set(pgReadahead)
+		}
+		if !m.addLocked(p) {
+			p.unlock()
+			flush()
+			continue
+		}
+		batch = append(batch, p)
+	}
+	flush()
+	m.c.stats.fill.Add(n)
+	return wantErr
+}
+
+// readPages reads a run of locked, not uptodate pages with consecutive
+// indexes from their blocks and unlocks them. Pages whose read fails stay
+// not uptodate with the Error flag; the next reader retries them.
+func (m *Mapping) readPages(pages []*Page) error {
+	var firstErr error
+	for i := 0; i < len(pages); {
+		idx := pages[i].index
+		e, err := m.blocks.Lookup(idx, int64(len(pages)-i))
+		if err == nil && e.Count <= 0 {
+			err = syscall.EIO
+		}
+		if err != nil {
+			for _, p := range pages[i:] {
+				p.set(pgError)
+				p.unlock()
+			}
+			return err
+		}
+		if h := m.c.opts.Hooks; h != nil && h.AfterMapRead != nil {
+			h.AfterMapRead(m, e)
+		}
+		run := pages[i : i+int(e.Count)]
+		if e.Kind == blockmap.Mapped {
+			err = m.readBlocks(run, e.Block)
+		}
+		for k, p := range run {
+			if err != nil {
+				p.set(pgError)
+			} else {
+				p.clear(pgError)
+				if e.Kind == blockmap.Mapped {
+					p.block = e.Block + int64(k)
+				}
+				p.set(pgUptodate)
+			}
+			p.unlock()
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		i += len(run)
+	}
+	return firstErr
+}
+
+// readBlocks reads len(run) consecutive blocks from block into the pages,
+// in one device I/O.
+func (m *Mapping) readBlocks(run []*Page, block int64) error {
+	if m.dev == nil {
+		return syscall.EIO
+	}
+	if len(run) == 1 {
+		return m.dev.ReadBlocks(run[0].data[:], block)
+	}
+	bp := bouncePool.Get().(*[]byte)
+	defer bouncePool.Put(bp)
+	buf := (*bp)[:len(run)*PageSize]
+	if err := m.dev.ReadBlocks(buf, block); err != nil {
+		return err
+	}
+	for k, p := range run {
+		copy(p.data[:], buf[k*PageSize:])
+	}
+	return nil
+}
+
+// getUptodate returns the page at index, uptodate, with a reference. A
+// page found not uptodate (its fill failed, or is in progress) is waited
+// for and, if still not uptodate, read again under the fill lock (Linux's
+// filemap_update_page). ra drives readahead on a miss; nil reads one page.
+func (m *Mapping) getUptodate(index int64, ra *ReadaheadState, reqPages int64, fillLocked bool) (*Page, error) {
+	for {
+		p := m.findGet(index)
+		if p == nil {
+			m.c.stats.misses.Add(1)
+			var err error
+			if ra != nil && !fillLocked {
+				err = m.syncReadahead(ra, index, reqPages)
+			} else {
+				err = m.fillRange(index, 1, index, -1, fillLocked)
+			}
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if p.Uptodate() {
+			return p, nil
+		}
+		p.waitUnlocked()
+		if p.Uptodate() {
+			return p, nil
+		}
+		err := m.updatePage(p, fillLocked)
+		if errors.Is(err, errTruncated) {
+			p.put()
+			continue
+		}
+		if err != nil {
+			p.put()
+			return nil, err
+		}
+		return p, nil
+	}
+}
+
+var errTruncated = errors.New("page truncated")
+
+// updatePage reads a cached page that is not uptodate.
+func (m *Mapping) updatePage(p *Page, fillLocked bool) error {
+	if !fillLocked {
+		m.lockFill(false)
+		defer m.unlockFill(false)
+	}
+	p.lock()
+	if p.Mapping() != m {
+		p.unlock()
+		return errTruncated
+	}
+	if p.Uptodate() {
+		p.unlock()
+		return nil
+	}
+	m.c.stats.fill.Add(1)
+	// readPages unlocks the page.
+	return m.readPages([]*Page{p})
+}
+
+// Read reads into dst from byte offset off: the buffered read path (Linux's
+// filemap_read). Hits take no lock; misses fill with readahead driven by ra
+// (a file handle's state; nil reads only what is asked). It returns io.EOF
+// at or past the end of file.
+func (m *Mapping) Read(dst []byte, off int64, ra *ReadaheadState) (int, error) {
+	if off < 0 {
+		return 0, syscall.EINVAL
+	}
+	m.lockRead()
+	defer m.unlockRead()
+	return m.read(dst, off, ra, false)
+}
+
+// ReadLocked is Read for a caller that holds the file's inode lock (and
+// so, in LockRWSem mode, what Read would take): a two-file operation
+// reading its source.
+func (m *Mapping) ReadLocked(dst []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, syscall.EINVAL
+	}
+	return m.read(dst, off, nil, false)
+}
+
+func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState, fillLocked bool) (int, error) {
+	size := m.Size()
+	if off >= size {
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(dst)), size)
+	lastIdx := (end - 1) / PageSize
+	done := 0
+	for pos := off; pos < end; {
+		idx := pos / PageSize
+		p, err := m.getUptodate(idx, ra, lastIdx-idx+1, fillLocked)
+		if err != nil {
+			return done, err
+		}
+		if p.has(pgReadahead) && ra != nil {
+			m.asyncReadahead(ra, p)
+		}
+		if ra == nil || !ra.noReuse() {
+			if !p.has(pgReferenced) {
+				p.set(pgReferenced)
+			}
+		}
+		in := int(pos % PageSize)
+		n := p.copyOut(dst[done:int(end-off)], in)
+		p.put()
+		done += n
+		pos += int64(n)
+		if ra != nil {
+			ra.setPrev(idx)
+		}
+	}
+	if done < len(dst) {
+		return done, io.EOF
+	}
+	return done, nil
+}

@@ -1,0 +1,302 @@
+package pagecache
+
+import (
+	"runtime"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/google/btree"
+
+	"github.com/holefs/holefs/blockdev"
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/internal/lockcheck"
+)
+
+// MappingOptions describe the file a Mapping caches.
+type MappingOptions struct {
+	// Blocks is the file's block map.
+	Blocks blockmap.File
+	// Device holds the data of Mapped blocks; nil for memory backends.
+	Device blockdev.Device
+	// Host is the file's inode lock. In LockRWSem mode read paths take it
+	// shared; Write asserts it is held exclusive.
+	Host *lockcheck.RWMutex
+	// Unevictable pages are the storage (memfs): they are never evicted,
+	// written back or counted against CacheBytes.
+	Unevictable bool
+	// Key orders this mapping's invalidate lock among other mappings' (the
+	// inode number); two-file operations take them in ascending key order.
+	Key uintptr
+}
+
+// Mapping is the page cache of one file, Linux's address_space.
+type Mapping struct {
+	c           *Cache
+	blocks      blockmap.File
+	dev         blockdev.Device
+	host        *lockcheck.RWMutex
+	unevictable bool
+	key         uintptr
+
+	// invalidate is held shared by fill paths while they create pages and
+	// look up their blocks, exclusive by every path that truncates pages
+	// and changes the block map.
+	invalidate lockcheck.RWMutex
+
+	size atomic.Int64 // i_size in bytes; written under the host lock exclusive
+
+	indexMu lockcheck.Mutex
+	index   pageIndex    // lookups lockless; changes +checklocks:indexMu
+	nrPages atomic.Int64 // pages in index
+
+	dirtyMu     lockcheck.Mutex
+	dirty       *btree.BTreeG[int64] // indexes of dirty pages; +checklocks:dirtyMu
+	nrDirty     atomic.Int64
+	onDirtyList atomic.Bool  // queued on Cache.dirtyMappings
+	dirtiedAt   atomic.Int64 // unix nanoseconds the mapping became dirty
+
+	viewMu lockcheck.Mutex
+	views  atomic.Pointer[[]*MappedView] // copy-on-write; replaced under viewMu, read locklessly
+
+	wbErr errseq
+}
+
+// NewMapping returns an empty mapping of a file in c.
+func (c *Cache) NewMapping(o MappingOptions) *Mapping {
+	m := &Mapping{c: c, blocks: o.Blocks, dev: o.Device, host: o.Host, unevictable: o.Unevictable, key: o.Key}
+	m.invalidate.Init(lockcheck.RankInvalidate, o.Key)
+	m.indexMu.Init(lockcheck.RankCache)
+	m.dirtyMu.Init(lockcheck.RankCache)
+	m.viewMu.Init(lockcheck.RankView)
+	m.dirty = btree.NewOrderedG[int64](16)
+	return m
+}
+
+// Cache returns the cache the mapping belongs to.
+func (m *Mapping) Cache() *Cache { return m.c }
+
+// Size returns the file size in bytes.
+func (m *Mapping) Size() int64 { return m.size.Load() }
+
+// SetSize records a new file size. The caller holds the inode lock
+// exclusive and has already truncated pages past a smaller size.
+func (m *Mapping) SetSize(n int64) { m.size.Store(n) }
+
+// NrPages returns the number of pages cached.
+func (m *Mapping) NrPages() int64 { return m.nrPages.Load() }
+
+// NrDirty returns the number of dirty pages.
+func (m *Mapping) NrDirty() int64 { return m.nrDirty.Load() }
+
+// InvalidateLock returns the mapping's invalidate lock, for the VFS's
+// block-removing operations and two-file locking.
+func (m *Mapping) InvalidateLock() *lockcheck.RWMutex { return &m.invalidate }
+
+// Blocks returns the mapping's block map.
+func (m *Mapping) Blocks() blockmap.File { return m.blocks }
+
+// lockFill takes what a fill path needs before it creates pages and looks
+// up their blocks. fault is true for the fault and page_mkwrite paths.
+func (m *Mapping) lockFill(fault bool) {
+	switch m.c.opts.LockMode {
+	case LockInvalidate:
+		m.invalidate.RLock()
+	case LockRWSem:
+		if fault {
+			m.invalidate.RLock()
+		}
+	}
+}
+
+func (m *Mapping) unlockFill(fault bool) {
+	switch m.c.opts.LockMode {
+	case LockInvalidate:
+		m.invalidate.RUnlock()
+	case LockRWSem:
+		if fault {
+			m.invalidate.RUnlock()
+		}
+	}
+}
+
+// lockRead takes the inode lock shared for a whole read-side call in
+// LockRWSem mode (the XFS-style serialization); it does nothing otherwise.
+func (m *Mapping) lockRead() {
+	if m.c.opts.LockMode == LockRWSem {
+		m.host.RLock()
+	}
+}
+
+func (m *Mapping) unlockRead() {
+	if m.c.opts.LockMode == LockRWSem {
+		m.host.RUnlock()
+	}
+}
+
+// findGet returns the page at index with a reference taken, or nil. It is
+// the lockless cache-hit lookup.
+func (m *Mapping) findGet(index int64) *Page {
+	for {
+		p := m.index.lookup(index)
+		if p == nil {
+			return nil
+		}
+		if p.tryGet() {
+			if p.mapping.Load() == m {
+				return p
+			}
+			p.put()
+		}
+		// Frozen or removed under us: the index no longer holds it, or soon won't.
+		runtime.Gosched()
+	}
+}
+
+// addLocked inserts a new page, locked by the caller, into the index. It
+// returns false if another page got there first.
+func (m *Mapping) addLocked(p *Page) bool {
+	p.mapping.Store(m)
+	m.indexMu.Lock()
+	ok := m.index.insert(p)
+	m.indexMu.Unlock()
+	if !ok {
+		p.mapping.Store(nil)
+		return false
+	}
+	m.nrPages.Add(1)
+	if m.unevictable {
+		m.c.nrUnevictable.Add(1)
+	} else {
+		m.c.nrPages.Add(1)
+		m.c.lruAdd(p)
+	}
+	return true
+}
+
+// newLockedPage returns a new page at index, locked and not yet in the
+// index. It is private until added, so taking its lock cannot block.
+func newLockedPage(index int64) *Page {
+	p := newPage(index)
+	p.flags.Store(pgLocked)
+	lockcheck.TryAcquired(lockcheck.RankPage, p.lockKey())
+	return p
+}
+
+// deletePage removes a locked page from the index and drops the index's
+// reference: the page is dead for everyone who looks it up after.
+func (m *Mapping) deletePage(p *Page) {
+	m.indexMu.Lock()
+	removed := m.index.remove(p)
+	p.mapping.Store(nil)
+	m.indexMu.Unlock()
+	if !removed {
+		return
+	}
+	m.nrPages.Add(-1)
+	if m.unevictable {
+		m.c.nrUnevictable.Add(-1)
+	} else {
+		m.c.nrPages.Add(-1)
+		m.c.lruDel(p)
+	}
+	p.put()
+}
+
+// evict removes a clean page the caller holds one reference to, if nobody
+// else uses it: the count is frozen from 2 (index + caller) to 0, so no
+// lockless lookup can pin it after. It reports whether the page was freed.
+func (m *Mapping) evict(p *Page) bool {
+	m.indexMu.Lock()
+	if p.has(pgDirty|pgWriteback|pgLocked) || !p.ref.CompareAndSwap(2, 0) {
+		m.indexMu.Unlock()
+		return false
+	}
+	m.index.remove(p)
+	p.mapping.Store(nil)
+	m.indexMu.Unlock()
+	m.nrPages.Add(-1)
+	m.c.nrPages.Add(-1)
+	m.c.lruDel(p)
+	freePage(p)
+	return true
+}
+
+// markDirty marks a locked, uptodate page dirty and queues it for
+// writeback. Memory-backed pages are the storage and are never written back.
+func (m *Mapping) markDirty(p *Page) {
+	if m.unevictable || p.testAndSet(pgDirty) {
+		return
+	}
+	m.dirtyMu.Lock()
+	m.dirty.ReplaceOrInsert(p.index)
+	m.dirtyMu.Unlock()
+	m.nrDirty.Add(1)
+	m.c.nrDirty.Add(1)
+	m.c.markMappingDirty(m)
+}
+
+// clearDirty clears a locked page's dirty bit and reports whether it was set.
+func (m *Mapping) clearDirty(p *Page) bool {
+	if !p.testAndClear(pgDirty) {
+		return false
+	}
+	m.dirtyMu.Lock()
+	m.dirty.Delete(p.index)
+	m.dirtyMu.Unlock()
+	m.nrDirty.Add(-1)
+	m.c.nrDirty.Add(-1)
+	return true
+}
+
+// dirtyIndexes returns up to max indexes of dirty pages in [start, end).
+func (m *Mapping) dirtyIndexes(start, end int64, max int) []int64 {
+	var out []int64
+	m.dirtyMu.Lock()
+	m.dirty.AscendRange(start, end, func(i int64) bool {
+		out = append(out, i)
+		return len(out) < max
+	})
+	m.dirtyMu.Unlock()
+	return out
+}
+
+// errseq records writeback errors so that each file handle learns of an
+// error once, at its next fsync (Linux's errseq_t).
+type errseq struct{ v atomic.Uint64 } // sequence<<32 | errno
+
+func (e *errseq) set(errno syscall.Errno) {
+	for {
+		old := e.v.Load()
+		next := (old>>32+1)<<32 | uint64(errno)
+		if e.v.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// ErrSample returns the mapping's writeback-error cursor for a newly
+// opened file handle: errors before it are not reported to the handle.
+func (m *Mapping) ErrSample() uint64 { return m.wbErr.v.Load() >> 32 }
+
+// ErrCheck reports a writeback error that happened since *since, once: it
+// advances *since. The file handle's fsync calls it.
+func (m *Mapping) ErrCheck(since *uint64) error {
+	v := m.wbErr.v.Load()
+	if v>>32 == *since {
+		return nil
+	}
+	*since = v >> 32
+	return syscall.Errno(uint32(v))
+}
+
+// NextDirty returns the index of the first dirty page in [start, end), or
+// -1 if there is none.
+func (m *Mapping) NextDirty(start, end int64) int64 {
+	if i := m.dirtyIndexes(start, end, 1); len(i) > 0 {
+		return i[0]
+	}
+	return -1
+}
+
+// Key returns the key the mapping was created with (the inode number).
+func (m *Mapping) Key() uintptr { return m.key }

@@ -1,0 +1,148 @@
+package pagecache
+
+import (
+	"math"
+
+	"github.com/holefs/holefs/blockmap"
+)
+
+// TruncateRange removes from the cache every page wholly inside the byte
+// range [lstart, lend) and zeroes the parts of the pages at its edges that
+// lie inside it (Linux's truncate_pagecache_range; lend == math.MaxInt64
+// means to the end of the file). Mapped views lose their pages first;
+// pages under writeback are waited for; dirty pages are discarded. A
+// zeroed edge page backed by storage is marked dirty so the zeros reach it.
+//
+// The caller holds the invalidate lock exclusive, and keeps holding it
+// until the blocks of the range are removed from the block map: that is the
+// whole protocol, and this function panics if it is not so, in every build.
+func (m *Mapping) TruncateRange(lstart, lend int64) error {
+	if !m.invalidate.HeldExclusive() {
+		panic("pagecache: TruncateRange called without the invalidate lock held exclusive")
+	}
+	if lstart >= lend {
+		return nil
+	}
+	first := (lstart + PageSize - 1) / PageSize
+	last := maxPageIdx + 1
+	if lend != math.MaxInt64 {
+		last = lend / PageSize
+	}
+	if in := lstart % PageSize; in != 0 {
+		idx := lstart / PageSize
+		if err := m.zeroPartial(idx, int(in), int(min(PageSize, lend-idx*PageSize))); err != nil {
+			return err
+		}
+	}
+	if lend != math.MaxInt64 && lend%PageSize != 0 && lend/PageSize >= first {
+		if err := m.zeroPartial(lend/PageSize, 0, int(lend%PageSize)); err != nil {
+			return err
+		}
+	}
+	if first < last {
+		m.zapRange(first, last)
+		m.truncatePages(first, last)
+	}
+	return nil
+}
+
+// zeroPartial zeroes [from, to) of page idx in the cache, reading the page
+// first when storage backs it, so a later eviction and re-read cannot bring
+// the old bytes back. Holes and unwritten blocks read as zeros already.
+func (m *Mapping) zeroPartial(idx int64, from, to int) error {
+	p := m.findGet(idx)
+	if p == nil {
+		e, err := m.blocks.Lookup(idx, 1)
+		if err != nil {
+			return err
+		}
+		if e.Kind != blockmap.Mapped {
+			return nil
+		}
+		if p, err = m.getUptodate(idx, nil, 1, true); err != nil {
+			return err
+		}
+	}
+	defer p.put()
+	p.lock()
+	defer p.unlock()
+	if p.Mapping() != m {
+		return nil
+	}
+	p.waitWriteback()
+	if !p.Uptodate() {
+		// A failed fill left it unread; it must not come back with old bytes.
+		m.zapPage(p)
+		m.clearDirty(p)
+		m.deletePage(p)
+		return nil
+	}
+	// Write-protect views of the page (ext4 does the same for partial
+	// folios): a write through a view after the zeroing must fault and
+	// wait for the invalidate lock, not land in the zeroed range.
+	m.mkclean(p)
+	p.zero(from, to)
+	if p.block >= 0 || p.Dirty() {
+		m.markDirty(p)
+	}
+	return nil
+}
+
+// truncatePages removes the pages with index in [first, last).
+func (m *Mapping) truncatePages(first, last int64) {
+	batch := make([]*Page, 0, 64)
+	for first < last {
+		batch = batch[:0]
+		m.index.walk(first, last, func(p *Page) bool {
+			if p.tryGet() {
+				batch = append(batch, p)
+			}
+			return len(batch) < cap(batch)
+		})
+		if len(batch) == 0 {
+			return
+		}
+		for _, p := range batch {
+			p.lock()
+			if p.Mapping() == m {
+				p.waitWriteback()
+				m.zapPage(p)
+				m.clearDirty(p)
+				m.deletePage(p)
+			}
+			p.unlock()
+			p.put()
+		}
+		first = batch[len(batch)-1].index + 1
+	}
+}
+
+// InvalidateClean drops the clean, unlocked, unmapped pages with index in
+// [start, end) (Linux's invalidate_mapping_pages, behind FADV_DONTNEED and
+// direct I/O). It needs no invalidate lock: it never drops a dirty or
+// mapped page, and a later fill looks the blocks up afresh.
+func (m *Mapping) InvalidateClean(start, end int64) int {
+	var dropped int
+	var batch []*Page
+	for start < end {
+		batch = batch[:0]
+		m.index.walk(start, end, func(p *Page) bool {
+			if p.tryGet() {
+				batch = append(batch, p)
+			}
+			return len(batch) < 64
+		})
+		if len(batch) == 0 {
+			break
+		}
+		for _, p := range batch {
+			if m.unevictable || !m.evict(p) {
+				p.put()
+				continue
+			}
+			dropped++
+		}
+		start = batch[len(batch)-1].index + 1
+	}
+	return dropped
+}

@@ -1,0 +1,99 @@
+package pagecache
+
+import "syscall"
+
+// Write copies src into the cache at byte offset off: the buffered write
+// path (Linux's generic_perform_write). The caller holds the inode lock
+// exclusive, has made sure blocks can be allocated for the range (so
+// writeback cannot fail with ENOSPC), and sets the new size afterwards. A
+// partial page inside the file is read first, under the fill lock.
+func (m *Mapping) Write(src []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, syscall.EINVAL
+	}
+	oldSize := m.Size()
+	done := 0
+	for done < len(src) {
+		pos := off + int64(done)
+		idx := pos / PageSize
+		in := int(pos % PageSize)
+		n := min(PageSize-in, len(src)-done)
+		noRead := (in == 0 && n == PageSize) || idx*PageSize >= oldSize
+		p, err := m.writeBegin(idx, noRead)
+		if err != nil {
+			return done, err
+		}
+		p.copyIn(src[done:done+n], in)
+		p.set(pgUptodate)
+		m.markDirty(p)
+		p.unlock()
+		p.put()
+		done += n
+	}
+	if !m.unevictable {
+		m.c.balanceDirty()
+	}
+	return done, nil
+}
+
+// writeBegin returns the page at idx locked, referenced and ready to be
+// written: uptodate, or new and zeroed when noRead says its old contents
+// do not matter (the write covers it or it lies past EOF).
+func (m *Mapping) writeBegin(idx int64, noRead bool) (*Page, error) {
+	for {
+		p := m.findGet(idx)
+		if p == nil {
+			if noRead {
+				if !m.unevictable {
+					m.c.reserve(1)
+				}
+				p = newLockedPage(idx)
+				if !m.addLocked(p) {
+					p.unlock()
+					continue
+				}
+				p.get()
+				return p, nil
+			}
+			if err := m.fillRange(idx, 1, idx, -1, false); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		p.lock()
+		if p.Mapping() != m {
+			p.unlock()
+			p.put()
+			continue
+		}
+		if p.Uptodate() || noRead {
+			return p, nil
+		}
+		p.unlock()
+		err := m.updatePage(p, false)
+		p.put()
+		if err != nil && err != errTruncated {
+			return nil, err
+		}
+	}
+}
+
+// ZeroTail zeroes the cached bytes of the page holding byte size from size
+// to the end of the page, before a file grows past size: bytes written
+// there through a view while they were past EOF must read as zeros.
+// The caller holds the inode lock exclusive.
+func (m *Mapping) ZeroTail(size int64) {
+	if size%PageSize == 0 {
+		return
+	}
+	p := m.findGet(size / PageSize)
+	if p == nil {
+		return
+	}
+	p.lock()
+	if p.Mapping() == m && p.Uptodate() {
+		p.zero(int(size%PageSize), PageSize)
+	}
+	p.unlock()
+	p.put()
+}

@@ -1,0 +1,124 @@
+package vfs
+
+import (
+	"io"
+	"syscall"
+
+	"github.com/holefs/holefs/blockmap"
+)
+
+// Direct I/O moves data between the caller's buffer and the device without
+// the page cache. Offsets and lengths must be multiples of the block size
+// (EINVAL otherwise, as on a 4 KiB-sector device). It holds the inode lock
+// shared, so block-removing operations, which take it exclusive, wait for
+// it to drain (Linux's inode_dio_wait); it writes back and drops cached
+// pages of its range so the cache and the device agree.
+
+func checkDirect(p []byte, off int64) error {
+	if off%pageSize != 0 || len(p)%pageSize != 0 {
+		return syscall.EINVAL
+	}
+	return nil
+}
+
+// readDirect reads whole blocks at off, short at EOF.
+func (h *File) readDirect(p []byte, off int64) (int, error) {
+	if err := checkDirect(p, off); err != nil {
+		return 0, err
+	}
+	in := h.in
+	in.lock.RLock()
+	defer in.lock.RUnlock()
+	m := in.mapping
+	size := m.Size()
+	if off >= size {
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), size)
+	// Dirty cached data is newer than the device: write it back first.
+	if err := m.Sync(off, end-off); err != nil {
+		return 0, errno(err)
+	}
+	endPage := (end + pageSize - 1) / pageSize
+	for page := off / pageSize; page < endPage; {
+		e, err := in.blocks.Lookup(page, endPage-page)
+		if err != nil {
+			return 0, errno(err)
+		}
+		buf := p[(page*pageSize - off):(e.End()*pageSize - off)]
+		if e.Kind == blockmap.Mapped {
+			if err := in.fs.backend.Device.ReadBlocks(buf, e.Block); err != nil {
+				return int(page*pageSize - off), errno(err)
+			}
+		} else {
+			clear(buf)
+		}
+		page = e.End()
+	}
+	n := int(end - off)
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// writeDirect writes whole blocks at off. Writes past EOF take the inode
+// lock exclusive, since they change the size.
+func (h *File) writeDirect(p []byte, off int64) (int, error) {
+	if err := checkDirect(p, off); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	in := h.in
+	end := off + int64(len(p))
+	if end > MaxFileSize {
+		return 0, syscall.EFBIG
+	}
+	in.lock.RLock()
+	extending := end > in.mapping.Size()
+	if extending {
+		in.lock.RUnlock()
+		in.lock.Lock()
+		defer in.lock.Unlock()
+	} else {
+		defer in.lock.RUnlock()
+	}
+	m := in.mapping
+	first, count := off/pageSize, int64(len(p))/pageSize
+	if err := m.Sync(off, int64(len(p))); err != nil {
+		return 0, errno(err)
+	}
+	m.InvalidateClean(first, first+count)
+	if err := in.blocks.Allocate(first, count); err != nil {
+		return 0, errno(err)
+	}
+	for page := first; page < first+count; {
+		e, err := in.blocks.Lookup(page, first+count-page)
+		if err != nil {
+			return int((page - first) * pageSize), errno(err)
+		}
+		if e.Kind != blockmap.Mapped && e.Kind != blockmap.Unwritten {
+			return int((page - first) * pageSize), syscall.EIO
+		}
+		buf := p[(page-first)*pageSize : (e.End()-first)*pageSize]
+		if err := in.fs.backend.Device.WriteBlocks(buf, e.Block); err != nil {
+			return int((page - first) * pageSize), errno(err)
+		}
+		if e.Kind == blockmap.Unwritten {
+			if err := in.blocks.MarkWritten(page, e.Count); err != nil {
+				return int((page - first) * pageSize), errno(err)
+			}
+		}
+		page = e.End()
+	}
+	// A buffered read may have cached the old data while we wrote.
+	m.InvalidateClean(first, first+count)
+	if extending {
+		m.ZeroTail(m.Size())
+		m.SetSize(end)
+	}
+	in.touch()
+	return len(p), nil
+}

@@ -1,0 +1,293 @@
+package vfs
+
+import (
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/pagecache"
+)
+
+const pageSize = blockmap.PageSize
+
+// File is an open file handle.
+type File struct {
+	in    *Inode
+	flags int
+	ra    pagecache.ReadaheadState
+
+	mu       sync.Mutex // leaf lock: handle state below
+	errSince uint64     // writeback errors before this were reported; +checklocks:mu
+	closed   bool       // +checklocks:mu
+}
+
+// Open returns a handle on the inode with os.OpenFile flags (O_RDONLY,
+// O_WRONLY, O_RDWR, O_APPEND, O_TRUNC, O_DIRECT). Directories open
+// read-only; symlinks cannot be opened.
+func (f *FS) Open(in *Inode, flags int) (*File, error) {
+	acc := flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+	switch {
+	case in.IsDir() && acc != os.O_RDONLY:
+		return nil, syscall.EISDIR
+	case in.mode&syscall.S_IFMT == syscall.S_IFLNK:
+		return nil, syscall.ELOOP
+	case flags&syscall.O_DIRECT != 0 && (f.backend.Memory || in.IsDir()):
+		return nil, syscall.EINVAL
+	}
+	f.nsMu.Lock()
+	if in.nlink == 0 && in.opens == 0 {
+		f.nsMu.Unlock()
+		return nil, syscall.ENOENT
+	}
+	in.opens++
+	f.nsMu.Unlock()
+	h := &File{in: in, flags: flags}
+	if in.mapping != nil {
+		h.errSince = in.mapping.ErrSample()
+		if flags&os.O_TRUNC != 0 && acc != os.O_RDONLY {
+			if err := h.Truncate(0); err != nil {
+				_ = in.release()
+				return nil, err
+			}
+		}
+	}
+	return h, nil
+}
+
+// Inode returns the handle's inode.
+func (h *File) Inode() *Inode { return h.in }
+
+func (h *File) readable() bool { return h.flags&(os.O_WRONLY|os.O_RDWR) != os.O_WRONLY }
+func (h *File) writable() bool { return h.flags&(os.O_WRONLY|os.O_RDWR) != os.O_RDONLY }
+func (h *File) direct() bool   { return h.flags&syscall.O_DIRECT != 0 }
+
+// check returns EBADF for a closed handle and EISDIR for a directory.
+func (h *File) check() error {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return syscall.EBADF
+	}
+	if h.in.mapping == nil {
+		return syscall.EISDIR
+	}
+	return nil
+}
+
+// ReadAt reads at off. Like io.ReaderAt it returns io.EOF with a short count
+// at the end of file.
+func (h *File) ReadAt(p []byte, off int64) (int, error) {
+	if err := h.check(); err != nil {
+		return 0, err
+	}
+	if !h.readable() {
+		return 0, syscall.EBADF
+	}
+	if off < 0 {
+		return 0, syscall.EINVAL
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if h.direct() {
+		return h.readDirect(p, off)
+	}
+	n, err := h.in.mapping.Read(p, off, &h.ra)
+	if err != nil && err != io.EOF {
+		err = errno(err)
+	}
+	return n, err
+}
+
+// WriteAt writes at off (at the end of file with O_APPEND, returning the
+// offset written at).
+func (h *File) WriteAt(p []byte, off int64) (int, int64, error) {
+	if err := h.check(); err != nil {
+		return 0, off, err
+	}
+	if !h.writable() {
+		return 0, off, syscall.EBADF
+	}
+	if off < 0 {
+		return 0, off, syscall.EINVAL
+	}
+	if h.direct() {
+		n, err := h.writeDirect(p, off)
+		return n, off, err
+	}
+	in := h.in
+	in.lock.Lock()
+	defer in.lock.Unlock()
+	m := in.mapping
+	if h.flags&os.O_APPEND != 0 {
+		off = m.Size()
+	}
+	if len(p) == 0 {
+		return 0, off, nil
+	}
+	end := off + int64(len(p))
+	if end > MaxFileSize || end < off {
+		return 0, off, syscall.EFBIG
+	}
+	// Allocate before copying, so a full device fails the write with
+	// ENOSPC instead of failing writeback later with data already lost.
+	first := off / pageSize
+	if err := in.blocks.Allocate(first, (end+pageSize-1)/pageSize-first); err != nil {
+		return 0, off, errno(err)
+	}
+	size := m.Size()
+	if off > size {
+		m.ZeroTail(size)
+	}
+	n, err := m.Write(p, off)
+	if off+int64(n) > size {
+		m.SetSize(off + int64(n))
+	}
+	if n > 0 {
+		in.touch()
+	}
+	return n, off, errno(err)
+}
+
+// Truncate sets the file size. Shrinking is a block-removing operation:
+// inode lock, invalidate lock, truncate the page cache past the new size,
+// then free the blocks.
+func (h *File) Truncate(size int64) error {
+	if err := h.check(); err != nil {
+		return err
+	}
+	if !h.writable() {
+		return syscall.EINVAL
+	}
+	if size < 0 {
+		return syscall.EINVAL
+	}
+	if size > MaxFileSize {
+		return syscall.EFBIG
+	}
+	in := h.in
+	in.lock.Lock()
+	defer in.lock.Unlock()
+	return in.truncate(size)
+}
+
+// truncate changes the size; the caller holds the inode lock exclusive.
+func (in *Inode) truncate(size int64) error {
+	m := in.mapping
+	old := m.Size()
+	in.touch()
+	if size >= old {
+		m.ZeroTail(old)
+		m.SetSize(size)
+		return nil
+	}
+	inv := m.InvalidateLock()
+	inv.Lock()
+	defer inv.Unlock()
+	m.SetSize(size)
+	if err := m.TruncateRange(size, maxOffset); err != nil {
+		return errno(err)
+	}
+	in.fs.hookAfterTruncate(in, "truncate")
+	return errno(in.blocks.Truncate((size + pageSize - 1) / pageSize))
+}
+
+// Sync writes back the file's dirty pages, flushes the device, and
+// reports a writeback error that happened since this handle last checked
+// (once per handle, like Linux's fsync).
+func (h *File) Sync() error {
+	if err := h.check(); err != nil {
+		return err
+	}
+	m := h.in.mapping
+	// This call's own writeback errors are recorded in the mapping's error
+	// sequence like everyone else's; ErrCheck reports them once per handle.
+	_ = m.Sync(0, 0)
+	ferr := h.in.fs.flushDevice()
+	h.mu.Lock()
+	serr := m.ErrCheck(&h.errSince)
+	h.mu.Unlock()
+	if serr != nil {
+		return serr
+	}
+	return errno(ferr)
+}
+
+// Close releases the handle. Closing an unlinked file's last handle frees
+// its blocks.
+func (h *File) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return syscall.EBADF
+	}
+	h.closed = true
+	h.mu.Unlock()
+	return h.in.release()
+}
+
+// Readahead reads [off, off+n) into the cache (readahead(2)).
+func (h *File) Readahead(off, n int64) error {
+	if err := h.check(); err != nil {
+		return err
+	}
+	if !h.readable() {
+		return syscall.EBADF
+	}
+	return errno(h.in.mapping.Readahead(off, n))
+}
+
+// Fadvise applies posix_fadvise advice (unix.FADV_*) to [off, off+n).
+func (h *File) Fadvise(off, n int64, advice int) error {
+	if err := h.check(); err != nil {
+		if err == syscall.EISDIR {
+			return nil // Linux accepts advice on directories and ignores it
+		}
+		return err
+	}
+	return errno(h.in.mapping.Fadvise(&h.ra, off, n, advice))
+}
+
+// Mmap maps [off, off+n) of the file; writable needs a read-write handle.
+// The view keeps the file alive until Unmap, like a real mapping.
+func (h *File) Mmap(off, n int64, writable bool) (*View, error) {
+	if err := h.check(); err != nil {
+		if err == syscall.EISDIR {
+			return nil, syscall.ENODEV
+		}
+		return nil, err
+	}
+	if !h.readable() || (writable && !h.writable()) {
+		return nil, syscall.EACCES
+	}
+	v, err := h.in.mapping.Mmap(off, n, writable)
+	if err != nil {
+		return nil, errno(err)
+	}
+	f := h.in.fs
+	f.nsMu.Lock()
+	h.in.opens++
+	f.nsMu.Unlock()
+	return &View{MappedView: v, in: h.in}, nil
+}
+
+// View is a mapped view of a file that holds the file open.
+type View struct {
+	*pagecache.MappedView
+	in   *Inode
+	once sync.Once
+}
+
+// Unmap removes the view and drops its hold on the file.
+func (v *View) Unmap() error {
+	var err error = syscall.EINVAL
+	v.once.Do(func() {
+		if err = v.MappedView.Unmap(); err == nil {
+			err = v.in.release()
+		}
+	})
+	return err
+}

@@ -1,0 +1,154 @@
+package vfs
+
+import (
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/holefs/holefs/blockdev"
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/internal/lockcheck"
+	"github.com/holefs/holefs/pagecache"
+)
+
+// MaxFileSize is the largest file size (Linux's s_maxbytes): 4 TiB.
+const MaxFileSize = int64(1) << 42
+
+// Backend is the storage of a filesystem.
+type Backend struct {
+	// Store creates the files' block maps and accounts space.
+	Store blockmap.Store
+	// Device holds file data; nil when Memory is set.
+	Device blockdev.Device
+	// Memory says the page cache is the storage (memfs, like tmpfs): no
+	// device I/O, no direct I/O, and the fallocate modes tmpfs has.
+	Memory bool
+}
+
+// Hooks let tests stop an operation at a chosen point.
+type Hooks struct {
+	// AfterTruncatePages runs in every block-removing operation after the
+	// page cache of the range is truncated and before the block map
+	// changes: the window of the race the invalidate lock closes.
+	AfterTruncatePages func(ino uint64, op string)
+}
+
+// FS is a mounted filesystem.
+type FS struct {
+	cache   *pagecache.Cache
+	backend Backend
+	hooks   *Hooks
+
+	nsMu    lockcheck.RWMutex // the namespace: every directory's entries, nlink, inode table
+	inodes  map[uint64]*Inode // +checklocks:nsMu
+	nextIno uint64            // +checklocks:nsMu
+	root    *Inode
+	closed  atomic.Bool
+}
+
+// New returns a filesystem with an empty root directory on backend.
+func New(backend Backend, cacheOpts pagecache.Options, hooks *Hooks) *FS {
+	f := &FS{cache: pagecache.NewCache(cacheOpts), backend: backend, hooks: hooks,
+		inodes: map[uint64]*Inode{}, nextIno: 1}
+	f.nsMu.Init(lockcheck.RankNamespace, 0)
+	f.nsMu.Lock()
+	f.root = f.newInode(syscall.S_IFDIR | 0o755)
+	f.root.parent = f.root
+	f.root.nlink = 2
+	f.nsMu.Unlock()
+	return f
+}
+
+// Cache returns the filesystem's page cache.
+func (f *FS) Cache() *pagecache.Cache { return f.cache }
+
+// Root returns the root directory.
+func (f *FS) Root() *Inode { return f.root }
+
+// Backend returns the filesystem's storage.
+func (f *FS) Backend() Backend { return f.backend }
+
+// newInode makes an inode with the given mode (type and permission bits).
+// The caller holds nsMu.
+func (f *FS) newInode(mode uint32) *Inode {
+	ino := f.nextIno
+	f.nextIno++
+	in := &Inode{fs: f, ino: ino, mode: mode}
+	in.lock.Init(lockcheck.RankInode, uintptr(ino))
+	now := time.Now().UnixNano()
+	in.mtime.Store(now)
+	in.ctime.Store(now)
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		in.entries = map[string]*Inode{}
+	case syscall.S_IFREG:
+		in.blocks = f.backend.Store.NewFile()
+		in.mapping = f.cache.NewMapping(pagecache.MappingOptions{
+			Blocks: in.blocks, Device: f.backend.Device, Host: &in.lock,
+			Unevictable: f.backend.Memory, Key: uintptr(ino),
+		})
+	}
+	f.inodes[ino] = in
+	return in
+}
+
+// Statfs returns the block size, total and free blocks.
+func (f *FS) Statfs() (bsize, total, free int64) {
+	total, free = f.backend.Store.Statfs()
+	return blockmap.PageSize, total, free
+}
+
+// Sync writes back every dirty page and flushes the device.
+func (f *FS) Sync() error {
+	f.nsMu.RLock()
+	var files []*Inode
+	for _, in := range f.inodes {
+		if in.mapping != nil {
+			files = append(files, in)
+		}
+	}
+	f.nsMu.RUnlock()
+	var first error
+	for _, in := range files {
+		if err := in.mapping.Sync(0, 0); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := f.flushDevice(); err != nil && first == nil {
+		first = err
+	}
+	return errno(first)
+}
+
+func (f *FS) flushDevice() error {
+	if f.backend.Device == nil {
+		return nil
+	}
+	return f.backend.Device.Flush()
+}
+
+// Close writes back everything, stops the cache and closes the device.
+func (f *FS) Close() error {
+	if f.closed.Swap(true) {
+		return syscall.EINVAL
+	}
+	first := f.cache.Close()
+	if err := f.flushDevice(); err != nil && first == nil {
+		first = err
+	}
+	if f.backend.Device != nil {
+		if err := f.backend.Device.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return errno(first)
+}
+
+// errno converts an error from the layers below to a syscall.Errno, EIO
+// when it carries none.
+func errno(err error) error {
+	if err == nil {
+		return nil
+	}
+	return toErrno(err)
+}

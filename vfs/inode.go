@@ -1,0 +1,160 @@
+package vfs
+
+import (
+	"errors"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/internal/lockcheck"
+	"github.com/holefs/holefs/pagecache"
+)
+
+// Inode is a file, directory or symlink.
+type Inode struct {
+	fs  *FS
+	ino uint64
+
+	// lock is the inode lock (Linux's i_rwsem): exclusive for writes,
+	// size changes and block-removing operations; shared for direct I/O
+	// and, in rwsem mode, for buffered reads.
+	lock lockcheck.RWMutex
+
+	mode    uint32 // type and permission bits; +checklocks:fs.nsMu
+	nlink   int32  // +checklocks:fs.nsMu
+	opens   int32  // open handles and views; +checklocks:fs.nsMu
+	mtime   atomic.Int64
+	ctime   atomic.Int64
+	parent  *Inode            // directories; +checklocks:fs.nsMu
+	target  string            // symlinks; immutable
+	entries map[string]*Inode // directories; +checklocks:fs.nsMu
+
+	blocks  blockmap.File      // regular files; immutable
+	mapping *pagecache.Mapping // regular files; immutable
+	evicted bool               // blocks released; +checklocks:lock
+}
+
+// Ino returns the inode number.
+func (in *Inode) Ino() uint64 { return in.ino }
+
+// Mapping returns a regular file's page cache, nil for other types.
+func (in *Inode) Mapping() *pagecache.Mapping { return in.mapping }
+
+// Lock returns the inode lock.
+func (in *Inode) Lock() *lockcheck.RWMutex { return &in.lock }
+
+// IsDir reports whether the inode is a directory.
+func (in *Inode) IsDir() bool { return in.mode&syscall.S_IFMT == syscall.S_IFDIR }
+
+func (in *Inode) isReg() bool { return in.mode&syscall.S_IFMT == syscall.S_IFREG }
+
+func (in *Inode) touch() {
+	now := time.Now().UnixNano()
+	in.mtime.Store(now)
+	in.ctime.Store(now)
+}
+
+// Attr is what stat returns.
+type Attr struct {
+	Ino    uint64
+	Mode   uint32 // type and permission bits, as in syscall.Stat_t
+	Nlink  uint32
+	Size   int64
+	Blocks int64 // 512-byte units, as st_blocks
+	Mtime  time.Time
+	Ctime  time.Time
+}
+
+// Stat returns the inode's attributes.
+func (in *Inode) Stat() Attr {
+	in.fs.nsMu.RLock()
+	a := Attr{Ino: in.ino, Mode: in.mode, Nlink: uint32(in.nlink),
+		Mtime: time.Unix(0, in.mtime.Load()), Ctime: time.Unix(0, in.ctime.Load())}
+	in.fs.nsMu.RUnlock()
+	switch {
+	case in.mapping != nil:
+		a.Size = in.mapping.Size()
+		a.Blocks = in.blocks.Blocks() * (blockmap.PageSize / 512)
+	case in.IsDir():
+		a.Size = blockmap.PageSize
+	default:
+		a.Size = int64(len(in.target))
+	}
+	return a
+}
+
+// Readlink returns a symlink's target.
+func (in *Inode) Readlink() (string, error) {
+	if in.mode&syscall.S_IFMT != syscall.S_IFLNK {
+		return "", syscall.EINVAL
+	}
+	return in.target, nil
+}
+
+// Chmod changes the permission bits.
+func (in *Inode) Chmod(perm uint32) {
+	in.fs.nsMu.Lock()
+	in.mode = in.mode&syscall.S_IFMT | perm&0o7777
+	in.fs.nsMu.Unlock()
+	in.ctime.Store(time.Now().UnixNano())
+}
+
+// Chtimes sets the modification time.
+func (in *Inode) Chtimes(mtime time.Time) {
+	in.mtime.Store(mtime.UnixNano())
+	in.ctime.Store(time.Now().UnixNano())
+}
+
+// release drops an open reference; the last one of an unlinked inode
+// frees its blocks.
+func (in *Inode) release() error {
+	f := in.fs
+	f.nsMu.Lock()
+	in.opens--
+	dead := in.opens == 0 && in.nlink == 0
+	if dead {
+		delete(f.inodes, in.ino)
+	}
+	f.nsMu.Unlock()
+	if dead {
+		return in.evict()
+	}
+	return nil
+}
+
+// evict frees an unlinked, closed file's pages and blocks. Dropping its
+// pages is a truncation like any other: it holds the invalidate lock.
+func (in *Inode) evict() error {
+	if in.mapping == nil {
+		return nil
+	}
+	in.lock.Lock()
+	defer in.lock.Unlock()
+	if in.evicted {
+		return nil
+	}
+	inv := in.mapping.InvalidateLock()
+	inv.Lock()
+	defer inv.Unlock()
+	in.evicted = true
+	if err := in.mapping.TruncateRange(0, maxOffset); err != nil {
+		return errno(err)
+	}
+	in.fs.hookAfterTruncate(in, "evict")
+	return errno(in.blocks.Release())
+}
+
+func (f *FS) hookAfterTruncate(in *Inode, op string) {
+	if f.hooks != nil && f.hooks.AfterTruncatePages != nil {
+		f.hooks.AfterTruncatePages(in.ino, op)
+	}
+}
+
+func toErrno(err error) syscall.Errno {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return syscall.EIO
+}

@@ -1,0 +1,426 @@
+package vfs
+
+import (
+	"math"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	maxOffset   = math.MaxInt64
+	maxSymlinks = 40 // Linux's MAXSYMLINKS
+	maxNameLen  = 255
+)
+
+// Rename flags, as renameat2(2).
+const (
+	RenameNoReplace = 1 << 0 // RENAME_NOREPLACE: fail with EEXIST if the target exists
+	RenameExchange  = 1 << 1 // RENAME_EXCHANGE: atomically swap the two names
+)
+
+// split breaks a slash-separated path into its components, ignoring empty
+// ones and ".".
+func split(path string) []string {
+	var out []string
+	for _, c := range strings.Split(path, "/") {
+		if c != "" && c != "." {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func checkName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return syscall.EINVAL
+	case len(name) > maxNameLen:
+		return syscall.ENAMETOOLONG
+	case strings.ContainsRune(name, 0):
+		return syscall.EINVAL
+	}
+	return nil
+}
+
+// walk resolves path from dir, following symlinks in every component and,
+// if follow, in the last. The caller holds nsMu.
+func (f *FS) walk(dir *Inode, path string, follow bool, depth *int) (*Inode, error) {
+	if strings.HasPrefix(path, "/") {
+		dir = f.root
+	}
+	cur := dir
+	comps := split(path)
+	for i, name := range comps {
+		if !cur.IsDir() {
+			return nil, syscall.ENOTDIR
+		}
+		if len(name) > maxNameLen {
+			return nil, syscall.ENAMETOOLONG
+		}
+		if name == ".." {
+			cur = cur.parent
+			continue
+		}
+		next, ok := cur.entries[name]
+		if !ok {
+			return nil, syscall.ENOENT
+		}
+		if next.mode&syscall.S_IFMT == syscall.S_IFLNK && (follow || i < len(comps)-1) {
+			if *depth++; *depth > maxSymlinks {
+				return nil, syscall.ELOOP
+			}
+			var err error
+			if next, err = f.walk(cur, next.target, true, depth); err != nil {
+				return nil, err
+			}
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// lookupParent resolves all but the last component of path, which it
+// returns validated. The caller holds nsMu.
+func (f *FS) lookupParent(path string) (*Inode, string, error) {
+	comps := split(path)
+	if len(comps) == 0 {
+		return nil, "", syscall.EBUSY // the root itself
+	}
+	name := comps[len(comps)-1]
+	depth := 0
+	dir, err := f.walk(f.root, strings.Join(comps[:len(comps)-1], "/"), true, &depth)
+	if err != nil {
+		return nil, "", err
+	}
+	if !dir.IsDir() {
+		return nil, "", syscall.ENOTDIR
+	}
+	if name == ".." || name == "." {
+		return nil, "", syscall.EINVAL
+	}
+	if err := checkName(name); err != nil {
+		return nil, "", err
+	}
+	return dir, name, nil
+}
+
+// Lookup resolves path; follow says whether a final symlink is followed
+// (stat) or returned (lstat).
+func (f *FS) Lookup(path string, follow bool) (*Inode, error) {
+	f.nsMu.RLock()
+	defer f.nsMu.RUnlock()
+	depth := 0
+	return f.walk(f.root, path, follow, &depth)
+}
+
+// Create returns the regular file at path, creating it with perm if it
+// does not exist; with excl an existing file is EEXIST (O_CREAT|O_EXCL).
+// It reports whether it created the file.
+func (f *FS) Create(path string, perm uint32, excl bool) (*Inode, bool, error) {
+	f.nsMu.Lock()
+	defer f.nsMu.Unlock()
+	dir, name, err := f.lookupParent(path)
+	if err != nil {
+		return nil, false, err
+	}
+	if in, ok := dir.entries[name]; ok {
+		if excl {
+			return nil, false, syscall.EEXIST
+		}
+		depth := 0
+		if in, err = f.walk(dir, name, true, &depth); err != nil {
+			return nil, false, err
+		}
+		if in.IsDir() {
+			return nil, false, syscall.EISDIR
+		}
+		return in, false, nil
+	}
+	in := f.newInode(syscall.S_IFREG | perm&0o7777)
+	f.link(dir, name, in)
+	return in, true, nil
+}
+
+// link adds an entry. The caller holds nsMu.
+func (f *FS) link(dir *Inode, name string, in *Inode) {
+	dir.entries[name] = in
+	in.nlink++
+	if in.IsDir() {
+		in.parent = dir
+		in.nlink++  // its "."
+		dir.nlink++ // its ".."
+	}
+	dir.touch()
+	in.ctime.Store(time.Now().UnixNano())
+}
+
+// unlinkEntry removes an entry and returns the inode if it must be evicted
+// now (no links and no open handles). The caller holds nsMu.
+func (f *FS) unlinkEntry(dir *Inode, name string) *Inode {
+	in := dir.entries[name]
+	delete(dir.entries, name)
+	in.nlink--
+	if in.IsDir() {
+		in.nlink = 0
+		dir.nlink--
+	}
+	dir.touch()
+	in.ctime.Store(time.Now().UnixNano())
+	if in.nlink == 0 && in.opens == 0 {
+		delete(f.inodes, in.ino)
+		return in
+	}
+	return nil
+}
+
+// Mkdir creates a directory.
+func (f *FS) Mkdir(path string, perm uint32) error {
+	f.nsMu.Lock()
+	defer f.nsMu.Unlock()
+	dir, name, err := f.lookupParent(path)
+	if err != nil {
+		if err == syscall.EBUSY {
+			return syscall.EEXIST
+		}
+		return err
+	}
+	if _, ok := dir.entries[name]; ok {
+		return syscall.EEXIST
+	}
+	f.link(dir, name, f.newInode(syscall.S_IFDIR|perm&0o7777))
+	return nil
+}
+
+// Symlink creates a symbolic link at path pointing to target.
+func (f *FS) Symlink(target, path string) error {
+	if target == "" || strings.ContainsRune(target, 0) {
+		return syscall.ENOENT
+	}
+	if len(target) > 4095 {
+		return syscall.ENAMETOOLONG
+	}
+	f.nsMu.Lock()
+	defer f.nsMu.Unlock()
+	dir, name, err := f.lookupParent(path)
+	if err != nil {
+		return err
+	}
+	if _, ok := dir.entries[name]; ok {
+		return syscall.EEXIST
+	}
+	in := f.newInode(syscall.S_IFLNK | 0o777)
+	in.target = target
+	f.link(dir, name, in)
+	return nil
+}
+
+// Link makes newPath another name of the non-directory at oldPath.
+func (f *FS) Link(oldPath, newPath string) error {
+	f.nsMu.Lock()
+	defer f.nsMu.Unlock()
+	depth := 0
+	in, err := f.walk(f.root, oldPath, false, &depth)
+	if err != nil {
+		return err
+	}
+	if in.IsDir() {
+		return syscall.EPERM
+	}
+	dir, name, err := f.lookupParent(newPath)
+	if err != nil {
+		return err
+	}
+	if _, ok := dir.entries[name]; ok {
+		return syscall.EEXIST
+	}
+	f.link(dir, name, in)
+	return nil
+}
+
+// Unlink removes a non-directory name. An open file lives on until its
+// last handle closes.
+func (f *FS) Unlink(path string) error {
+	f.nsMu.Lock()
+	dir, name, err := f.lookupParent(path)
+	if err != nil {
+		f.nsMu.Unlock()
+		return err
+	}
+	in, ok := dir.entries[name]
+	switch {
+	case !ok:
+		err = syscall.ENOENT
+	case in.IsDir():
+		err = syscall.EISDIR
+	}
+	var dead *Inode
+	if err == nil {
+		dead = f.unlinkEntry(dir, name)
+	}
+	f.nsMu.Unlock()
+	if dead != nil {
+		return dead.evict()
+	}
+	return err
+}
+
+// Rmdir removes an empty directory.
+func (f *FS) Rmdir(path string) error {
+	f.nsMu.Lock()
+	defer f.nsMu.Unlock()
+	dir, name, err := f.lookupParent(path)
+	if err != nil {
+		return err
+	}
+	in, ok := dir.entries[name]
+	switch {
+	case !ok:
+		return syscall.ENOENT
+	case !in.IsDir():
+		return syscall.ENOTDIR
+	case len(in.entries) > 0:
+		return syscall.ENOTEMPTY
+	}
+	f.unlinkEntry(dir, name)
+	return nil
+}
+
+// isAncestor reports whether a is d or one of d's ancestors. The caller
+// holds nsMu.
+func (f *FS) isAncestor(a, d *Inode) bool {
+	for {
+		if d == a {
+			return true
+		}
+		if d == f.root {
+			return false
+		}
+		d = d.parent
+	}
+}
+
+// Rename renames oldPath to newPath with renameat2 flags.
+func (f *FS) Rename(oldPath, newPath string, flags uint32) error {
+	if flags&^(RenameNoReplace|RenameExchange) != 0 || flags == RenameNoReplace|RenameExchange {
+		return syscall.EINVAL
+	}
+	f.nsMu.Lock()
+	odir, oname, err := f.lookupParent(oldPath)
+	if err != nil {
+		f.nsMu.Unlock()
+		return err
+	}
+	ndir, nname, err := f.lookupParent(newPath)
+	if err != nil {
+		f.nsMu.Unlock()
+		return err
+	}
+	src, ok := odir.entries[oname]
+	if !ok {
+		f.nsMu.Unlock()
+		return syscall.ENOENT
+	}
+	dst, exists := ndir.entries[nname]
+	var dead *Inode
+	switch {
+	case flags&RenameExchange != 0:
+		err = f.exchange(odir, oname, ndir, nname, src, dst, exists)
+	case exists && flags&RenameNoReplace != 0:
+		err = syscall.EEXIST
+	case src == dst:
+		// Two names of one file: POSIX says do nothing.
+	default:
+		dead, err = f.move(odir, oname, ndir, nname, src, dst, exists)
+	}
+	f.nsMu.Unlock()
+	if dead != nil {
+		return dead.evict()
+	}
+	return err
+}
+
+func (f *FS) move(odir *Inode, oname string, ndir *Inode, nname string, src, dst *Inode, exists bool) (*Inode, error) {
+	if src.IsDir() && f.isAncestor(src, ndir) {
+		return nil, syscall.EINVAL
+	}
+	var dead *Inode
+	if exists {
+		switch {
+		case src.IsDir() && !dst.IsDir():
+			return nil, syscall.ENOTDIR
+		case !src.IsDir() && dst.IsDir():
+			return nil, syscall.EISDIR
+		case dst.IsDir() && len(dst.entries) > 0:
+			return nil, syscall.ENOTEMPTY
+		}
+		dead = f.unlinkEntry(ndir, nname)
+	}
+	delete(odir.entries, oname)
+	ndir.entries[nname] = src
+	if src.IsDir() && odir != ndir {
+		src.parent = ndir
+		odir.nlink--
+		ndir.nlink++
+	}
+	odir.touch()
+	ndir.touch()
+	src.ctime.Store(time.Now().UnixNano())
+	return dead, nil
+}
+
+func (f *FS) exchange(odir *Inode, oname string, ndir *Inode, nname string, src, dst *Inode, exists bool) error {
+	if !exists {
+		return syscall.ENOENT
+	}
+	if src == dst {
+		return nil
+	}
+	if (src.IsDir() && f.isAncestor(src, ndir)) || (dst.IsDir() && f.isAncestor(dst, odir)) {
+		return syscall.EINVAL
+	}
+	odir.entries[oname], ndir.entries[nname] = dst, src
+	if odir != ndir {
+		if src.IsDir() {
+			src.parent = ndir
+			odir.nlink--
+			ndir.nlink++
+		}
+		if dst.IsDir() {
+			dst.parent = odir
+			ndir.nlink--
+			odir.nlink++
+		}
+	}
+	odir.touch()
+	ndir.touch()
+	return nil
+}
+
+// DirEntry is one entry of a directory listing.
+type DirEntry struct {
+	Name string
+	Ino  uint64
+	Mode uint32 // type and permission bits
+}
+
+// ReadDir lists the directory at path sorted by name.
+func (f *FS) ReadDir(path string) ([]DirEntry, error) {
+	f.nsMu.RLock()
+	defer f.nsMu.RUnlock()
+	depth := 0
+	dir, err := f.walk(f.root, path, true, &depth)
+	if err != nil {
+		return nil, err
+	}
+	if !dir.IsDir() {
+		return nil, syscall.ENOTDIR
+	}
+	out := make([]DirEntry, 0, len(dir.entries))
+	for name, in := range dir.entries {
+		out = append(out, DirEntry{Name: name, Ino: in.ino, Mode: in.mode})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
