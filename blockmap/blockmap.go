@@ -52,25 +52,28 @@ type Extent struct {
 	Page  int64 // first file page index
 	Count int64 // number of pages, > 0
 	Kind  Kind
-	Block int64 // device block of Page; meaningful for Unwritten and Mapped
+	Block int64 // device block of Page for Unwritten and Mapped; -1 for holes
 }
 
 // End returns the page index just past the extent.
 func (e Extent) End() int64 { return e.Page + e.Count }
 
 // File is the block map of one file. All indexes and counts are in pages.
-// Errors are syscall.Errno values (ENOSPC, EIO, EINVAL), possibly wrapped.
+// Errors wrap syscall.Errno values: ENOSPC, EINVAL for bad arguments, EFBIG
+// past the backend's largest file, EUCLEAN for corrupt metadata, EIO after
+// Release. Ranges are not checked against the file size: that is the VFS's
+// business.
 type File interface {
 	// Lookup returns the extent containing page index, clipped to
 	// [index, index+max). A hole extends to the next mapped page (clipped).
 	// max must be > 0.
 	Lookup(index, max int64) (Extent, error)
 	// Allocate backs every hole in [index, index+n) with newly allocated
-	// Unwritten blocks, preferring blocks contiguous with the neighbours.
+	// Unwritten blocks, preferring the block after the preceding extent.
 	// On ENOSPC nothing is allocated.
 	Allocate(index, n int64) error
 	// MarkWritten converts Unwritten blocks in [index, index+n) to Mapped,
-	// after their data reached the device.
+	// after their data reached the device. Holes in the range stay holes.
 	MarkWritten(index, n int64) error
 	// Punch removes [index, index+n) from the map and frees its blocks.
 	Punch(index, n int64) error

@@ -1,0 +1,204 @@
+package extentfs
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/google/btree"
+
+	"github.com/holefs/holefs/internal/lockcheck"
+)
+
+// run is a range of device blocks [start, start+count).
+type run struct {
+	start, count int64
+}
+
+func (r run) end() int64 { return r.start + r.count }
+
+// allocReq asks for n blocks for one hole; goal is the block after the
+// hole's preceding extent, or -1 when the hole has none.
+type allocReq struct {
+	goal, n int64
+}
+
+// allocator keeps the free space of the device as maximal free runs ordered
+// by start block. Ordering by start is the only index the policy needs: the
+// lowest free block is the tree's minimum and the run holding the goal is
+// found by one descent.
+type allocator struct {
+	mu    lockcheck.Mutex    // RankAllocator; taken inside extent-map locks
+	free  *btree.BTreeG[run] // guarded by mu; non-overlapping, non-adjacent
+	nfree int64              // guarded by mu; sum of free run counts
+	total int64              // device size in blocks; immutable
+}
+
+func newAllocator(nblocks int64) *allocator {
+	a := &allocator{
+		free:  btree.NewG(32, func(x, y run) bool { return x.start < y.start }),
+		total: nblocks,
+	}
+	a.mu.Init(lockcheck.RankAllocator)
+	if nblocks > 0 {
+		a.free.ReplaceOrInsert(run{0, nblocks})
+		a.nfree = nblocks
+	}
+	return a
+}
+
+func (a *allocator) statfs() (total, free int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.total, a.nfree
+}
+
+// alloc satisfies every request or none: the total is checked against the
+// free count before anything is taken, so a failed Allocate or ZeroRange
+// leaves both the file and the free space exactly as they were. Requests are
+// served in order, each from its goal first and then lowest-first.
+func (a *allocator) alloc(reqs []allocReq) ([][]run, error) {
+	var need int64
+	for _, r := range reqs {
+		need += r.n
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if need > a.nfree {
+		return nil, fmt.Errorf("need %d blocks, %d free: %w", need, a.nfree, syscall.ENOSPC)
+	}
+	out := make([][]run, len(reqs))
+	for i, r := range reqs {
+		out[i] = a.take(r.goal, r.n)
+	}
+	return out, nil
+}
+
+// take removes n blocks from the free set; the caller checked nfree >= n.
+// Cost: O(log F) per run returned, F = number of free runs.
+func (a *allocator) take(goal, n int64) []run {
+	var got []run
+	add := func(r run) {
+		if k := len(got) - 1; k >= 0 && got[k].end() == r.start {
+			got[k].count += r.count
+			return
+		}
+		got = append(got, r)
+	}
+	if goal >= 0 && goal < a.total {
+		if f, ok := a.runAtOrBefore(goal); ok && f.end() > goal {
+			k := min(n, f.end()-goal)
+			a.carve(f, run{goal, k})
+			add(run{goal, k})
+			n -= k
+		}
+	}
+	for n > 0 {
+		f, ok := a.free.Min()
+		if !ok {
+			// Unreachable while nfree is right; stop rather than spin.
+			break
+		}
+		k := min(n, f.count)
+		a.carve(f, run{f.start, k})
+		add(run{f.start, k})
+		n -= k
+	}
+	return got
+}
+
+// carve removes r, which lies inside the free run f, from the free set.
+func (a *allocator) carve(f, r run) {
+	a.free.Delete(f)
+	if r.start > f.start {
+		a.free.ReplaceOrInsert(run{f.start, r.start - f.start})
+	}
+	if r.end() < f.end() {
+		a.free.ReplaceOrInsert(run{r.end(), f.end() - r.end()})
+	}
+	a.nfree -= r.count
+}
+
+func (a *allocator) runAtOrBefore(b int64) (run, bool) {
+	var got run
+	var ok bool
+	a.free.DescendLessOrEqual(run{start: b}, func(r run) bool {
+		got, ok = r, true
+		return false
+	})
+	return got, ok
+}
+
+// release returns runs to the free set. A block that is already free, or
+// outside the device, means a block map is corrupt (a block owned twice, or
+// a map that outlived its blocks); it is reported as EUCLEAN naming the
+// block, and only the blocks that were really in use are freed, so the free
+// set never holds a block twice and the rest of the operation can finish.
+func (a *allocator) release(runs []run) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	for _, r := range runs {
+		if r.count <= 0 {
+			continue
+		}
+		if r.start < 0 || r.end() > a.total {
+			errs = append(errs, fmt.Errorf("extentfs: free blocks [%d, %d): outside device of %d blocks: %w",
+				r.start, r.end(), a.total, syscall.EUCLEAN))
+			lo, hi := max(r.start, 0), min(r.end(), a.total)
+			if lo >= hi {
+				continue
+			}
+			r = run{lo, hi - lo}
+		}
+		if err := a.releaseRun(r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// releaseRun frees the parts of r that are in use and reports the first
+// block of r that was already free.
+func (a *allocator) releaseRun(r run) error {
+	var overlaps []run
+	if p, ok := a.runAtOrBefore(r.start); ok && p.end() > r.start {
+		overlaps = append(overlaps, p)
+	}
+	a.free.AscendRange(run{start: r.start + 1}, run{start: r.end()}, func(f run) bool {
+		overlaps = append(overlaps, f)
+		return true
+	})
+	if len(overlaps) == 0 {
+		a.insertFree(r)
+		return nil
+	}
+	first := max(overlaps[0].start, r.start)
+	pos := r.start
+	for _, f := range overlaps {
+		if f.start > pos {
+			a.insertFree(run{pos, f.start - pos})
+		}
+		pos = max(pos, f.end())
+	}
+	if pos < r.end() {
+		a.insertFree(run{pos, r.end() - pos})
+	}
+	return fmt.Errorf("extentfs: free blocks [%d, %d): block %d is already free: %w",
+		r.start, r.end(), first, syscall.EUCLEAN)
+}
+
+// insertFree adds a run known not to overlap the free set, merging it with
+// its neighbours so that the lowest-first search sees maximal runs.
+func (a *allocator) insertFree(r run) {
+	a.nfree += r.count
+	if p, ok := a.runAtOrBefore(r.start); ok && p.end() == r.start {
+		a.free.Delete(p)
+		r = run{p.start, p.count + r.count}
+	}
+	if nx, ok := a.free.Get(run{start: r.end()}); ok {
+		a.free.Delete(nx)
+		r.count += nx.count
+	}
+	a.free.ReplaceOrInsert(r)
+}

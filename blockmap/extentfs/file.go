@@ -1,0 +1,345 @@
+package extentfs
+
+import (
+	"fmt"
+	"syscall"
+
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/internal/lockcheck"
+)
+
+// File is the extent map of one extentfs file. It implements blockmap.File
+// and is safe for concurrent use: every method takes the file's extent-map
+// lock, exclusive for changes and shared for Lookup, NextData, Blocks and
+// Extents, and takes the allocator lock inside it when it allocates or frees.
+type File struct {
+	fs *FS
+	id uint64 // orders extent-map locks of different files (CheckInvariants)
+
+	mu       lockcheck.RWMutex // RankExtentMap, key id
+	tree     extentTree        // guarded by mu
+	blocks   int64             // guarded by mu; blocks owned, kept so Blocks is O(1)
+	released bool              // guarded by mu
+}
+
+var _ blockmap.File = (*File)(nil)
+
+func newFile(fs *FS, id uint64) *File {
+	f := &File{fs: fs, id: id, tree: newExtentTree()}
+	f.mu.Init(lockcheck.RankExtentMap, uintptr(id))
+	return f
+}
+
+// Lookup returns the extent containing page index, clipped to
+// [index, index+max). A hole extends to the next allocated page, clipped;
+// its Block is -1 so that a caller that wrongly does I/O to a hole gets an
+// error from the device instead of touching block 0, which belongs to some
+// file. Lookups past MaxPages are holes, not errors: reading there is
+// harmless. Cost: O(log n).
+func (f *File) Lookup(index, max int64) (blockmap.Extent, error) {
+	if err := checkSpan("lookup", index, max); err != nil {
+		return blockmap.Extent{}, err
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.released {
+		return blockmap.Extent{}, errReleased("lookup")
+	}
+	end := index + max
+	if x, ok := f.tree.containing(index); ok {
+		off := index - x.page
+		return blockmap.Extent{Page: index, Count: min(x.end(), end) - index, Kind: x.kind(), Block: x.block + off}, nil
+	}
+	holeEnd := end
+	f.tree.t.AscendGreaterOrEqual(extent{page: index}, func(x extent) bool {
+		holeEnd = min(holeEnd, x.page)
+		return false
+	})
+	return blockmap.Extent{Page: index, Count: holeEnd - index, Kind: blockmap.Hole, Block: -1}, nil
+}
+
+// Allocate backs every hole in [index, index+n) with new Unwritten blocks,
+// each hole starting at the block after its preceding extent when that block
+// is free, otherwise at the lowest free blocks. On ENOSPC nothing changes.
+// Cost: O((h+k) log n + r log F) for h holes, k extents in range, r runs
+// allocated and F free runs.
+func (f *File) Allocate(index, n int64) error {
+	const op = "allocate"
+	if err := checkRange(op, index, n); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return errReleased(op)
+	}
+	if err := f.fill(f.tree.holes(index, index+n)); err != nil {
+		return fmt.Errorf("extentfs: %s(index=%d, n=%d): %w", op, index, n, err)
+	}
+	return nil
+}
+
+// fill allocates and maps the holes, all or none.
+func (f *File) fill(hs []hole) error {
+	if len(hs) == 0 {
+		return nil
+	}
+	reqs := make([]allocReq, len(hs))
+	for i, h := range hs {
+		reqs[i] = allocReq{goal: h.goal, n: h.count}
+	}
+	runs, err := f.fs.alloc.alloc(reqs)
+	if err != nil {
+		return err
+	}
+	for i, h := range hs {
+		page := h.page
+		for _, r := range runs[i] {
+			f.tree.insert(extent{page: page, count: r.count, block: r.start, unwritten: true})
+			page += r.count
+		}
+		f.blocks += h.count
+	}
+	return nil
+}
+
+// MarkWritten converts the Unwritten extents in [index, index+n) to Mapped.
+// Holes in the range stay holes: the data written there has no block to
+// claim, and inventing one would map garbage. Cost: O((k+1) log n).
+func (f *File) MarkWritten(index, n int64) error {
+	const op = "markwritten"
+	if err := checkRange(op, index, n); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return errReleased(op)
+	}
+	e := index + n
+	anyUnwritten := false
+	f.tree.from(index, func(x extent) bool {
+		if x.page >= e {
+			return false
+		}
+		anyUnwritten = x.unwritten
+		return !anyUnwritten
+	})
+	if !anyUnwritten {
+		// Writeback re-marks written ranges; skip the split and re-merge.
+		return nil
+	}
+	for _, x := range f.tree.cut(index, e) {
+		x.unwritten = false
+		f.tree.insert(x)
+	}
+	return nil
+}
+
+// Punch removes [index, index+n) from the map and frees its blocks at once,
+// which is what makes a stale page-cache mapping of them dangerous: the next
+// allocation anywhere reuses them. Cost: O((k+1) log n + k log F).
+func (f *File) Punch(index, n int64) error {
+	const op = "punch"
+	if err := checkRange(op, index, n); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return errReleased(op)
+	}
+	if err := f.drop(f.tree.cut(index, index+n)); err != nil {
+		return fmt.Errorf("extentfs: %s(index=%d, n=%d): %w", op, index, n, err)
+	}
+	return nil
+}
+
+// drop frees the blocks of extents already removed from the tree.
+func (f *File) drop(xs []extent) error {
+	if len(xs) == 0 {
+		return nil
+	}
+	runs := make([]run, len(xs))
+	for i, x := range xs {
+		runs[i] = run{x.block, x.count}
+		f.blocks -= x.count
+	}
+	return f.fs.alloc.release(runs)
+}
+
+// ZeroRange makes [index, index+n) read as zeros while keeping it
+// allocated: Mapped extents become Unwritten and holes get new Unwritten
+// blocks. The blocks needed are allocated before the map is touched, so on
+// ENOSPC nothing changes. Cost: O((h+k+1) log n + r log F).
+func (f *File) ZeroRange(index, n int64) error {
+	const op = "zerorange"
+	if err := checkRange(op, index, n); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return errReleased(op)
+	}
+	e := index + n
+	if err := f.fill(f.tree.holes(index, e)); err != nil {
+		return fmt.Errorf("extentfs: %s(index=%d, n=%d): %w", op, index, n, err)
+	}
+	for _, x := range f.tree.cut(index, e) {
+		x.unwritten = true
+		f.tree.insert(x)
+	}
+	return nil
+}
+
+// Collapse removes [index, index+n), frees its blocks and shifts every later
+// extent n pages down. Cost: O((k+m+1) log n + k log F) for k extents
+// removed and m extents shifted; shifting is linear in the extents after
+// the range, as in ext4, because the tree is keyed by absolute page.
+func (f *File) Collapse(index, n int64) error {
+	const op = "collapse"
+	if err := checkRange(op, index, n); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return errReleased(op)
+	}
+	e := index + n
+	err := f.drop(f.tree.cut(index, e))
+	// The map change completes even if freeing reported corruption, so the
+	// file is left in the shape the caller asked for.
+	for _, x := range f.tree.cutFrom(e) {
+		x.page -= n
+		f.tree.insert(x)
+	}
+	if err != nil {
+		return fmt.Errorf("extentfs: %s(index=%d, n=%d): %w", op, index, n, err)
+	}
+	return nil
+}
+
+// Insert shifts every extent at or after index n pages up, leaving an
+// n-page hole at index; an extent straddling index is split. It fails with
+// EFBIG, changing nothing, if the last extent would end past MaxPages.
+// Cost: O((m+1) log n) for m extents shifted.
+func (f *File) Insert(index, n int64) error {
+	const op = "insert"
+	if err := checkRange(op, index, n); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return errReleased(op)
+	}
+	if last, ok := f.tree.t.Max(); ok && last.end() > index && last.end() > MaxPages-n {
+		return fmt.Errorf("extentfs: %s(index=%d, n=%d): last extent would end past the maximum file size of %d pages: %w",
+			op, index, n, MaxPages, syscall.EFBIG)
+	}
+	xs := f.tree.cutFrom(index)
+	for _, x := range xs {
+		x.page += n
+		// The shifted extents were maximal before and stay so: nothing can
+		// join them across the new hole.
+		f.tree.t.ReplaceOrInsert(x)
+	}
+	return nil
+}
+
+// Truncate removes every page at or after index and frees its blocks.
+// Cost: O((k+1) log n + k log F) for k extents removed.
+func (f *File) Truncate(index int64) error {
+	const op = "truncate"
+	if err := checkIndex(op, index); err != nil {
+		return err
+	}
+	if index > MaxPages {
+		return fmt.Errorf("extentfs: %s(index=%d): past the maximum file size of %d pages: %w", op, index, MaxPages, syscall.EFBIG)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return errReleased(op)
+	}
+	if err := f.drop(f.tree.cutFrom(index)); err != nil {
+		return fmt.Errorf("extentfs: %s(index=%d): %w", op, index, err)
+	}
+	return nil
+}
+
+// NextData returns the first page >= index in a Mapped extent, or -1.
+// Unwritten extents are skipped because they read as zeros, which is what
+// SEEK_DATA callers want treated as a hole. Cost: O(log n + u) for u
+// Unwritten extents skipped.
+func (f *File) NextData(index int64) (int64, error) {
+	const op = "nextdata"
+	if err := checkIndex(op, index); err != nil {
+		return -1, err
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.released {
+		return -1, errReleased(op)
+	}
+	next := int64(-1)
+	f.tree.from(index, func(x extent) bool {
+		if x.unwritten {
+			return true
+		}
+		next = max(x.page, index)
+		return false
+	})
+	return next, nil
+}
+
+// Blocks returns the number of blocks the file owns, Mapped and Unwritten;
+// 0 once released. Cost: O(1).
+func (f *File) Blocks() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.blocks
+}
+
+// Release frees every block of the file. The File is unusable after: every
+// later call, including another Release, fails with EIO, so a use after
+// release cannot silently map blocks that now belong to someone else.
+// Cost: O(n + n log F).
+func (f *File) Release() error {
+	const op = "release"
+	f.mu.Lock()
+	if f.released {
+		f.mu.Unlock()
+		return errReleased(op)
+	}
+	xs := f.tree.all()
+	f.tree.t.Clear(false)
+	f.released = true
+	err := f.drop(xs)
+	f.mu.Unlock()
+	// Outside the extent-map lock: filesMu is taken outermost by
+	// CheckInvariants.
+	f.fs.forget(f)
+	if err != nil {
+		return fmt.Errorf("extentfs: %s: %w", op, err)
+	}
+	return nil
+}
+
+// Extents returns a snapshot of the file's allocated extents in page order;
+// holes are the gaps between them. It is meant for tests, fsck and
+// debugging. Cost: O(n).
+func (f *File) Extents() []blockmap.Extent {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.released {
+		return nil
+	}
+	out := make([]blockmap.Extent, 0, f.tree.t.Len())
+	for _, x := range f.tree.all() {
+		out = append(out, x.public())
+	}
+	return out
+}
