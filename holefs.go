@@ -82,6 +82,10 @@ type Options struct {
 
 // Hooks are test hooks. Each runs on the goroutine of the operation.
 type Hooks struct {
+	// BeforeFill runs on every fill path after its end-of-file checks and
+	// before it creates the file pages [page, page+count) (a fault already
+	// holds its fill lock there).
+	BeforeFill func(ino uint64, page, count int64)
 	// AfterMapRead runs on every fill path (read, readahead, fadvise and
 	// madvise WILLNEED, fault) after the block lookup of the file pages
 	// [page, page+count) and before their data is read.
@@ -134,11 +138,14 @@ func Open(imagePath string, opts Options) (*FS, error) {
 		ReadaheadPages: int(opts.ReadaheadBytes / blockmap.PageSize)}
 	var vhooks *vfs.Hooks
 	if h := opts.Hooks; h != nil {
+		ph := &pagecache.Hooks{}
 		if h.AfterMapRead != nil {
-			copts.Hooks = &pagecache.Hooks{AfterMapRead: func(m *pagecache.Mapping, e blockmap.Extent) {
-				h.AfterMapRead(uint64(m.Key()), e.Page, e.Count)
-			}}
+			ph.AfterMapRead = func(m *pagecache.Mapping, e blockmap.Extent) { h.AfterMapRead(uint64(m.Key()), e.Page, e.Count) }
 		}
+		if h.BeforeFill != nil {
+			ph.BeforeFill = func(m *pagecache.Mapping, index, n int64) { h.BeforeFill(uint64(m.Key()), index, n) }
+		}
+		copts.Hooks = ph
 		vhooks = &vfs.Hooks{AfterTruncatePages: h.AfterTruncatePages}
 	}
 	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil

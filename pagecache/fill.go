@@ -31,6 +31,9 @@ func (m *Mapping) fillRange(start, n, want, mark int64, lockHeld bool) error {
 	if !m.unevictable {
 		m.c.reserve(n)
 	}
+	if h := m.c.opts.Hooks; h != nil && h.BeforeFill != nil {
+		h.BeforeFill(m, start, n)
+	}
 	if !lockHeld {
 		m.lockFill(false)
 		defer m.unlockFill(false)
