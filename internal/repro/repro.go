@@ -1,0 +1,430 @@
+// Package repro reproduces, deterministically, the race the invalidate
+// lock closes: a fill path (read, fault, readahead, fadvise or madvise
+// WILLNEED) creating a page and looking up its block while a remover
+// (punch, zero range, collapse, truncate) has truncated the page cache but
+// not yet changed the block map. Hooks stop both at the racy points and
+// release them in the order that exposes the bug: the remover finishes,
+// another file takes over the freed block and writes a secret into it, and
+// only then does the filler read "its" block.
+//
+// Under LockNone the filler caches stale or foreign data; under
+// LockInvalidate and LockRWSem it cannot get between the two halves of the
+// remover. Tests assert both; `holefs demo` prints the table.
+package repro
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/holefs/holefs/blockdev"
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/blockmap/extentfs"
+	"github.com/holefs/holefs/blockmap/memfs"
+	"github.com/holefs/holefs/pagecache"
+	"github.com/holefs/holefs/vfs"
+)
+
+// Fills are the fill paths a scenario can race.
+var Fills = []string{"read", "fault", "readahead", "fadvise", "madvise"}
+
+// Removers are the block-removing operations a scenario can race.
+var Removers = []string{"punch", "zero", "collapse", "truncate"}
+
+// Scenario is one race: a fill path against a remover on one backend.
+type Scenario struct {
+	Backend string // "extentfs" or "memfs"
+	Mode    pagecache.LockMode
+	Fill    string
+	Remove  string
+	// Writeback: after the race, dirty the victim page and write it back;
+	// the verdict is then about the neighbour file, whose block a stale
+	// page's cached mapping may still point at.
+	Writeback bool
+}
+
+func (s Scenario) String() string {
+	wb := ""
+	if s.Writeback {
+		wb = "+writeback"
+	}
+	return fmt.Sprintf("%s/%s/%s-vs-%s%s", s.Backend, s.Mode, s.Fill, s.Remove, wb)
+}
+
+// ErrUnsupported is returned for a remover the backend does not have
+// (memfs, like tmpfs, has no zero range or collapse).
+var ErrUnsupported = errors.New("repro: remover not supported by the backend")
+
+// Verdict says what the victim file showed after the race.
+type Verdict string
+
+const (
+	OK      Verdict = "ok"      // the data the file must hold
+	Stale   Verdict = "stale"   // data the remover removed
+	Foreign Verdict = "foreign" // another file's data
+	Corrupt Verdict = "corrupt" // another file's data overwritten (writeback scenario)
+)
+
+// Outcome is the result of a scenario.
+type Outcome struct {
+	Verdict Verdict
+	// Interleaved reports whether the filler got between the remover's
+	// page-cache truncation and its block-map change (it can only under
+	// LockNone).
+	Interleaved bool
+}
+
+const (
+	pages  = 4
+	victim = 1 // the page the race is about
+	pg     = blockmap.PageSize
+)
+
+// pattern returns the content of page i of the victim before the race.
+func pattern(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, pg) }
+
+var secret = bytes.Repeat([]byte{'S'}, pg)
+
+// deadline bounds every wait: past it the scenario deadlocked, which is a
+// bug in itself. It is a liveness guard, never a performance assertion.
+const deadline = 20 * time.Second
+
+type stop struct {
+	armed   atomic.Bool
+	reached chan struct{}
+	release chan struct{}
+}
+
+func newStop() *stop { return &stop{reached: make(chan struct{}), release: make(chan struct{})} }
+
+// hit runs on the stopped goroutine: the first time the stop is armed it
+// signals and waits to be released.
+func (s *stop) hit() {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.reached)
+		<-s.release
+	}
+}
+
+func (s *stop) wasReached() bool {
+	select {
+	case <-s.reached:
+		return true
+	default:
+		return false
+	}
+}
+
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitUntil polls until one condition holds and returns its index.
+func waitUntil(conds ...func() bool) (int, error) {
+	end := time.Now().Add(deadline)
+	for time.Now().Before(end) {
+		for i, c := range conds {
+			if c() {
+				return i, nil
+			}
+		}
+		runtime.Gosched()
+		time.Sleep(50 * time.Microsecond)
+	}
+	return -1, errors.New("repro: scenario deadlocked")
+}
+
+type env struct {
+	fs         *vfs.FS
+	victimIno  uint64
+	beforeFill *stop
+	afterMap   *stop
+	afterTrunc *stop
+}
+
+func newEnv(backend string, mode pagecache.LockMode) (*env, error) {
+	e := &env{beforeFill: newStop(), afterMap: newStop(), afterTrunc: newStop()}
+	var be vfs.Backend
+	switch backend {
+	case "extentfs":
+		dev := blockdev.NewMemory(256)
+		be = vfs.Backend{Store: extentfs.New(dev.NumBlocks()), Device: dev}
+	case "memfs":
+		be = vfs.Backend{Store: memfs.New(256), Memory: true}
+	default:
+		return nil, fmt.Errorf("repro: unknown backend %q", backend)
+	}
+	isVictim := func(m *pagecache.Mapping) bool { return uint64(m.Key()) == atomic.LoadUint64(&e.victimIno) }
+	hooks := &pagecache.Hooks{
+		BeforeFill: func(m *pagecache.Mapping, index, n int64) {
+			if isVictim(m) && index <= victim && victim < index+n {
+				e.beforeFill.hit()
+			}
+		},
+		AfterMapRead: func(m *pagecache.Mapping, x blockmap.Extent) {
+			if isVictim(m) && x.Page <= victim && victim < x.End() {
+				e.afterMap.hit()
+			}
+		},
+	}
+	e.fs = vfs.New(be, pagecache.Options{CacheBytes: 4 << 20, LockMode: mode, Hooks: hooks},
+		&vfs.Hooks{AfterTruncatePages: func(ino uint64, op string) {
+			if ino == atomic.LoadUint64(&e.victimIno) {
+				e.afterTrunc.hit()
+			}
+		}})
+	return e, nil
+}
+
+func (e *env) create(name string) (*vfs.File, error) {
+	in, _, err := e.fs.Create(name, 0o644, true)
+	if err != nil {
+		return nil, err
+	}
+	return e.fs.Open(in, os.O_RDWR)
+}
+
+// Run plays the scenario once.
+func Run(s Scenario) (Outcome, error) {
+	e, err := newEnv(s.Backend, s.Mode)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer e.fs.Close()
+
+	a, err := e.create("victim")
+	if err != nil {
+		return Outcome{}, err
+	}
+	for i := 0; i < pages; i++ {
+		if _, _, err := a.WriteAt(pattern(i), int64(i)*pg); err != nil {
+			return Outcome{}, err
+		}
+	}
+	if err := a.Sync(); err != nil {
+		return Outcome{}, err
+	}
+	// Drop the victim's cache so the fill path misses (memfs pages are
+	// the storage and stay).
+	if err := a.Fadvise(0, 0, unix.FADV_DONTNEED); err != nil {
+		return Outcome{}, err
+	}
+	var view *vfs.View
+	if s.Fill == "fault" || s.Fill == "madvise" {
+		if view, err = a.Mmap(0, pages*pg, false); err != nil {
+			return Outcome{}, err
+		}
+		defer view.Unmap()
+	}
+	atomic.StoreUint64(&e.victimIno, a.Inode().Ino())
+	inodeLock := a.Inode().Lock()
+	invLock := a.Inode().Mapping().InvalidateLock()
+	waiters := func() int { return inodeLock.Waiters() + invLock.Waiters() }
+
+	fill, err := fillFunc(s.Fill, a, view)
+	if err != nil {
+		return Outcome{}, err
+	}
+	remove, err := removeFunc(s.Remove, a)
+	if err != nil {
+		return Outcome{}, err
+	}
+
+	// 1. The filler starts and stops before it creates the victim page.
+	e.beforeFill.armed.Store(true)
+	e.afterMap.armed.Store(true)
+	fillDone := make(chan struct{})
+	go func() { defer close(fillDone); fill() }()
+	if _, err := waitUntil(e.beforeFill.wasReached, func() bool { return closed(fillDone) }); err != nil {
+		return Outcome{}, err
+	}
+	// 2. The remover truncates the page cache and stops before it changes
+	// the block map, unless a lock the filler holds stops it first.
+	e.afterTrunc.armed.Store(true)
+	var removeErr error
+	removeDone := make(chan struct{})
+	go func() { defer close(removeDone); removeErr = remove() }()
+	if _, err := waitUntil(e.afterTrunc.wasReached, func() bool { return waiters() > 0 },
+		func() bool { return closed(removeDone) }); err != nil {
+		return Outcome{}, err
+	}
+	if closed(removeDone) && errors.Is(removeErr, syscall.EOPNOTSUPP) {
+		close(e.beforeFill.release)
+		<-fillDone
+		return Outcome{}, ErrUnsupported
+	}
+	// 3. The filler goes on: it looks up the block and stops before reading
+	// it, or blocks on a lock the remover holds, or finishes.
+	base := waiters()
+	close(e.beforeFill.release)
+	if _, err := waitUntil(e.afterMap.wasReached, func() bool { return closed(fillDone) },
+		func() bool { return waiters() > base }); err != nil {
+		return Outcome{}, err
+	}
+	interleaved := e.afterMap.wasReached() && e.afterTrunc.wasReached() && !closed(removeDone)
+	// 4. The remover finishes (if the filler's locks let it), another file
+	// takes the freed blocks and writes a secret, then the filler reads.
+	e.afterTrunc.armed.Store(false)
+	close(e.afterTrunc.release)
+	i, err := waitUntil(func() bool { return closed(removeDone) },
+		func() bool { return e.afterMap.wasReached() && waiters() > 0 })
+	if err != nil {
+		return Outcome{}, err
+	}
+	if i == 0 {
+		if err := e.neighbour(); err != nil {
+			return Outcome{}, err
+		}
+	}
+	e.afterMap.armed.Store(false)
+	close(e.afterMap.release)
+	if _, err := waitUntil(func() bool { return closed(fillDone) && closed(removeDone) }); err != nil {
+		return Outcome{}, err
+	}
+	if removeErr != nil {
+		return Outcome{}, fmt.Errorf("%s: %w", s.Remove, removeErr)
+	}
+	if i != 0 {
+		if err := e.neighbour(); err != nil {
+			return Outcome{}, err
+		}
+	}
+	var v Verdict
+	if s.Writeback {
+		v, err = e.writebackVerdict(a)
+	} else {
+		v, err = verdict(s.Remove, a, view)
+	}
+	return Outcome{Verdict: v, Interleaved: interleaved}, err
+}
+
+// writebackVerdict dirties one byte of the victim page and writes it back,
+// then reads the neighbour's data from the device: a stale victim page
+// that kept the mapping of a freed block writes into the neighbour's block.
+func (e *env) writebackVerdict(a *vfs.File) (Verdict, error) {
+	if _, _, err := a.WriteAt([]byte{'W'}, victim*pg); err != nil {
+		return "", err
+	}
+	if err := a.Sync(); err != nil {
+		return "", err
+	}
+	in, err := e.fs.Lookup("neighbour", true)
+	if err != nil {
+		return "", err
+	}
+	b, err := e.fs.Open(in, os.O_RDONLY)
+	if err != nil {
+		return "", err
+	}
+	defer b.Close()
+	if err := b.Fadvise(0, 0, unix.FADV_DONTNEED); err != nil {
+		return "", err
+	}
+	got := make([]byte, pages*pg)
+	if _, err := b.ReadAt(got, 0); err != nil {
+		return "", err
+	}
+	if !bytes.Equal(got, bytes.Repeat(secret, pages)) {
+		return Corrupt, nil
+	}
+	return OK, nil
+}
+
+// neighbour creates a file that takes the lowest free blocks (those the
+// remover freed) and makes a secret durable in them.
+func (e *env) neighbour() error {
+	b, err := e.create("neighbour")
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for i := 0; i < pages; i++ {
+		if _, _, err := b.WriteAt(secret, int64(i)*pg); err != nil {
+			return err
+		}
+	}
+	return b.Sync()
+}
+
+func fillFunc(name string, a *vfs.File, view *vfs.View) (func(), error) {
+	buf := make([]byte, pg)
+	switch name {
+	case "read":
+		return func() { _, _ = a.ReadAt(buf, victim*pg) }, nil
+	case "fault":
+		return func() { _, _ = view.ReadAt(buf, victim*pg) }, nil
+	case "readahead":
+		return func() { _ = a.Readahead(victim*pg, pg) }, nil
+	case "fadvise":
+		return func() { _ = a.Fadvise(victim*pg, pg, unix.FADV_WILLNEED) }, nil
+	case "madvise":
+		return func() { _ = view.Madvise(victim*pg, pg, unix.MADV_WILLNEED) }, nil
+	}
+	return nil, fmt.Errorf("repro: unknown fill path %q", name)
+}
+
+func removeFunc(name string, a *vfs.File) (func() error, error) {
+	switch name {
+	case "punch":
+		return func() error {
+			return a.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, victim*pg, pg)
+		}, nil
+	case "zero":
+		return func() error { return a.Fallocate(unix.FALLOC_FL_ZERO_RANGE, victim*pg, pg) }, nil
+	case "collapse":
+		return func() error { return a.Fallocate(unix.FALLOC_FL_COLLAPSE_RANGE, victim*pg, pg) }, nil
+	case "truncate":
+		return func() error { return a.Truncate(victim * pg) }, nil
+	}
+	return nil, fmt.Errorf("repro: unknown remover %q", name)
+}
+
+// verdict reads the victim page the way a user would after both
+// operations returned, through the cache and through the view.
+func verdict(remove string, a *vfs.File, view *vfs.View) (Verdict, error) {
+	want := make([]byte, pg)
+	switch remove {
+	case "collapse":
+		want = pattern(victim + 1)
+	case "truncate":
+		// Grow the file back: the page must read as zeros.
+		if err := a.Truncate(pages * pg); err != nil {
+			return "", err
+		}
+	}
+	got := make([]byte, pg)
+	if _, err := a.ReadAt(got, victim*pg); err != nil {
+		return "", err
+	}
+	v := classify(got, want)
+	if view != nil && v == OK {
+		if _, err := view.ReadAt(got, victim*pg); err != nil {
+			return "", err
+		}
+		v = classify(got, want)
+	}
+	return v, nil
+}
+
+func classify(got, want []byte) Verdict {
+	switch {
+	case bytes.Equal(got, want):
+		return OK
+	case bytes.Contains(got, secret[:16]):
+		return Foreign
+	default:
+		return Stale
+	}
+}

@@ -1,0 +1,90 @@
+package repro
+
+import (
+	"os"
+	"testing"
+
+	"github.com/holefs/holefs/internal/lockcheck"
+	"github.com/holefs/holefs/pagecache"
+)
+
+func TestMain(m *testing.M) {
+	lockcheck.Enable()
+	os.Exit(m.Run())
+}
+
+// TestRace forces the seed's interleaving for every fill path against
+// every remover. Under LockNone the detector must see the bug (so it is
+// shown to work); under the two protected modes it must never see it.
+func TestRace(t *testing.T) {
+	for _, mode := range pagecache.LockModes {
+		for _, fill := range Fills {
+			for _, remove := range Removers {
+				s := Scenario{Backend: "extentfs", Mode: mode, Fill: fill, Remove: remove}
+				t.Run(s.String(), func(t *testing.T) {
+					out, err := Run(s)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if mode == pagecache.LockNone {
+						if !out.Interleaved || out.Verdict == OK {
+							t.Fatalf("LockNone: want the race detected, got %+v", out)
+						}
+						return
+					}
+					if out.Interleaved || out.Verdict != OK {
+						t.Fatalf("%v: the filler got between truncation and block removal: %+v", mode, out)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestRaceWriteback: a page cached during a punch keeps the mapping of
+// its freed block; once another file owns that block, writeback of the
+// page overwrites the other file. Only LockNone lets that page exist.
+func TestRaceWriteback(t *testing.T) {
+	for _, mode := range pagecache.LockModes {
+		for _, fill := range Fills {
+			s := Scenario{Backend: "extentfs", Mode: mode, Fill: fill, Remove: "punch", Writeback: true}
+			t.Run(s.String(), func(t *testing.T) {
+				out, err := Run(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]Verdict{true: Corrupt, false: OK}[mode == pagecache.LockNone]; out.Verdict != want {
+					t.Fatalf("got %+v, want verdict %s", out, want)
+				}
+			})
+		}
+	}
+}
+
+// TestRaceMemfs runs the scenarios memfs supports (punch, truncate) in the
+// protected modes: its pages are the storage, so every path must end with
+// the punched range reading as zeros.
+func TestRaceMemfs(t *testing.T) {
+	for _, mode := range []pagecache.LockMode{pagecache.LockInvalidate, pagecache.LockRWSem} {
+		for _, fill := range Fills {
+			for _, remove := range Removers {
+				s := Scenario{Backend: "memfs", Mode: mode, Fill: fill, Remove: remove}
+				t.Run(s.String(), func(t *testing.T) {
+					out, err := Run(s)
+					if remove == "zero" || remove == "collapse" {
+						if err != ErrUnsupported {
+							t.Fatalf("memfs %s: got %v, want ErrUnsupported", remove, err)
+						}
+						return
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if out.Verdict != OK {
+						t.Fatalf("got %+v", out)
+					}
+				})
+			}
+		}
+	}
+}
