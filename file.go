@@ -1,6 +1,7 @@
 package holefs
 
 import (
+	"fmt"
 	"io"
 	"io/fs"
 	"path"
@@ -20,9 +21,10 @@ const (
 
 // File is an open file or directory of an FS, like *os.File.
 type File struct {
-	fs   *FS
-	h    *vfs.File
-	name string
+	fs     *FS
+	h      *vfs.File
+	name   string
+	append bool // opened with O_APPEND
 
 	mu  sync.Mutex // the file position and the directory cursor
 	pos int64      // +checklocks:mu
@@ -43,6 +45,9 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 
 // WriteAt writes p at off. It fails on an O_APPEND file, like os.File.
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	if f.append {
+		return 0, f.err("write", fmt.Errorf("WriteAt on a file opened with O_APPEND: %w", syscall.EINVAL))
+	}
 	n, _, err := f.h.WriteAt(p, off)
 	return n, f.err("write", err)
 }
@@ -157,7 +162,7 @@ func (f *File) ReadDir(n int) ([]fs.DirEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.dir == nil {
-		ents, err := f.fs.v.ReadDir(clean(f.name))
+		ents, err := f.fs.v.ReadDirInode(in)
 		if err != nil {
 			return nil, f.err("readdir", err)
 		}
@@ -281,6 +286,6 @@ func (d *dirEntry) Name() string      { return d.name }
 func (d *dirEntry) IsDir() bool       { return d.Type().IsDir() }
 func (d *dirEntry) Type() fs.FileMode { return fileMode(d.mode).Type() }
 func (d *dirEntry) Info() (fs.FileInfo, error) {
-	return d.fs.Lstat(path.Join(d.dir, d.name))
+	return d.fs.Lstat(d.dir + "/" + d.name) // not path.Join: no lexical ".."
 }
 func (d *dirEntry) String() string { return fs.FormatDirEntry(d) }

@@ -151,9 +151,13 @@ func Open(imagePath string, opts Options) (*FS, error) {
 	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil
 }
 
-// clean turns an os-style name ("/a/b", "a//b/") into the VFS's form.
+// clean turns an os-style name ("/a/b", "a//b/") into the VFS's form: a
+// path relative to the root. It does not clean "." and ".." lexically: the
+// VFS's path walk resolves them as Linux does (".." after a symlink leads
+// to the parent of the link's target; "a/." is not a name to create or
+// remove).
 func clean(name string) string {
-	return strings.TrimPrefix(path.Clean("/"+name), "/")
+	return strings.TrimLeft(name, "/")
 }
 
 func pathErr(op, name string, err error) error {
@@ -185,7 +189,7 @@ func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (*File, error) {
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	return &File{fs: f, h: h, name: name}, nil
+	return &File{fs: f, h: h, name: name, append: flag&syscall.O_APPEND != 0}, nil
 }
 
 // Create creates or truncates the named file for reading and writing,

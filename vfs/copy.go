@@ -51,15 +51,19 @@ func (h *File) CopyRange(dst *File, srcOff, dstOff, n int64) (int64, error) {
 		return 0, syscall.EOVERFLOW
 	}
 	src, dsti := h.in, dst.in
+	lockTwo(src, dsti)
+	defer unlockTwo(src, dsti)
+	// Linux's generic_copy_file_checks: clip to the source's EOF, then to
+	// the largest file size (EFBIG only at or past it), and only then
+	// reject an overlap within one file.
+	n = min(n, max(src.mapping.Size()-srcOff, 0))
+	if dstOff >= MaxFileSize {
+		return 0, syscall.EFBIG
+	}
+	n = min(n, MaxFileSize-dstOff)
 	if src == dsti && srcOff < dstOff+n && dstOff < srcOff+n {
 		return 0, syscall.EINVAL
 	}
-	if dstOff+n > MaxFileSize {
-		return 0, syscall.EFBIG
-	}
-	lockTwo(src, dsti)
-	defer unlockTwo(src, dsti)
-	n = min(n, max(src.mapping.Size()-srcOff, 0))
 	if n == 0 {
 		return 0, nil
 	}

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"io"
+	"os"
 	"syscall"
 
 	"github.com/holefs/holefs/blockmap"
@@ -62,29 +63,53 @@ func (h *File) readDirect(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// writeDirect writes whole blocks at off. Writes past EOF take the inode
-// lock exclusive, since they change the size.
-func (h *File) writeDirect(p []byte, off int64) (int, error) {
+// writeDirect writes whole blocks at off (at EOF with O_APPEND, which must
+// then be block aligned) and returns the offset written at. Writes past EOF
+// take the inode lock exclusive, since they change the size.
+func (h *File) writeDirect(p []byte, off int64) (int, int64, error) {
+	appending := h.flags&os.O_APPEND != 0
+	if appending {
+		off = 0 // checked below, at EOF
+	}
 	if err := checkDirect(p, off); err != nil {
-		return 0, err
+		return 0, off, err
 	}
 	if len(p) == 0 {
-		return 0, nil
+		return 0, off, nil
 	}
 	in := h.in
-	end := off + int64(len(p))
-	if end > MaxFileSize {
-		return 0, syscall.EFBIG
-	}
-	in.lock.RLock()
-	extending := end > in.mapping.Size()
-	if extending {
-		in.lock.RUnlock()
+	var extending bool
+	if appending {
 		in.lock.Lock()
 		defer in.lock.Unlock()
-	} else {
-		defer in.lock.RUnlock()
+		off, extending = in.mapping.Size(), true
+		if off%pageSize != 0 {
+			return 0, off, syscall.EINVAL
+		}
 	}
+	end := off + int64(len(p))
+	if end > MaxFileSize {
+		return 0, off, syscall.EFBIG
+	}
+	if !appending {
+		in.lock.RLock()
+		extending = end > in.mapping.Size()
+		if extending {
+			in.lock.RUnlock()
+			in.lock.Lock()
+			defer in.lock.Unlock()
+		} else {
+			defer in.lock.RUnlock()
+		}
+	}
+	n, err := h.writeDirectLocked(p, off, end, extending)
+	return n, off, err
+}
+
+// writeDirectLocked is writeDirect with the inode lock held (exclusive
+// when extending).
+func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int, error) {
+	in := h.in
 	m := in.mapping
 	first, count := off/pageSize, int64(len(p))/pageSize
 	if err := m.Sync(off, int64(len(p))); err != nil {
@@ -116,7 +141,12 @@ func (h *File) writeDirect(p []byte, off int64) (int, error) {
 	// A buffered read may have cached the old data while we wrote.
 	m.InvalidateClean(first, first+count)
 	if extending {
-		m.ZeroTail(m.Size())
+		// Zero the cached tail of the old EOF page only if the write did not
+		// cover it: a covered page may already hold the new data, read back
+		// by a concurrent buffered read since the invalidation above.
+		if size := m.Size(); size < off {
+			m.ZeroTail(size)
+		}
 		m.SetSize(end)
 	}
 	in.touch()

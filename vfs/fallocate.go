@@ -16,10 +16,15 @@ const fallocModes = unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE | unix.
 // which no backend has yet, so it is EOPNOTSUPP.
 func (h *File) Fallocate(mode uint32, off, n int64) error {
 	if err := h.check(); err != nil {
-		if err == syscall.EISDIR {
-			return syscall.EISDIR
+		if err != syscall.EISDIR {
+			return err
 		}
-		return err
+		// A directory handle is read-only: Linux's argument checks, then
+		// EBADF, as fallocate(2) on a directory fd.
+		if err := h.checkFallocate(mode, off, n); err != nil {
+			return err
+		}
+		return syscall.EISDIR
 	}
 	if err := h.checkFallocate(mode, off, n); err != nil {
 		return err

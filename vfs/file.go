@@ -115,8 +115,7 @@ func (h *File) WriteAt(p []byte, off int64) (int, int64, error) {
 		return 0, off, syscall.EINVAL
 	}
 	if h.direct() {
-		n, err := h.writeDirect(p, off)
-		return n, off, err
+		return h.writeDirect(p, off)
 	}
 	in := h.in
 	in.lock.Lock()
@@ -157,6 +156,9 @@ func (h *File) WriteAt(p []byte, off int64) (int, int64, error) {
 // then free the blocks.
 func (h *File) Truncate(size int64) error {
 	if err := h.check(); err != nil {
+		if err == syscall.EISDIR {
+			return syscall.EINVAL // ftruncate(2) of a directory
+		}
 		return err
 	}
 	if !h.writable() {

@@ -21,11 +21,12 @@ const (
 )
 
 // split breaks a slash-separated path into its components, ignoring empty
-// ones and ".".
+// ones. "." stays: it must name a directory ("file/." is ENOTDIR), and as
+// a last component it is not a name (see notName).
 func split(path string) []string {
 	var out []string
 	for _, c := range strings.Split(path, "/") {
-		if c != "" && c != "." {
+		if c != "" {
 			out = append(out, c)
 		}
 	}
@@ -59,6 +60,9 @@ func (f *FS) walk(dir *Inode, path string, follow bool, depth *int) (*Inode, err
 		if len(name) > maxNameLen {
 			return nil, syscall.ENAMETOOLONG
 		}
+		if name == "." {
+			continue
+		}
 		if name == ".." {
 			cur = cur.parent
 			continue
@@ -81,12 +85,25 @@ func (f *FS) walk(dir *Inode, path string, follow bool, depth *int) (*Inode, err
 	return cur, nil
 }
 
+// notName holds an operation's errors for a path whose last component is
+// not a name it can create or remove: the root itself, "." or ".." (Linux's
+// LAST_ROOT, LAST_DOT and LAST_DOTDOT; each syscall has its own errnos).
+type notName struct{ root, dot, dotdot syscall.Errno }
+
+var (
+	nnCreate = notName{syscall.EISDIR, syscall.EISDIR, syscall.EISDIR} // open(O_CREAT), unlink
+	nnMake   = notName{syscall.EEXIST, syscall.EEXIST, syscall.EEXIST} // mkdir, symlink, link
+	nnRmdir  = notName{syscall.EBUSY, syscall.EINVAL, syscall.ENOTEMPTY}
+	nnRename = notName{syscall.EBUSY, syscall.EBUSY, syscall.EBUSY}
+)
+
 // lookupParent resolves all but the last component of path, which it
-// returns validated. The caller holds nsMu.
-func (f *FS) lookupParent(path string) (*Inode, string, error) {
+// returns validated; nn gives the errors when the last component is not a
+// name. The caller holds nsMu.
+func (f *FS) lookupParent(path string, nn notName) (*Inode, string, error) {
 	comps := split(path)
 	if len(comps) == 0 {
-		return nil, "", syscall.EBUSY // the root itself
+		return nil, "", nn.root
 	}
 	name := comps[len(comps)-1]
 	depth := 0
@@ -97,8 +114,11 @@ func (f *FS) lookupParent(path string) (*Inode, string, error) {
 	if !dir.IsDir() {
 		return nil, "", syscall.ENOTDIR
 	}
-	if name == ".." || name == "." {
-		return nil, "", syscall.EINVAL
+	switch name {
+	case ".":
+		return nil, "", nn.dot
+	case "..":
+		return nil, "", nn.dotdot
 	}
 	if err := checkName(name); err != nil {
 		return nil, "", err
@@ -121,7 +141,7 @@ func (f *FS) Lookup(path string, follow bool) (*Inode, error) {
 func (f *FS) Create(path string, perm uint32, excl bool) (*Inode, bool, error) {
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	dir, name, err := f.lookupParent(path)
+	dir, name, err := f.lookupParent(path, nnCreate)
 	if err != nil {
 		return nil, false, err
 	}
@@ -179,11 +199,8 @@ func (f *FS) unlinkEntry(dir *Inode, name string) *Inode {
 func (f *FS) Mkdir(path string, perm uint32) error {
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	dir, name, err := f.lookupParent(path)
+	dir, name, err := f.lookupParent(path, nnMake)
 	if err != nil {
-		if err == syscall.EBUSY {
-			return syscall.EEXIST
-		}
 		return err
 	}
 	if _, ok := dir.entries[name]; ok {
@@ -203,7 +220,7 @@ func (f *FS) Symlink(target, path string) error {
 	}
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	dir, name, err := f.lookupParent(path)
+	dir, name, err := f.lookupParent(path, nnMake)
 	if err != nil {
 		return err
 	}
@@ -228,7 +245,7 @@ func (f *FS) Link(oldPath, newPath string) error {
 	if in.IsDir() {
 		return syscall.EPERM
 	}
-	dir, name, err := f.lookupParent(newPath)
+	dir, name, err := f.lookupParent(newPath, nnMake)
 	if err != nil {
 		return err
 	}
@@ -243,7 +260,7 @@ func (f *FS) Link(oldPath, newPath string) error {
 // last handle closes.
 func (f *FS) Unlink(path string) error {
 	f.nsMu.Lock()
-	dir, name, err := f.lookupParent(path)
+	dir, name, err := f.lookupParent(path, nnCreate)
 	if err != nil {
 		f.nsMu.Unlock()
 		return err
@@ -270,7 +287,7 @@ func (f *FS) Unlink(path string) error {
 func (f *FS) Rmdir(path string) error {
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	dir, name, err := f.lookupParent(path)
+	dir, name, err := f.lookupParent(path, nnRmdir)
 	if err != nil {
 		return err
 	}
@@ -307,12 +324,16 @@ func (f *FS) Rename(oldPath, newPath string, flags uint32) error {
 		return syscall.EINVAL
 	}
 	f.nsMu.Lock()
-	odir, oname, err := f.lookupParent(oldPath)
+	odir, oname, err := f.lookupParent(oldPath, nnRename)
 	if err != nil {
 		f.nsMu.Unlock()
 		return err
 	}
-	ndir, nname, err := f.lookupParent(newPath)
+	nn := nnRename
+	if flags&RenameNoReplace != 0 {
+		nn = nnMake
+	}
+	ndir, nname, err := f.lookupParent(newPath, nn)
 	if err != nil {
 		f.nsMu.Unlock()
 		return err
@@ -414,6 +435,19 @@ func (f *FS) ReadDir(path string) ([]DirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	return dir.list()
+}
+
+// ReadDirInode lists the directory dir sorted by name, as getdents(2) on an
+// open directory: wherever it was renamed; empty once removed.
+func (f *FS) ReadDirInode(dir *Inode) ([]DirEntry, error) {
+	f.nsMu.RLock()
+	defer f.nsMu.RUnlock()
+	return dir.list()
+}
+
+// list returns a directory's entries sorted by name. The caller holds nsMu.
+func (dir *Inode) list() ([]DirEntry, error) {
 	if !dir.IsDir() {
 		return nil, syscall.ENOTDIR
 	}
