@@ -319,3 +319,6 @@ func (f *FS) Statfs() (bsize, total, free int64) { return f.v.Statfs() }
 
 // CacheStats returns the page cache's counters.
 func (f *FS) CacheStats() pagecache.Stats { return f.v.Cache().Stats() }
+
+// LockModes lists every lock mode, for comparisons.
+var LockModes = pagecache.LockModes

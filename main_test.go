@@ -20,7 +20,7 @@ import (
 // panics where it happens) and checks that every FS.Close stopped the
 // filesystem's background goroutines.
 func TestMain(m *testing.M) {
-	lockcheck.Enable()
+	lockcheck.EnableForTests()
 	goleak.VerifyTestMain(m)
 }
 

@@ -17,6 +17,7 @@ package lockcheck
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
@@ -220,4 +221,17 @@ func goid() uint64 {
 		panic("lockcheck: cannot parse goroutine id from " + strconv.Quote(string(buf[:n])))
 	}
 	return id
+}
+
+// EnableForTests turns checking on from a TestMain, unless the run is a
+// benchmark run (-test.bench set): checking costs a stack walk per lock
+// acquisition, which would drown what the benchmark measures.
+func EnableForTests() {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		return
+	}
+	Enable()
 }
