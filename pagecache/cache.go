@@ -328,7 +328,7 @@ func (c *Cache) kickFlusher() {
 // pages pass the background threshold and when dirty data gets old.
 func (c *Cache) flusher() {
 	defer c.wg.Done()
-	tick := time.NewTicker(c.opts.DirtyExpire / 5)
+	tick := time.NewTicker(max(c.opts.DirtyExpire/5, time.Millisecond)) // NewTicker panics on 0
 	defer tick.Stop()
 	for {
 		select {

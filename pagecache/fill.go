@@ -150,6 +150,13 @@ func (m *Mapping) getUptodate(index int64, ra *ReadaheadState, reqPages int64, f
 			var err error
 			if ra != nil && !fillLocked {
 				err = m.syncReadahead(ra, index, reqPages)
+				if err != nil && err != io.EOF {
+					// The window is read in batches, one device read each: a
+					// bad block anywhere in the batch fails every page of it.
+					// Retry the page asked for alone (below, through
+					// updatePage), so it fails only for its own error.
+					err = nil
+				}
 			} else {
 				err = m.fillRange(index, 1, index, -1, fillLocked)
 			}

@@ -65,8 +65,13 @@ func (x *pageIndex) insert(p *Page) bool {
 	}
 	for p.index >= r.span() {
 		top := new(indexNode)
-		top.slots[0] = unsafe.Pointer(r.node)
-		top.count = 1
+		// An empty old root (a fresh index growing for a high page) is not
+		// kept: remove prunes only the nodes it empties, so an empty node
+		// linked here would never be freed and the root never go nil.
+		if r.node.count > 0 {
+			top.slots[0] = unsafe.Pointer(r.node)
+			top.count = 1
+		}
 		r = &indexRoot{node: top, height: r.height + 1}
 		x.root.Store(r)
 	}

@@ -1,6 +1,7 @@
 package pagecache
 
 import (
+	"io"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -84,7 +85,14 @@ func (m *Mapping) syncReadahead(ra *ReadaheadState, index, req int64) error {
 	if extra := size - req; extra > 0 {
 		m.c.stats.ra.Add(extra)
 	}
-	return m.fillRange(start, m.clampToEOF(start, size), index, mark, false)
+	n := m.clampToEOF(start, size)
+	if n == 0 {
+		// The file shrank since the caller read its size: the page asked
+		// for is past EOF now. Filling nothing and returning nil would make
+		// getUptodate retry the miss forever.
+		return io.EOF
+	}
+	return m.fillRange(start, n, index, mark, false)
 }
 
 // clampToEOF limits a window to the pages below the end of file.

@@ -51,6 +51,13 @@ func (m *Mapping) TruncateRange(lstart, lend int64) error {
 // the old bytes back. Holes and unwritten blocks read as zeros already.
 func (m *Mapping) zeroPartial(idx int64, from, to int) error {
 	p := m.findGet(idx)
+	if p != nil && !p.Uptodate() {
+		// A failed fill left it unread. Dropping it would let the old bytes
+		// come back from storage at the next read: read it like an
+		// uncached page, below, and fail if that fails.
+		p.put()
+		p = nil
+	}
 	if p == nil {
 		e, err := m.blocks.Lookup(idx, 1)
 		if err != nil {

@@ -4,9 +4,11 @@ import "syscall"
 
 // Write copies src into the cache at byte offset off: the buffered write
 // path (Linux's generic_perform_write). The caller holds the inode lock
-// exclusive, has made sure blocks can be allocated for the range (so
-// writeback cannot fail with ENOSPC), and sets the new size afterwards. A
-// partial page inside the file is read first, under the fill lock.
+// exclusive and has made sure blocks can be allocated for the range (so
+// writeback cannot fail with ENOSPC). Write extends the size page by page,
+// as it copies; a caller's SetSize to the end of what was written is
+// harmless. A partial page inside the file is read first, under the fill
+// lock.
 func (m *Mapping) Write(src []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, syscall.EINVAL
@@ -26,6 +28,12 @@ func (m *Mapping) Write(src []byte, off int64) (int, error) {
 		p.copyIn(src[done:done+n], in)
 		p.set(pgUptodate)
 		m.markDirty(p)
+		// Extend the size before the page is unlocked (Linux's write_end):
+		// writeback started in the middle of this write (reserve, the
+		// flusher, a Sync) writes the bytes of a page past EOF as zeros.
+		if end := pos + int64(n); end > m.Size() {
+			m.SetSize(end)
+		}
 		p.unlock()
 		p.put()
 		done += n
