@@ -1,7 +1,9 @@
 package holefs_test
 
 import (
+	"bytes"
 	"io"
+	"os"
 	"syscall"
 	"testing"
 
@@ -166,4 +168,59 @@ func TestDirectIOMemfs(t *testing.T) {
 	wantErrno(t, err, syscall.EINVAL, "O_DIRECT on memfs")
 	_, err = fsys.OpenFile("g", syscall.O_RDWR|syscall.O_CREAT|syscall.O_DIRECT, 0o644)
 	wantErrno(t, err, syscall.EINVAL, "O_CREAT|O_DIRECT on memfs")
+}
+
+// TestDirectIOOverMappedPage: a direct write must not leave a view or the
+// cache showing the old bytes of a page that was mapped when it ran.
+func TestDirectIOOverMappedPage(t *testing.T) {
+	fsys := newFS(t, holefs.Options{})
+	f := create(t, fsys, "f")
+	writeAt(t, f, pattern(1, 4*pg), 0)
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.Mmap(0, 4*pg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Unmap()
+	buf := make([]byte, pg)
+	if _, err := v.ReadAt(buf, pg); err != nil { // fault page 1 in
+		t.Fatal(err)
+	}
+	d := openFile(t, fsys, "f", os.O_RDWR|syscall.O_DIRECT)
+	defer d.Close()
+	want := pattern(2, pg)
+	if _, err := d.WriteAt(want, pg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(buf, pg); err != nil || !bytes.Equal(buf, want) {
+		t.Fatalf("buffered read after a direct write over a mapped page: err %v, stale bytes %v", err, !bytes.Equal(buf, want))
+	}
+	if _, err := v.ReadAt(buf, pg); err != nil || !bytes.Equal(buf, want) {
+		t.Fatalf("view read after a direct write over its page: err %v, stale bytes %v", err, !bytes.Equal(buf, want))
+	}
+}
+
+// TestCacheStatsHits: a second read of a cached page counts as a hit, the
+// first as a miss.
+func TestCacheStatsHits(t *testing.T) {
+	fsys := newFS(t, holefs.Options{})
+	f := create(t, fsys, "f")
+	writeAt(t, f, pattern(3, pg), 0)
+	dropCache(t, f)
+	before := fsys.CacheStats()
+	buf := make([]byte, pg)
+	for i := 0; i < 3; i++ {
+		if _, err := f.ReadAt(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := fsys.CacheStats()
+	if got := after.Misses - before.Misses; got != 1 {
+		t.Errorf("misses: %d, want 1", got)
+	}
+	if got := after.Hits - before.Hits; got != 2 {
+		t.Errorf("hits: %d, want 2", got)
+	}
 }

@@ -79,7 +79,13 @@ type Cache struct {
 	dirtyMappings []*Mapping // in the order they became dirty; +checklocks:dirtyMu
 
 	stats struct {
-		hits, misses, fill, ra, asyncRA, wbPages, wbIOs, evictions, throttled, overLimit atomic.Int64
+		misses, fill, ra, asyncRA, wbPages, wbIOs, evictions, throttled, overLimit atomic.Int64
+	}
+	// hits is sharded by page index: one shared counter on the lockless
+	// hit path would bounce its cache line between every reading core.
+	hits [16]struct {
+		n atomic.Int64
+		_ [56]byte
 	}
 
 	flushKick chan struct{}
@@ -123,6 +129,15 @@ func NewCache(opts Options) *Cache {
 	return c
 }
 
+func (c *Cache) countHit(index int64) { c.hits[index&15].n.Add(1) }
+
+func (c *Cache) hitCount() (n int64) {
+	for i := range c.hits {
+		n += c.hits[i].n.Load()
+	}
+	return n
+}
+
 // LockMode returns the cache's lock mode.
 func (c *Cache) LockMode() LockMode { return c.opts.LockMode }
 
@@ -130,7 +145,7 @@ func (c *Cache) LockMode() LockMode { return c.opts.LockMode }
 func (c *Cache) Stats() Stats {
 	s := &c.stats
 	return Stats{
-		Hits: s.hits.Load(), Misses: s.misses.Load(), FillPages: s.fill.Load(),
+		Hits: c.hitCount(), Misses: s.misses.Load(), FillPages: s.fill.Load(),
 		ReadaheadPages: s.ra.Load(), AsyncReadaheads: s.asyncRA.Load(),
 		WritebackPages: s.wbPages.Load(), WritebackIOs: s.wbIOs.Load(),
 		Evictions: s.evictions.Load(), ThrottledWrites: s.throttled.Load(),

@@ -66,9 +66,9 @@ func (m *Mapping) fillRange(start, n, want, mark int64, lockHeld bool) error {
 			continue
 		}
 		batch = append(batch, p)
+		m.c.stats.fill.Add(1)
 	}
 	flush()
-	m.c.stats.fill.Add(n)
 	return wantErr
 }
 
@@ -143,10 +143,12 @@ func (m *Mapping) readBlocks(run []*Page, block int64) error {
 // for and, if still not uptodate, read again under the fill lock (Linux's
 // filemap_update_page). ra drives readahead on a miss; nil reads one page.
 func (m *Mapping) getUptodate(index int64, ra *ReadaheadState, reqPages int64, fillLocked bool) (*Page, error) {
-	for {
+	for missed := false; ; missed = true {
 		p := m.findGet(index)
 		if p == nil {
-			m.c.stats.misses.Add(1)
+			if !missed {
+				m.c.stats.misses.Add(1)
+			}
 			var err error
 			if ra != nil && !fillLocked {
 				err = m.syncReadahead(ra, index, reqPages)
@@ -166,6 +168,9 @@ func (m *Mapping) getUptodate(index int64, ra *ReadaheadState, reqPages int64, f
 			continue
 		}
 		if p.Uptodate() {
+			if !missed {
+				m.c.countHit(index)
+			}
 			return p, nil
 		}
 		p.waitUnlocked()

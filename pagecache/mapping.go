@@ -261,32 +261,48 @@ func (m *Mapping) dirtyIndexes(start, end int64, max int) []int64 {
 }
 
 // errseq records writeback errors so that each file handle learns of an
-// error once, at its next fsync (Linux's errseq_t).
-type errseq struct{ v atomic.Uint64 } // sequence<<32 | errno
+// error once, at its next fsync (Linux's errseq_t). The word holds
+// sequence<<33 | seen<<32 | errno; seen says some handle has reported the
+// latest error. A handle opened while an error is unseen still gets it, so
+// an error of writeback after the last close is not lost.
+type errseq struct{ v atomic.Uint64 }
+
+const errSeen = 1 << 32
 
 func (e *errseq) set(errno syscall.Errno) {
 	for {
 		old := e.v.Load()
-		next := (old>>32+1)<<32 | uint64(errno)
+		next := (old>>33+1)<<33 | uint64(errno)
 		if e.v.CompareAndSwap(old, next) {
 			return
 		}
 	}
 }
 
-// ErrSample returns the mapping's writeback-error cursor for a newly
-// opened file handle: errors before it are not reported to the handle.
-func (m *Mapping) ErrSample() uint64 { return m.wbErr.v.Load() >> 32 }
+// ErrSample returns the writeback-error cursor for a newly opened file
+// handle: errors already reported by some handle are behind it, an unseen
+// one is ahead of it (Linux's errseq_sample).
+func (m *Mapping) ErrSample() uint64 {
+	v := m.wbErr.v.Load()
+	if v&errSeen == 0 && v>>33 > 0 {
+		return v>>33 - 1
+	}
+	return v >> 33
+}
 
 // ErrCheck reports a writeback error that happened since *since, once: it
-// advances *since. The file handle's fsync calls it.
+// advances *since and marks the error seen (errseq_check_and_advance).
 func (m *Mapping) ErrCheck(since *uint64) error {
-	v := m.wbErr.v.Load()
-	if v>>32 == *since {
-		return nil
+	for {
+		v := m.wbErr.v.Load()
+		if v>>33 == *since {
+			return nil
+		}
+		if v&errSeen != 0 || m.wbErr.v.CompareAndSwap(v, v|errSeen) {
+			*since = v >> 33
+			return syscall.Errno(uint32(v))
+		}
 	}
-	*since = v >> 32
-	return syscall.Errno(uint32(v))
 }
 
 // NextDirty returns the index of the first dirty page in [start, end), or

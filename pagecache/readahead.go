@@ -189,8 +189,9 @@ func (m *Mapping) Fadvise(ra *ReadaheadState, off, n int64, advice int) error {
 			end = (off + n) / PageSize
 		}
 		start := (off + PageSize - 1) / PageSize
-		// Start writeback without waiting, then drop what is clean, as
-		// Linux does: dirty and mapped pages stay.
+		// Write back what is not busy (WB_SYNC_NONE; the I/O completes
+		// within this call), then drop the clean pages. Pages that were
+		// busy, and mapped pages, stay, as in Linux.
 		_ = m.writeback(start, end, false, 0)
 		m.InvalidateClean(start, end)
 		return nil

@@ -92,6 +92,13 @@ func (m *Mapping) zapRange(first, last int64) {
 	}
 }
 
+// ZapRange clears every view's entries for the pages overlapping the byte
+// range [off, off+n), so the next access faults (unmap_mapping_range).
+// Direct I/O uses it before dropping cached pages of the range it writes.
+func (m *Mapping) ZapRange(off, n int64) {
+	m.zapRange(off/PageSize, (off+n+PageSize-1)/PageSize)
+}
+
 // zapPage clears the view entries of one page. The caller holds the page
 // lock, which faults hold while they install an entry, so none can appear
 // after this for a page about to leave the mapping.
@@ -221,6 +228,7 @@ func (v *MappedView) fault(i int64) (*pte, error) {
 			if p.Uptodate() {
 				p.lock()
 				if p.Mapping() == m && p.Uptodate() && !m.beyondEOF(idx) {
+					m.c.countHit(idx)
 					p.set(pgReferenced)
 					e := v.install(i, p)
 					p.unlock()
@@ -233,7 +241,6 @@ func (v *MappedView) fault(i int64) (*pte, error) {
 			}
 			p.put()
 		}
-		m.c.stats.misses.Add(1)
 		m.lockFill(true)
 		p, err := m.getUptodate(idx, nil, 1, true)
 		if err != nil {
@@ -309,6 +316,9 @@ func (v *MappedView) mkwrite(i int64) (*pte, error) {
 func (v *MappedView) Madvise(off, n int64, advice int) error {
 	if off%PageSize != 0 || n < 0 {
 		return syscall.EINVAL
+	}
+	if n == 0 {
+		return nil // as Linux: an empty range is a no-op
 	}
 	if err := v.check(off, int(n)); err != nil {
 		return syscall.ENOMEM // Linux: range not mapped

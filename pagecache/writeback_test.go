@@ -244,8 +244,9 @@ func TestWritebackTailPastEOF(t *testing.T) {
 }
 
 // TestWritebackErrseq: a writeback error fails the Sync that saw it and is
-// reported by ErrCheck once to each cursor sampled before it, never to a
-// cursor sampled after.
+// reported by ErrCheck once to each cursor sampled before it, and to one
+// sampled after it while no cursor has reported it yet; never to a cursor
+// sampled after some cursor reported it.
 func TestWritebackErrseq(t *testing.T) {
 	e := newEnv(t, Options{}, 64)
 	e.write(t, pattern(26, 4*pg), 0)
@@ -273,13 +274,16 @@ func TestWritebackErrseq(t *testing.T) {
 		name string
 		v    *uint64
 		want error
-	}{{"a", &a, syscall.EIO}, {"b", &b, syscall.EIO}, {"c (sampled after)", &c, nil}} {
+	}{{"a", &a, syscall.EIO}, {"b", &b, syscall.EIO}, {"c (sampled after, while unseen)", &c, syscall.EIO}} {
 		if err := e.m.ErrCheck(cur.v); err != cur.want {
 			t.Fatalf("cursor %s: first ErrCheck = %v, want %v", cur.name, err, cur.want)
 		}
 		if err := e.m.ErrCheck(cur.v); err != nil {
 			t.Fatalf("cursor %s: second ErrCheck = %v, want nil (reported once)", cur.name, err)
 		}
+	}
+	if d := e.m.ErrSample(); e.m.ErrCheck(&d) != nil {
+		t.Fatal("a cursor sampled after the error was reported sees it again")
 	}
 
 	// A second error, with another errno, is seen once by every cursor,

@@ -115,6 +115,7 @@ func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int,
 	if err := m.Sync(off, int64(len(p))); err != nil {
 		return 0, errno(err)
 	}
+	m.ZapRange(first*pageSize, count*pageSize)
 	m.InvalidateClean(first, first+count)
 	if err := in.blocks.Allocate(first, count); err != nil {
 		return 0, errno(err)
@@ -139,6 +140,7 @@ func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int,
 		page = e.End()
 	}
 	// A buffered read may have cached the old data while we wrote.
+	m.ZapRange(first*pageSize, count*pageSize)
 	m.InvalidateClean(first, first+count)
 	if extending {
 		// Zero the cached tail of the old EOF page only if the write did not
