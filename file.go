@@ -127,7 +127,11 @@ func (f *File) Sync() error { return f.err("sync", f.h.Sync()) }
 
 // Stat returns the file's FileInfo.
 func (f *File) Stat() (fs.FileInfo, error) {
-	return newFileInfo(path.Base(clean(f.name)), f.h.Inode().Stat()), nil
+	a, err := f.h.Stat()
+	if err != nil {
+		return nil, f.err("stat", err)
+	}
+	return newFileInfo(path.Base(clean(f.name)), a), nil
 }
 
 // Close closes the file.

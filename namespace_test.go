@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -867,4 +868,26 @@ func TestDotNames(t *testing.T) {
 		_, err := fsys.Stat(p)
 		wantErrno(t, err, syscall.ENOTDIR, "Stat "+p)
 	}
+}
+
+// TestTrailingSlashAndClosedStat: "f/" names a directory or nothing (ENOTDIR
+// for a file, EISDIR when creating), and Stat of a closed file is EBADF.
+func TestTrailingSlashAndClosedStat(t *testing.T) {
+	fsys := newFS(t, holefs.Options{})
+	f := create(t, fsys, "f")
+	if err := fsys.Mkdir("d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := fsys.Stat("f/")
+	wantErrno(t, err, syscall.ENOTDIR, "Stat(f/)")
+	if _, err := fsys.Stat("d/"); err != nil {
+		t.Fatalf("Stat(d/) = %v", err)
+	}
+	_, err = fsys.OpenFile("g/", os.O_RDWR|os.O_CREATE, 0o644)
+	wantErrno(t, err, syscall.EISDIR, "OpenFile(g/, O_CREATE)")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Stat()
+	wantErrno(t, err, syscall.EBADF, "Stat of a closed file")
 }

@@ -56,6 +56,17 @@ func (f *FS) Open(in *Inode, flags int) (*File, error) {
 	return h, nil
 }
 
+// Stat returns the open file's attributes; EBADF once the handle is closed.
+func (h *File) Stat() (Attr, error) {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return Attr{}, syscall.EBADF
+	}
+	return h.in.Stat(), nil
+}
+
 // Inode returns the handle's inode.
 func (h *File) Inode() *Inode { return h.in }
 

@@ -53,6 +53,9 @@ func (f *FS) walk(dir *Inode, path string, follow bool, depth *int) (*Inode, err
 	}
 	cur := dir
 	comps := split(path)
+	// A trailing slash asks for a directory, and follows a final symlink.
+	slash := len(comps) > 0 && strings.HasSuffix(path, "/")
+	follow = follow || slash
 	for i, name := range comps {
 		if !cur.IsDir() {
 			return nil, syscall.ENOTDIR
@@ -81,6 +84,9 @@ func (f *FS) walk(dir *Inode, path string, follow bool, depth *int) (*Inode, err
 			}
 		}
 		cur = next
+	}
+	if slash && !cur.IsDir() {
+		return nil, syscall.ENOTDIR
 	}
 	return cur, nil
 }
@@ -139,6 +145,9 @@ func (f *FS) Lookup(path string, follow bool) (*Inode, error) {
 // does not exist; with excl an existing file is EEXIST (O_CREAT|O_EXCL).
 // It reports whether it created the file.
 func (f *FS) Create(path string, perm uint32, excl bool) (*Inode, bool, error) {
+	if strings.HasSuffix(path, "/") {
+		return nil, false, syscall.EISDIR // open("f/", O_CREAT), as Linux
+	}
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
 	dir, name, err := f.lookupParent(path, nnCreate)
