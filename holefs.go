@@ -308,6 +308,27 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 	return io.ReadAll(file)
 }
 
+// Chmod changes the permission bits of the named file, following symlinks.
+func (f *FS) Chmod(name string, mode fs.FileMode) error {
+	in, err := f.v.Lookup(clean(name), true)
+	if err != nil {
+		return pathErr("chmod", name, err)
+	}
+	in.Chmod(uint32(mode.Perm()))
+	return nil
+}
+
+// Chtimes sets the modification time of the named file. holefs keeps no
+// access time (it behaves as if mounted noatime), so atime is ignored.
+func (f *FS) Chtimes(name string, atime, mtime time.Time) error {
+	in, err := f.v.Lookup(clean(name), true)
+	if err != nil {
+		return pathErr("chtimes", name, err)
+	}
+	in.Chtimes(mtime)
+	return nil
+}
+
 // Sync writes back every dirty page and flushes the device.
 func (f *FS) Sync() error { return pathErr("sync", f.name, f.v.Sync()) }
 

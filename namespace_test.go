@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/holefs/holefs"
 )
@@ -890,4 +891,24 @@ func TestTrailingSlashAndClosedStat(t *testing.T) {
 	}
 	_, err = f.Stat()
 	wantErrno(t, err, syscall.EBADF, "Stat of a closed file")
+}
+
+func TestChmodChtimes(t *testing.T) {
+	fsys := newFS(t, holefs.Options{})
+	create(t, fsys, "f").Close()
+	if err := fsys.Chmod("f", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2021, 6, 7, 16, 52, 10, 0, time.UTC)
+	if err := fsys.Chtimes("f", time.Time{}, mtime); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := fsys.Stat("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o600 || !fi.ModTime().Equal(mtime) {
+		t.Fatalf("mode %v mtime %v, want -rw------- %v", fi.Mode(), fi.ModTime(), mtime)
+	}
+	wantErrno(t, fsys.Chmod("missing", 0o600), syscall.ENOENT, "Chmod(missing)")
 }

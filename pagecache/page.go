@@ -157,18 +157,9 @@ func (p *Page) tryLock() bool {
 // unlock releases the page lock and wakes its sleepers.
 func (p *Page) unlock() {
 	lockcheck.Release(lockcheck.RankPage, p.lockKey())
-	p.unlockNoCheck()
-}
-
-// unlockNoCheck releases a page lock taken by another goroutine (an async
-// read completing) whose checker record was handed off.
-func (p *Page) unlockNoCheck() {
 	p.clear(pgLocked)
 	p.wake()
 }
-
-// locked reports whether the page lock is held (by anyone).
-func (p *Page) locked() bool { return p.has(pgLocked) }
 
 // waitUnlocked sleeps until the page lock is free, without taking it.
 func (p *Page) waitUnlocked() { p.waitWhile(pgLocked) }

@@ -32,7 +32,7 @@ func TestPageLockContention(t *testing.T) {
 	}
 	p.unlock()
 	within(t, "the woken locker", func() { <-got })
-	eventually(t, "the page to be unlocked", func() bool { return !p.locked() })
+	eventually(t, "the page to be unlocked", func() bool { return !p.has(pgLocked) })
 	if !p.tryLock() {
 		t.Fatal("tryLock failed on a free page")
 	}
@@ -150,7 +150,7 @@ func TestPageWaitUnlockedDoesNotTakeLock(t *testing.T) {
 	waitSleeper(t, p, "a waitUnlocked sleeper")
 	p.unlock()
 	within(t, "waitUnlocked", func() { <-done })
-	if p.locked() {
+	if p.has(pgLocked) {
 		t.Fatal("waitUnlocked left the page locked")
 	}
 }

@@ -161,8 +161,8 @@ func TestReadEIO(t *testing.T) {
 			if p == nil {
 				t.Fatal("failed page not in the cache (it should stay, not uptodate, for a retry)")
 			}
-			if p.Uptodate() || !p.has(pgError) || p.locked() {
-				t.Fatalf("failed page: uptodate %v, error %v, locked %v; want false, true, false", p.Uptodate(), p.has(pgError), p.locked())
+			if p.Uptodate() || !p.has(pgError) || p.has(pgLocked) {
+				t.Fatalf("failed page: uptodate %v, error %v, locked %v; want false, true, false", p.Uptodate(), p.has(pgError), p.has(pgLocked))
 			}
 			// Still failing: a retry reads the device again and fails again.
 			if _, err := e.m.Read(buf, 2*pg, ra); !errors.Is(err, syscall.EIO) {

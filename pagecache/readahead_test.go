@@ -48,7 +48,7 @@ func (e *env) quiesce(t *testing.T, ra *ReadaheadState) {
 	eventually(t, "the readahead window to be read", func() bool {
 		for i := int64(0); i < end; i++ {
 			p := e.m.index.lookup(i)
-			if p == nil || !p.Uptodate() || p.locked() {
+			if p == nil || !p.Uptodate() || p.has(pgLocked) {
 				return false
 			}
 		}

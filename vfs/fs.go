@@ -65,9 +65,6 @@ func (f *FS) Cache() *pagecache.Cache { return f.cache }
 // Root returns the root directory.
 func (f *FS) Root() *Inode { return f.root }
 
-// Backend returns the filesystem's storage.
-func (f *FS) Backend() Backend { return f.backend }
-
 // newInode makes an inode with the given mode (type and permission bits).
 // The caller holds nsMu.
 func (f *FS) newInode(mode uint32) *Inode {

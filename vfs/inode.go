@@ -47,8 +47,6 @@ func (in *Inode) Lock() *lockcheck.RWMutex { return &in.lock }
 // IsDir reports whether the inode is a directory.
 func (in *Inode) IsDir() bool { return in.mode&syscall.S_IFMT == syscall.S_IFDIR }
 
-func (in *Inode) isReg() bool { return in.mode&syscall.S_IFMT == syscall.S_IFREG }
-
 func (in *Inode) touch() {
 	now := time.Now().UnixNano()
 	in.mtime.Store(now)

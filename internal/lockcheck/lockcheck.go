@@ -83,9 +83,6 @@ type held struct {
 var (
 	mu    sync.Mutex
 	holds = map[uint64][]held{} // goroutine id -> locks held, in acquisition order; guarded by mu
-	// handedOff counts the locks given up with Handoff and not yet
-	// released, by any goroutine; guarded by mu.
-	handedOff = map[held]int{}
 )
 
 // Acquire records that the calling goroutine is about to take the lock
@@ -124,9 +121,9 @@ func TryAcquired(rank Rank, key uintptr) {
 }
 
 // Release records that the calling goroutine dropped the lock (rank, key).
-// Releasing a lock the goroutine does not hold panics, unless the lock was
-// handed off (see Handoff): it means a lock is released by another goroutine
-// than the one that took it, which the checker (and LOCKING.md) forbids.
+// Releasing a lock the goroutine does not hold panics: it means a lock is
+// released by another goroutine than the one that took it, which the
+// checker (and LOCKING.md) forbids.
 func Release(rank Rank, key uintptr) {
 	if !enabled.Load() {
 		return
@@ -146,41 +143,7 @@ func Release(rank Rank, key uintptr) {
 			return
 		}
 	}
-	if n := handedOff[held{rank, key}]; n > 0 {
-		if n == 1 {
-			delete(handedOff, held{rank, key})
-		} else {
-			handedOff[held{rank, key}] = n - 1
-		}
-		return
-	}
 	panic(fmt.Sprintf("lockcheck: releasing %v lock %#x that this goroutine does not hold", rank, key))
-}
-
-// Handoff forgets a lock held by the calling goroutine without releasing
-// it, for locks whose release happens on another goroutine by design (a page
-// locked for a read that completes asynchronously). The checker then no
-// longer orders later acquisitions of this goroutine after it, and the
-// lock's next Release, by any goroutine, is accepted. Handing off a lock the
-// goroutine does not hold does nothing.
-func Handoff(rank Rank, key uintptr) {
-	if !enabled.Load() {
-		return
-	}
-	g := goid()
-	mu.Lock()
-	defer mu.Unlock()
-	hs := holds[g]
-	for i := len(hs) - 1; i >= 0; i-- {
-		if hs[i] == (held{rank, key}) {
-			holds[g] = append(hs[:i], hs[i+1:]...)
-			if len(holds[g]) == 0 {
-				delete(holds, g)
-			}
-			handedOff[held{rank, key}]++
-			return
-		}
-	}
 }
 
 // Held reports the number of checked locks the calling goroutine holds.

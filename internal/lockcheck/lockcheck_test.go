@@ -16,13 +16,13 @@ func TestMain(m *testing.M) {
 	Enable()
 	code := m.Run()
 	if code == 0 {
-		// Every test must release (or hand off and release) what it took,
-		// including after the panics it provokes.
+		// Every test must release what it took, including after the
+		// panics it provokes.
 		mu.Lock()
-		nholds, nhanded := len(holds), len(handedOff)
+		nholds := len(holds)
 		mu.Unlock()
-		if nholds != 0 || nhanded != 0 {
-			fmt.Fprintf(os.Stderr, "lockcheck: tests left %d goroutines holding locks and %d handed-off locks\n", nholds, nhanded)
+		if nholds != 0 {
+			fmt.Fprintf(os.Stderr, "lockcheck: tests left %d goroutines holding locks\n", nholds)
 			code = 1
 		}
 		if err := goleak.Find(); err != nil {
@@ -470,75 +470,6 @@ func TestMutexWaiters(t *testing.T) {
 	}
 }
 
-// (f) Handoff forgets a lock: the goroutine may then take locks of lower
-// rank, and another goroutine may release it.
-func TestHandoff(t *testing.T) {
-	page := newMutex(RankPage)
-	page.Lock()
-	if n := Held(); n != 1 {
-		t.Fatalf("Held() = %d, want 1", n)
-	}
-	Handoff(RankPage, page.key())
-	if n := Held(); n != 0 {
-		t.Errorf("Held() after Handoff = %d, want 0", n)
-	}
-	// Not ordered after the page lock any more.
-	inode := newMutex(RankInode)
-	inode.Lock()
-	inode.Unlock()
-
-	// The read completes on another goroutine, which unlocks the page.
-	done := make(chan any)
-	go func() {
-		defer func() { done <- recover() }()
-		page.Unlock()
-	}()
-	if r := <-done; r != nil {
-		t.Fatalf("releasing a handed-off lock on another goroutine panicked: %v", r)
-	}
-	// That release used up the handoff.
-	panicMessage(t, func() { Release(RankPage, page.key()) })
-
-	t.Run("only the named lock is forgotten", func(t *testing.T) {
-		Acquire(RankInode, 1)
-		Acquire(RankPage, 1)
-		Acquire(RankPage, 2)
-		Handoff(RankPage, 1)
-		if n := Held(); n != 2 {
-			t.Errorf("Held() = %d, want 2", n)
-		}
-		// Page 2 is still held, so page 1 cannot be retaken.
-		panicMessage(t, func() { Acquire(RankPage, 1) })
-		Release(RankPage, 2)
-		Release(RankInode, 1)
-		Release(RankPage, 1) // the handed-off one, released here after all
-	})
-	t.Run("shared hold", func(t *testing.T) {
-		m := new(RWMutex)
-		m.Init(RankView, 0)
-		m.RLock()
-		Handoff(RankView, m.orderKey())
-		done := make(chan any)
-		go func() {
-			defer func() { done <- recover() }()
-			m.RUnlock()
-		}()
-		if r := <-done; r != nil {
-			t.Fatalf("RUnlock of a handed-off read hold panicked: %v", r)
-		}
-		if m.Held() {
-			t.Error("lock still held")
-		}
-	})
-	t.Run("lock not held", func(t *testing.T) {
-		Handoff(RankCache, 99) // does nothing
-		if n := Held(); n != 0 {
-			t.Errorf("Held() = %d", n)
-		}
-		panicMessage(t, func() { Release(RankCache, 99) })
-	})
-}
-
 // (g) Mutex and RWMutex under concurrent use: run with -race. Each
 // goroutine's held list is its own.
 func TestConcurrentUse(t *testing.T) {
@@ -664,7 +595,6 @@ func TestDisabled(t *testing.T) {
 	page.Unlock()
 	cache.Unlock()
 	Release(RankPage, 1) // not held: no panic
-	Handoff(RankPage, 1)
 	Enable()
 	if !Enabled() {
 		t.Error("Enabled() false after Enable")
