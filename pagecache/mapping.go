@@ -305,13 +305,22 @@ func (m *Mapping) ErrCheck(since *uint64) error {
 	}
 }
 
-// NextDirty returns the index of the first dirty page in [start, end), or
-// -1 if there is none.
-func (m *Mapping) NextDirty(start, end int64) int64 {
+// NextUnwritten returns the index of the first page in [start, end) whose
+// data has not reached storage yet (dirty, or under writeback), or -1 if
+// there is none. SEEK_DATA counts such pages as data.
+func (m *Mapping) NextUnwritten(start, end int64) int64 {
+	first := int64(-1)
 	if i := m.dirtyIndexes(start, end, 1); len(i) > 0 {
-		return i[0]
+		first, end = i[0], i[0]
 	}
-	return -1
+	m.index.walk(start, end, func(p *Page) bool {
+		if p.has(pgWriteback) {
+			first = p.index
+			return false
+		}
+		return true
+	})
+	return first
 }
 
 // Key returns the key the mapping was created with (the inode number).

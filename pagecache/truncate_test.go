@@ -159,8 +159,8 @@ func TestTruncateRangeCancelsDirty(t *testing.T) {
 	if e.m.NrDirty() != 4 || e.c.Stats().DirtyPages != 4 {
 		t.Fatalf("after truncating 6 of 10 dirty pages: NrDirty %d, cache DirtyPages %d; want 4", e.m.NrDirty(), e.c.Stats().DirtyPages)
 	}
-	if got := e.m.NextDirty(2, 8); got != -1 {
-		t.Fatalf("NextDirty in the truncated range = %d", got)
+	if got := e.m.NextUnwritten(2, 8); got != -1 {
+		t.Fatalf("NextUnwritten in the truncated range = %d", got)
 	}
 	if err := e.m.Sync(0, 0); err != nil {
 		t.Fatal(err)

@@ -135,8 +135,8 @@ func TestWritebackUnwrittenToMapped(t *testing.T) {
 func TestSyncRange(t *testing.T) {
 	e := newEnv(t, Options{}, 64)
 	e.write(t, pattern(21, 10*pg), 0)
-	if got := e.m.NextDirty(0, 100); got != 0 {
-		t.Fatalf("NextDirty = %d, want 0", got)
+	if got := e.m.NextUnwritten(0, 100); got != 0 {
+		t.Fatalf("NextUnwritten = %d, want 0", got)
 	}
 	// Bytes [2*pg+1, 5*pg-1) touch pages 2, 3 and 4.
 	if err := e.m.Sync(2*pg+1, 3*pg-2); err != nil {
@@ -151,13 +151,13 @@ func TestSyncRange(t *testing.T) {
 	if e.m.NrDirty() != 7 {
 		t.Fatalf("NrDirty = %d, want 7", e.m.NrDirty())
 	}
-	if got := e.m.NextDirty(2, 100); got != 5 {
-		t.Fatalf("NextDirty(2) = %d, want 5", got)
+	if got := e.m.NextUnwritten(2, 100); got != 5 {
+		t.Fatalf("NextUnwritten(2) = %d, want 5", got)
 	}
 	if err := e.m.StartWriteback(0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if e.m.NrDirty() != 0 || e.m.NextDirty(0, maxPageIdx+1) != -1 {
+	if e.m.NrDirty() != 0 || e.m.NextUnwritten(0, maxPageIdx+1) != -1 {
 		t.Fatalf("after StartWriteback of everything: NrDirty %d", e.m.NrDirty())
 	}
 }

@@ -13,9 +13,9 @@ const (
 )
 
 // SeekDataHole implements SEEK_DATA and SEEK_HOLE. Data is what the block
-// map says is written (or the memory backend holds) plus dirty cached
-// pages not yet written back; unwritten extents are holes, as in ext4.
-// An offset at or past EOF is ENXIO.
+// map says is written (or the memory backend holds) plus cached pages whose
+// data has not reached it yet: dirty, or under writeback. Unwritten extents
+// are otherwise holes, as in ext4. An offset at or past EOF is ENXIO.
 func (h *File) SeekDataHole(off int64, whence int) (int64, error) {
 	if err := h.check(); err != nil {
 		return 0, err
@@ -27,20 +27,21 @@ func (h *File) SeekDataHole(off int64, whence int) (int64, error) {
 	if off < 0 || off >= size {
 		return 0, syscall.ENXIO
 	}
-	for page := off / pageSize; page*pageSize < size; {
-		e, err := in.blocks.Lookup(page, (size+pageSize-1)/pageSize-page)
+	last := (size + pageSize - 1) / pageSize
+	for page := off / pageSize; page < last; {
+		// Look at the cache before the block map: a page whose writeback
+		// completes in between is then Mapped in the map, never missed.
+		busy := in.mapping.NextUnwritten(page, last)
+		e, err := in.blocks.Lookup(page, last-page)
 		if err != nil {
 			return 0, errno(err)
 		}
 		data := e.Kind == blockmap.Mapped || e.Kind == blockmap.Memory
 		run := e.Count
-		if !data {
-			// Dirty pages over a hole or unwritten blocks are data too.
-			if d := in.mapping.NextDirty(page, e.End()); d == page {
-				data, run = true, 1
-			} else if d >= 0 {
-				run = d - page
-			}
+		if !data && busy == page {
+			data, run = true, 1
+		} else if !data && busy >= 0 && busy < e.End() {
+			run = busy - page
 		}
 		if data == (whence == SeekData) {
 			return max(page*pageSize, off), nil

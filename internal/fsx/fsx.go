@@ -1,0 +1,527 @@
+// Package fsx is a shadow-model random tester in the style of fsx: one
+// goroutine applies random operations to a file through the holefs library
+// and to a plain byte slice, and compares the two after each operation. It
+// covers every data path of a file: buffered and direct I/O, mapped views,
+// every fallocate mode, truncate, SEEK_DATA/SEEK_HOLE, copy_file_range,
+// close and reopen, fsync and cache drops. On a mismatch it returns the log
+// of operations that led there, replayable from the seed.
+package fsx
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/holefs/holefs"
+)
+
+const pg = 4096
+
+var errEOF = io.EOF
+
+// Config is one run.
+type Config struct {
+	Backend  string
+	Mode     holefs.LockMode
+	Seed     uint64
+	Ops      int
+	MaxSize  int64 // largest file offset used; default 256 KiB
+	CacheMiB int64 // page cache size; default 1 MiB, small so pages are evicted and re-read
+	// ReadaheadBytes is the largest readahead window (default 128 KiB).
+	// One page disables async readahead, the one fill path that runs on
+	// its own goroutine: under LockNone it races this tester's removers,
+	// as it would any program's.
+	ReadaheadBytes int64
+}
+
+// Failure is a mismatch between the file and the model.
+type Failure struct {
+	Op     int
+	Detail string
+	Log    []string // the operations before the mismatch, oldest first
+	Seed   uint64
+}
+
+func (f *Failure) Error() string {
+	tail := f.Log
+	if len(tail) > 30 {
+		tail = tail[len(tail)-30:]
+	}
+	return fmt.Sprintf("fsx: op %d (seed %d): %s\nlast operations:\n  %s", f.Op, f.Seed, f.Detail, strings.Join(tail, "\n  "))
+}
+
+type tester struct {
+	cfg     Config
+	r       *rand.Rand
+	fs      *holefs.FS
+	f       *holefs.File
+	other   *holefs.File // copy source
+	model   []byte       // the file's bytes; len(model) is its size
+	src     []byte       // the copy source's bytes
+	view    *holefs.MappedView
+	viewOff int64 // file offset of the view
+	log     []string
+	op      int
+	memfs   bool
+}
+
+// Run applies cfg.Ops random operations and returns the first mismatch as
+// a *Failure, or another error if the run could not proceed.
+func Run(cfg Config) error {
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = 256 << 10
+	}
+	if cfg.CacheMiB == 0 {
+		cfg.CacheMiB = 1
+	}
+	fsys, err := holefs.Open("", holefs.Options{Backend: cfg.Backend, LockMode: cfg.Mode,
+		CacheBytes: cfg.CacheMiB << 20, SizeBytes: 64 << 20, ReadaheadBytes: cfg.ReadaheadBytes})
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+	t := &tester{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, 0x5f5)), fs: fsys, memfs: cfg.Backend == holefs.BackendMemory}
+	if t.f, err = fsys.Create("fsx"); err != nil {
+		return err
+	}
+	if t.other, err = fsys.Create("src"); err != nil {
+		return err
+	}
+	t.src = t.random(int(cfg.MaxSize / 2))
+	if _, err := t.other.WriteAt(t.src, 0); err != nil {
+		return err
+	}
+	ops := []struct {
+		weight int
+		fn     func() error
+	}{
+		{20, t.write}, {20, t.read}, {6, t.mapRead}, {6, t.mapWrite}, {6, t.truncate},
+		{6, t.punch}, {5, t.zero}, {4, t.collapse}, {4, t.insert}, {4, t.allocate},
+		{4, t.seek}, {4, t.copyRange}, {3, t.direct}, {3, t.reopen}, {3, t.sync},
+		{3, t.dropCache}, {2, t.remap},
+	}
+	total := 0
+	for _, o := range ops {
+		total += o.weight
+	}
+	for t.op = 0; t.op < cfg.Ops; t.op++ {
+		pick := t.r.IntN(total)
+		for _, o := range ops {
+			if pick -= o.weight; pick < 0 {
+				if err := o.fn(); err != nil {
+					return err
+				}
+				break
+			}
+		}
+		if t.op%64 == 63 {
+			if err := t.compareAll("periodic check"); err != nil {
+				return err
+			}
+		}
+	}
+	if t.view != nil {
+		_ = t.view.Unmap()
+	}
+	return t.compareAll("final check")
+}
+
+func (t *tester) logf(format string, args ...any) {
+	t.log = append(t.log, fmt.Sprintf("%5d ", t.op)+fmt.Sprintf(format, args...))
+}
+
+func (t *tester) fail(format string, args ...any) error {
+	return &Failure{Op: t.op, Detail: fmt.Sprintf(format, args...), Log: t.log, Seed: t.cfg.Seed}
+}
+
+func (t *tester) random(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(t.r.IntN(255) + 1) // never 0: written data must not look like a hole
+	}
+	return b
+}
+
+// span returns a random offset and length inside [0, MaxSize).
+func (t *tester) span(maxLen int64) (int64, int64) {
+	off := t.r.Int64N(t.cfg.MaxSize)
+	n := 1 + t.r.Int64N(min(maxLen, t.cfg.MaxSize-off))
+	return off, n
+}
+
+// aligned rounds a span to pages, as collapse and insert need.
+func aligned(off, n int64) (int64, int64) {
+	off = off / pg * pg
+	n = max((n+pg-1)/pg*pg, pg)
+	return off, n
+}
+
+func (t *tester) size() int64 { return int64(len(t.model)) }
+
+func (t *tester) setSize(n int64) {
+	if n <= t.size() {
+		t.model = t.model[:n]
+		return
+	}
+	t.model = append(t.model, make([]byte, n-t.size())...)
+}
+
+func (t *tester) write() error {
+	off, n := t.span(64 << 10)
+	data := t.random(int(n))
+	t.logf("write %d+%d", off, n)
+	if got, err := t.f.WriteAt(data, off); err != nil || int64(got) != n {
+		return t.fail("write %d+%d: n=%d err=%v", off, n, got, err)
+	}
+	if off+n > t.size() {
+		t.setSize(off + n)
+	}
+	copy(t.model[off:], data)
+	return nil
+}
+
+func (t *tester) read() error {
+	off, n := t.span(64 << 10)
+	t.logf("read %d+%d", off, n)
+	return t.check(off, n, "read")
+}
+
+// check reads [off, off+n) through the buffered path and compares.
+func (t *tester) check(off, n int64, what string) error {
+	got := make([]byte, n)
+	k, err := t.f.ReadAt(got, off)
+	want := t.model[min(off, t.size()):min(off+n, t.size())]
+	if err != nil && !(errors.Is(err, errEOF) && int64(k) == int64(len(want))) {
+		return t.fail("%s %d+%d: n=%d err=%v (size %d)", what, off, n, k, err, t.size())
+	}
+	if int64(k) != int64(len(want)) || !bytes.Equal(got[:k], want) {
+		return t.fail("%s %d+%d: %s", what, off, n, diff(got[:k], want, off))
+	}
+	return nil
+}
+
+func (t *tester) compareAll(what string) error {
+	if fi, err := t.f.Stat(); err != nil || fi.Size() != t.size() {
+		return t.fail("%s: stat size %v (err %v), model %d", what, sizeOf(fi), err, t.size())
+	}
+	return t.check(0, t.cfg.MaxSize*2, what)
+}
+
+func (t *tester) truncate() error {
+	n := t.r.Int64N(t.cfg.MaxSize)
+	t.logf("truncate %d", n)
+	t.unmapIfPast(n)
+	if err := t.f.Truncate(n); err != nil {
+		return t.fail("truncate %d: %v", n, err)
+	}
+	t.setSize(n)
+	return nil
+}
+
+func (t *tester) punch() error {
+	off, n := t.span(48 << 10)
+	t.logf("punch %d+%d", off, n)
+	if err := t.f.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n); err != nil {
+		return t.fail("punch %d+%d: %v", off, n, err)
+	}
+	if off < t.size() {
+		clear(t.model[off:min(off+n, t.size())])
+	}
+	return nil
+}
+
+func (t *tester) zero() error {
+	off, n := t.span(48 << 10)
+	keep := t.r.IntN(2) == 0
+	mode := uint32(unix.FALLOC_FL_ZERO_RANGE)
+	if keep {
+		mode |= unix.FALLOC_FL_KEEP_SIZE
+	}
+	t.logf("zero %d+%d keep=%v", off, n, keep)
+	err := t.f.Fallocate(mode, off, n)
+	if t.memfs {
+		return t.wantErrno(err, syscall.EOPNOTSUPP, "zero on memfs")
+	}
+	if err != nil {
+		return t.fail("zero %d+%d: %v", off, n, err)
+	}
+	if !keep && off+n > t.size() {
+		t.setSize(off + n)
+	}
+	if off < t.size() {
+		clear(t.model[off:min(off+n, t.size())])
+	}
+	return nil
+}
+
+func (t *tester) collapse() error {
+	off, n := aligned(t.span(32 << 10))
+	t.logf("collapse %d+%d (size %d)", off, n, t.size())
+	err := t.f.Fallocate(unix.FALLOC_FL_COLLAPSE_RANGE, off, n)
+	switch {
+	case t.memfs:
+		return t.wantErrno(err, syscall.EOPNOTSUPP, "collapse on memfs")
+	case off+n >= t.size():
+		return t.wantErrno(err, syscall.EINVAL, "collapse reaching EOF")
+	case err != nil:
+		return t.fail("collapse %d+%d: %v", off, n, err)
+	}
+	t.unmapIfPast(t.size() - n)
+	t.model = append(t.model[:off], t.model[off+n:]...)
+	return nil
+}
+
+func (t *tester) insert() error {
+	off, n := aligned(t.span(32 << 10))
+	t.logf("insert %d+%d (size %d)", off, n, t.size())
+	err := t.f.Fallocate(unix.FALLOC_FL_INSERT_RANGE, off, n)
+	switch {
+	case t.memfs:
+		return t.wantErrno(err, syscall.EOPNOTSUPP, "insert on memfs")
+	case off >= t.size():
+		return t.wantErrno(err, syscall.EINVAL, "insert at or past EOF")
+	case err != nil:
+		return t.fail("insert %d+%d: %v", off, n, err)
+	}
+	t.model = append(t.model[:off], append(make([]byte, n), t.model[off:]...)...)
+	return nil
+}
+
+func (t *tester) allocate() error {
+	off, n := t.span(64 << 10)
+	keep := t.r.IntN(2) == 0
+	mode := uint32(0)
+	if keep {
+		mode = unix.FALLOC_FL_KEEP_SIZE
+	}
+	t.logf("allocate %d+%d keep=%v", off, n, keep)
+	if err := t.f.Fallocate(mode, off, n); err != nil {
+		return t.fail("allocate %d+%d: %v", off, n, err)
+	}
+	if !keep && off+n > t.size() {
+		t.setSize(off + n)
+	}
+	return nil
+}
+
+// seek checks SEEK_DATA and SEEK_HOLE for soundness: everything skipped by
+// SEEK_DATA reads as zeros, a hole starts at zeros, and EOF is a hole.
+func (t *tester) seek() error {
+	off := t.r.Int64N(t.cfg.MaxSize)
+	t.logf("seek %d (size %d)", off, t.size())
+	for _, whence := range []int{holefs.SeekData, holefs.SeekHole} {
+		pos, err := t.f.Seek(off, whence)
+		if off >= t.size() {
+			if err := t.wantErrno(err, syscall.ENXIO, "seek past EOF"); err != nil {
+				return err
+			}
+			continue
+		}
+		if whence == holefs.SeekData && errors.Is(err, syscall.ENXIO) {
+			pos = t.size()
+		} else if err != nil {
+			return t.fail("seek(%d, %d): %v", off, whence, err)
+		}
+		if pos < off || pos > t.size() {
+			return t.fail("seek(%d, %d) = %d outside [%d, %d]", off, whence, pos, off, t.size())
+		}
+		if whence == holefs.SeekData && bytes.ContainsFunc(t.model[off:pos], func(r rune) bool { return r != 0 }) {
+			return t.fail("SEEK_DATA(%d) = %d skips data", off, pos)
+		}
+		if whence == holefs.SeekHole && pos < t.size() && t.model[pos] != 0 {
+			return t.fail("SEEK_HOLE(%d) = %d, but that byte is data", off, pos)
+		}
+	}
+	return nil
+}
+
+func (t *tester) copyRange() error {
+	srcOff := t.r.Int64N(int64(len(t.src)))
+	dstOff, n := t.span(32 << 10)
+	t.logf("copy_range src %d -> %d+%d", srcOff, dstOff, n)
+	got, err := t.other.CopyRange(t.f, srcOff, dstOff, n)
+	want := min(n, int64(len(t.src))-srcOff)
+	if err != nil || got != want {
+		return t.fail("copy_range: n=%d err=%v, want n=%d", got, err, want)
+	}
+	if dstOff+got > t.size() {
+		t.setSize(dstOff + got)
+	}
+	copy(t.model[dstOff:], t.src[srcOff:srcOff+got])
+	return nil
+}
+
+// direct reads or writes whole pages with O_DIRECT (not on memfs).
+func (t *tester) direct() error {
+	if t.memfs {
+		return nil
+	}
+	off, n := aligned(t.span(32 << 10))
+	d, err := t.fs.OpenFile("fsx", os.O_RDWR|syscall.O_DIRECT, 0)
+	if err != nil {
+		return t.fail("open O_DIRECT: %v", err)
+	}
+	defer d.Close()
+	if t.r.IntN(2) == 0 {
+		t.logf("direct write %d+%d", off, n)
+		data := t.random(int(n))
+		if k, err := d.WriteAt(data, off); err != nil || int64(k) != n {
+			return t.fail("direct write %d+%d: n=%d err=%v", off, n, k, err)
+		}
+		if off+n > t.size() {
+			t.setSize(off + n)
+		}
+		copy(t.model[off:], data)
+		return nil
+	}
+	t.logf("direct read %d+%d", off, n)
+	got := make([]byte, n)
+	k, err := d.ReadAt(got, off)
+	want := t.model[min(off, t.size()):min(off+n, t.size())]
+	if (err != nil && !errors.Is(err, errEOF)) || !bytes.Equal(got[:k], want) {
+		return t.fail("direct read %d+%d: n=%d err=%v %s", off, n, k, err, diff(got[:k], want, off))
+	}
+	return nil
+}
+
+func (t *tester) reopen() error {
+	t.logf("close and reopen")
+	if err := t.f.Close(); err != nil {
+		return t.fail("close: %v", err)
+	}
+	var err error
+	if t.f, err = t.fs.OpenFile("fsx", os.O_RDWR, 0); err != nil {
+		return t.fail("reopen: %v", err)
+	}
+	return nil
+}
+
+func (t *tester) sync() error {
+	t.logf("fsync")
+	if err := t.f.Sync(); err != nil {
+		return t.fail("fsync: %v", err)
+	}
+	return nil
+}
+
+// dropCache writes back and drops the clean pages, so the next reads come
+// from the device (on memfs the pages are the storage and stay).
+func (t *tester) dropCache() error {
+	t.logf("drop cache")
+	if err := t.f.Sync(); err != nil {
+		return t.fail("fsync: %v", err)
+	}
+	if err := t.f.Fadvise(0, 0, unix.FADV_DONTNEED); err != nil {
+		return t.fail("fadvise DONTNEED: %v", err)
+	}
+	return nil
+}
+
+// remap replaces the mapped view with one over a random page-aligned range.
+func (t *tester) remap() error {
+	if t.view != nil {
+		if err := t.view.Unmap(); err != nil {
+			return t.fail("unmap: %v", err)
+		}
+		t.view = nil
+	}
+	off, n := aligned(t.span(64 << 10))
+	t.logf("mmap %d+%d", off, n)
+	v, err := t.f.Mmap(off, n, true)
+	if err != nil {
+		return t.fail("mmap %d+%d: %v", off, n, err)
+	}
+	t.view = v
+	t.viewOff = off
+	return nil
+}
+
+// unmapIfPast drops the view when the file is about to shrink below its
+// start: a real program would get SIGBUS there, which is not a mismatch.
+func (t *tester) unmapIfPast(newSize int64) {
+	if t.view != nil && newSize < t.viewOff+t.view.Len() {
+		_ = t.view.Unmap()
+		t.view = nil
+		t.logf("munmap (file shrinks under the view)")
+	}
+}
+
+// viewSpan returns a random range of the view that lies inside the file.
+func (t *tester) viewSpan() (int64, int64, bool) {
+	if t.view == nil {
+		return 0, 0, false
+	}
+	end := min(t.viewOff+t.view.Len(), t.size())
+	if end <= t.viewOff {
+		return 0, 0, false
+	}
+	off := t.viewOff + t.r.Int64N(end-t.viewOff)
+	return off, 1 + t.r.Int64N(end-off), true
+}
+
+func (t *tester) mapRead() error {
+	off, n, ok := t.viewSpan()
+	if !ok {
+		return t.remap()
+	}
+	t.logf("mapped read %d+%d", off, n)
+	got := make([]byte, n)
+	if _, err := t.view.ReadAt(got, off-t.viewOff); err != nil {
+		return t.fail("mapped read %d+%d: %v", off, n, err)
+	}
+	if want := t.model[off : off+n]; !bytes.Equal(got, want) {
+		return t.fail("mapped read %d+%d: %s", off, n, diff(got, want, off))
+	}
+	return nil
+}
+
+func (t *tester) mapWrite() error {
+	off, n, ok := t.viewSpan()
+	if !ok {
+		return t.remap()
+	}
+	t.logf("mapped write %d+%d", off, n)
+	data := t.random(int(n))
+	if _, err := t.view.WriteAt(data, off-t.viewOff); err != nil {
+		return t.fail("mapped write %d+%d: %v", off, n, err)
+	}
+	copy(t.model[off:], data)
+	return nil
+}
+
+func (t *tester) wantErrno(err error, want syscall.Errno, what string) error {
+	if !errors.Is(err, want) {
+		return t.fail("%s: got %v, want %v", what, err, want)
+	}
+	return nil
+}
+
+func diff(got, want []byte, base int64) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("got %d bytes, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			j := i
+			for j < len(got) && got[j] != want[j] {
+				j++
+			}
+			return fmt.Sprintf("bytes %d..%d differ (first: got %#x, want %#x)", base+int64(i), base+int64(j), got[i], want[i])
+		}
+	}
+	return "equal"
+}
+
+func sizeOf(fi interface{ Size() int64 }) any {
+	if fi == nil {
+		return "?"
+	}
+	return fi.Size()
+}
