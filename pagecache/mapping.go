@@ -207,7 +207,11 @@ func (m *Mapping) deletePage(p *Page) {
 // lockless lookup can pin it after. It reports whether the page was freed.
 func (m *Mapping) evict(p *Page) bool {
 	m.indexMu.Lock()
-	if p.has(pgDirty|pgWriteback|pgLocked) || !p.ref.CompareAndSwap(2, 0) {
+	// A truncation may have removed the page (dropping the index's
+	// reference) since the caller found it: then the two references left
+	// are the caller's and the truncator's, and freezing them would free
+	// the page under the truncator.
+	if p.mapping.Load() != m || p.has(pgDirty|pgWriteback|pgLocked) || !p.ref.CompareAndSwap(2, 0) {
 		m.indexMu.Unlock()
 		return false
 	}

@@ -273,3 +273,31 @@ func TestTruncatedPageIsDead(t *testing.T) {
 		t.Fatalf("Read after truncate to 1 page = %d, %v", n, err)
 	}
 }
+
+// TestEvictAfterTruncation: an evictor that found a page before a
+// truncation removed it must not free it. The truncator still holds a
+// reference then, and the two remaining references look like "index +
+// evictor" to a freeze that does not check the page is still mapped.
+func TestEvictAfterTruncation(t *testing.T) {
+	e := newEnv(t, Options{}, 64)
+	e.write(t, pattern(40, pg), 0)
+	if err := e.m.Sync(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	p := e.m.findGet(0) // the evictor's reference
+	if p == nil {
+		t.Fatal("page not cached")
+	}
+	p.get() // the truncator's reference
+	p.lock()
+	e.m.deletePage(p) // the truncation drops the index's reference
+	p.unlock()
+	if e.m.evict(p) {
+		t.Fatal("evict freed a page that a truncation had already removed")
+	}
+	if got := p.ref.Load(); got != 2 || p.data == nil {
+		t.Fatalf("after the refused eviction: ref %d, data freed %v; want 2 references and the data kept", got, p.data == nil)
+	}
+	p.put()
+	p.put()
+}

@@ -160,7 +160,15 @@ func (v *MappedView) ReadAt(dst []byte, off int64) (int, error) {
 				return done, err
 			}
 		}
+		// The entry's reference can go with a zap at any time; pin the
+		// page for the copy, so eviction cannot recycle its memory under
+		// us (a CPU's TLB keeps a zapped page alive the same way until
+		// the shootdown).
+		if !e.page.tryGet() {
+			continue
+		}
 		done += e.page.copyOut(dst[done:], int(pos%PageSize))
+		e.page.put()
 	}
 	return done, nil
 }
@@ -185,15 +193,20 @@ func (v *MappedView) WriteAt(src []byte, off int64) (int, error) {
 			}
 		}
 		p := e.page
+		if !p.tryGet() {
+			continue
+		}
 		p.wlockContent()
 		// Writeback or a zap may have replaced the entry since it was
 		// loaded; the content lock orders this check before their copy.
 		if v.ptes[i].Load() != e {
 			p.wunlockContent()
+			p.put()
 			continue
 		}
 		done += copy(p.data[pos%PageSize:], src[done:])
 		p.wunlockContent()
+		p.put()
 	}
 	return done, nil
 }

@@ -55,8 +55,11 @@ func (m *Mapping) writeback(start, end int64, sync bool, limit int64) error {
 			// Write-protect mapped views before the data is copied out, so a
 			// write through a view after this point dirties the page again.
 			m.mkclean(p)
-			m.clearDirty(p)
+			// Writeback before clean: a sync writeback that does not take
+			// the page lock (its final wait) must never see the page
+			// neither dirty nor under writeback while its data is unwritten.
 			p.set(pgWriteback)
+			m.clearDirty(p)
 			p.unlock()
 			if n := len(cluster); n > 0 && (cluster[n-1].index+1 != idx || n == maxClusterPages) {
 				submit()

@@ -142,7 +142,9 @@ func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int,
 	// A buffered read may have cached the old data while we wrote.
 	m.ZapRange(first*pageSize, count*pageSize)
 	m.InvalidateClean(first, first+count)
-	if extending {
+	// The size may have grown between the shared and the exclusive lock:
+	// a direct write never shrinks a file.
+	if extending && end > m.Size() {
 		// Zero the cached tail of the old EOF page only if the write did not
 		// cover it: a covered page may already hold the new data, read back
 		// by a concurrent buffered read since the invalidation above.
