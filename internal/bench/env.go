@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/blockdev"
+	"github.com/holefs/holefs/pagecache"
+)
+
+// env is a filesystem on an in-memory device behind a latencyDevice.
+type env struct {
+	fs  *holefs.FS
+	dev *latencyDevice
+}
+
+// newEnv opens an extentfs filesystem whose memory device holds devBytes
+// (rounded up, plus room for metadata-free slack), with no device latency
+// yet: callers fill files fast, then call measure.
+func newEnv(cfg Config, mode holefs.LockMode, cacheBytes, devBytes int64) (*env, error) {
+	nblocks := devBytes/pageSize + 1024
+	dev := newLatencyDevice(blockdev.NewMemory(nblocks), cfg.Seed, cfg.SleepDevice)
+	fsys, err := holefs.Open("", holefs.Options{Device: dev, CacheBytes: cacheBytes, LockMode: mode})
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return &env{fs: fsys, dev: dev}, nil
+}
+
+// measure turns the configured device latency on.
+func (e *env) measure(cfg Config) { e.dev.SetLatency(cfg.Latency, cfg.Jitter) }
+
+// close turns the latency off (Close writes everything back) and closes.
+func (e *env) close() error {
+	e.dev.SetLatency(0, 0)
+	return e.fs.Close()
+}
+
+func (e *env) stats() pagecache.Stats { return e.fs.CacheStats() }
+
+// fillPattern returns n bytes of seeded pseudo-random data: blocks the
+// memory device really stores (it drops all-zero blocks).
+func fillPattern(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 0xf111))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := r.Uint64() | 1
+		for k := 0; k < 8; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
+}
+
+// writerAt is a holefs.File or an *os.File.
+type writerAt interface {
+	WriteAt([]byte, int64) (int, error)
+}
+
+// fillFile writes size bytes of pattern data in 1 MiB writes.
+func fillFile(f writerAt, size int64, seed uint64) error {
+	buf := fillPattern(seed, 1<<20)
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n := min(int64(len(buf)), size-off)
+		if _, err := f.WriteAt(buf[:n], off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createFilled creates name in e, fills it with size bytes, writes it back
+// and drops it from the cache: the measured phase starts cold.
+func (e *env) createFilled(name string, size int64, seed uint64) error {
+	f, err := e.fs.Create(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := fillFile(f, size, seed); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Fadvise(0, 0, unix.FADV_DONTNEED)
+}
+
+// tempDir is where os.File references and file devices live: /dev/shm
+// (memory, like holefs's cache) if it exists.
+func (c Config) tempDir() string {
+	if c.TempDir != "" {
+		return c.TempDir
+	}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if f, err := os.CreateTemp("/dev/shm", "holefs-bench-probe-"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return "/dev/shm"
+		}
+	}
+	return os.TempDir()
+}
+
+// shmFile creates a temporary file on /dev/shm for an os.File reference,
+// or returns ok false (and why) if there is no usable /dev/shm.
+func (c Config) shmFile() (f *os.File, why string) {
+	dir := c.TempDir
+	if dir == "" {
+		dir = "/dev/shm"
+	}
+	f, err := os.CreateTemp(dir, "holefs-bench-")
+	if err != nil {
+		return nil, fmt.Sprintf("os.File reference skipped: %v", err)
+	}
+	return f, ""
+}
+
+// removeFile closes and removes an os.File reference.
+func removeFile(f *os.File) {
+	f.Close()
+	os.Remove(f.Name())
+}

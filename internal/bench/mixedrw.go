@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/holefs/holefs"
+)
+
+var mixedRW = Workload{
+	Name: "mixed-rw",
+	Brief: "N readers doing 4 KiB random buffered reads (mostly misses) of a file 4x the cache, " +
+		"beside M buffered writers of other ranges of the same file (and, with --punch, a punch/zero-range issuer), per lock mode",
+	Steps: func(Config) int { return len(holefs.LockModes) },
+	Run:   runMixedRW,
+	Plots: []PlotSpec{
+		{Title: "mixed-rw: reader and writer throughput", Metrics: []string{"reader_ops", "writer_ops"}, YLabel: "ops/s"},
+		{Title: "mixed-rw: read latency", Metrics: []string{"read_p50", "read_p99", "read_p999"}, YLabel: "µs (log)", Log: true},
+	},
+}
+
+// firstErr keeps the first error reported by any goroutine.
+type firstErr struct {
+	once sync.Once
+	err  error
+}
+
+func (f *firstErr) set(err error) {
+	if err != nil {
+		f.once.Do(func() { f.err = err })
+	}
+}
+
+func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
+	var rows []Result
+	for _, mode := range holefs.LockModes {
+		p.Step("mixed-rw " + mode.String())
+		r, err := mixedOnce(ctx, cfg, mode, p)
+		if err != nil {
+			return rows, fmt.Errorf("%s: %w", mode, err)
+		}
+		rows = append(rows, r)
+		if ctx.Err() != nil {
+			return rows, ctx.Err()
+		}
+	}
+	rows = addRatio(rows, "mixed-rw", "reader_ops", "invalidate", "rwsem", ">=", 3)
+	rows = addRatio(rows, "mixed-rw", "reader_ops", "invalidate", "none", ">=", 0.9)
+	rows = addRatio(rows, "mixed-rw", "read_p99", "rwsem", "invalidate", "", 0)
+	rows = addRatio(rows, "mixed-rw", "writer_ops", "invalidate", "rwsem", "", 0)
+	return rows, nil
+}
+
+func mixedOnce(ctx context.Context, cfg Config, mode holefs.LockMode, p Progress) (Result, error) {
+	cache := roundPages(cfg.CacheBytes)
+	fileBytes := 4 * cache
+	pages := fileBytes / pageSize
+	readPages := pages * 3 / 4 // readers: the first three quarters
+	writeStart, writePages := readPages, pages-readPages
+
+	e, err := newEnv(cfg, mode, cache, fileBytes)
+	if err != nil {
+		return Result{}, err
+	}
+	defer e.close()
+	if err := e.createFilled("mixed", fileBytes, cfg.Seed); err != nil {
+		return Result{}, err
+	}
+	var handles []*holefs.File
+	defer func() {
+		for _, h := range handles {
+			h.Close()
+		}
+	}()
+	open := func(flag int) (*holefs.File, error) {
+		h, err := e.fs.OpenFile("mixed", flag, 0)
+		if err == nil {
+			handles = append(handles, h)
+		}
+		return h, err
+	}
+	nr, nw := cfg.Readers, cfg.Writers
+	np := 0
+	if cfg.Punch {
+		np = 1
+	}
+	files := make([]*holefs.File, nr+nw+np)
+	for i := range files {
+		flag := os.O_RDWR
+		if i < nr {
+			flag = os.O_RDONLY
+		}
+		if files[i], err = open(flag); err != nil {
+			return Result{}, err
+		}
+	}
+
+	e.measure(cfg)
+	s0, d0 := e.stats(), e.dev.stats()
+	hists := make([]hist, nr)
+	whists := make([]hist, nw)
+	var phist hist
+	var reads, writes, punches atomic.Int64
+	var ferr firstErr
+	tm := timed(ctx, cfg.Duration/3, cfg.Duration, p, nr+nw+np, func(g int, run *run) {
+		f := files[g]
+		switch {
+		case g < nr: // reader
+			r := cfg.rng("mixed-rw/reader", g)
+			buf := make([]byte, pageSize)
+			h := &hists[g]
+			n := int64(0)
+			for !run.stopped() {
+				on := run.measuring()
+				off := r.Int64N(readPages) * pageSize
+				t := time.Now()
+				if _, err := f.ReadAt(buf, off); err != nil {
+					ferr.set(err)
+					break
+				}
+				if on {
+					h.record(time.Since(t))
+					n++
+				}
+			}
+			reads.Add(n)
+		case g < nr+nw: // writer of its own part of the last quarter
+			w := g - nr
+			lo := writeStart + int64(w)*writePages/int64(nw)
+			hi := writeStart + int64(w+1)*writePages/int64(nw)
+			r := cfg.rng("mixed-rw/writer", w)
+			buf := fillPattern(cfg.Seed+uint64(w), pageSize)
+			n := int64(0)
+			h := &whists[w]
+			for !run.stopped() {
+				on := run.measuring()
+				off := (lo + r.Int64N(max(hi-lo, 1))) * pageSize
+				t := time.Now()
+				if _, err := f.WriteAt(buf, off); err != nil {
+					ferr.set(err)
+					break
+				}
+				if on {
+					h.record(time.Since(t))
+					n++
+				}
+			}
+			writes.Add(n)
+		default: // punch / zero-range issuer, one operation per millisecond
+			r := cfg.rng("mixed-rw/punch", 0)
+			const span = 16
+			n, k := int64(0), 0
+			for !run.stopped() {
+				on := run.measuring()
+				off := (writeStart + r.Int64N(max(writePages-span, 1))) * pageSize
+				mode := uint32(unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE)
+				if k%2 == 1 {
+					mode = unix.FALLOC_FL_ZERO_RANGE | unix.FALLOC_FL_KEEP_SIZE
+				}
+				t := time.Now()
+				if err := f.Fallocate(mode, off, span*pageSize); err != nil {
+					ferr.set(err)
+					break
+				}
+				k++
+				if on {
+					phist.record(time.Since(t))
+					n++
+				}
+				time.Sleep(time.Millisecond)
+			}
+			punches.Add(n)
+		}
+	})
+	if ferr.err != nil {
+		return Result{}, ferr.err
+	}
+	s1, d1 := e.stats(), e.dev.stats()
+	var all, wall hist
+	for i := range hists {
+		all.merge(&hists[i])
+	}
+	for i := range whists {
+		wall.merge(&whists[i])
+	}
+	sec := tm.seconds()
+	r := row("mixed-rw", mode.String())
+	r.add("reader_ops", "ops/s", float64(reads.Load())/sec)
+	r.add("writer_ops", "ops/s", float64(writes.Load())/sec)
+	r.add("read_p50", "µs", all.quantile(0.50)/1e3)
+	r.add("read_p99", "µs", all.quantile(0.99)/1e3)
+	r.add("read_p999", "µs", all.quantile(0.999)/1e3)
+	if nw > 0 {
+		r.add("write_p99", "µs", wall.quantile(0.99)/1e3)
+		r.add("write_max", "µs", float64(wall.max)/1e3)
+	}
+	r.add("hit_ratio", "%", hitRatio(s0.Hits, s0.Misses, s1.Hits, s1.Misses))
+	r.add("dev_read", "µs", d1.sub(d0).meanReadUs())
+	if cfg.Punch {
+		r.add("punch_ops", "ops/s", float64(punches.Load())/sec)
+		r.add("punch_p50", "µs", phist.quantile(0.5)/1e3)
+		r.add("punch_max", "µs", float64(phist.max)/1e3)
+	}
+	r.add("other_cpu", "cores", tm.otherCPU)
+	r.Note = fmt.Sprintf("file %s, cache %s, %d readers, %d writers%s; warm-up %v, then measured %v", fmtBytes(fileBytes), fmtBytes(cache), nr, nw,
+		map[bool]string{true: ", 1 punch/zero issuer (1 op/ms)", false: ""}[cfg.Punch], cfg.Duration/3, cfg.Duration)
+	return r, nil
+}
+
+func hitRatio(h0, m0, h1, m1 int64) float64 {
+	h, m := h1-h0, m1-m0
+	if h+m == 0 {
+		return 0
+	}
+	return 100 * float64(h) / float64(h+m)
+}
