@@ -317,10 +317,15 @@ func (c *Cache) writebackAll(sync bool) error {
 	return first
 }
 
-// balanceDirty is called by writers after dirtying pages: above the dirty
-// limit the writer writes back the oldest dirty data itself before it may
-// dirty more, so one writer cannot fill the cache with dirty pages.
-func (c *Cache) balanceDirty() {
+// BalanceDirty is called by writers after they dirtied pages, with no
+// lock held (Linux's balance_dirty_pages): above the background threshold
+// it wakes the flusher; above the dirty limit the writer itself writes back
+// the oldest dirty data until it is a cluster below the limit, so one
+// writer cannot fill the cache with dirty pages, and each throttled writer
+// pays for about as much as it dirtied. Callers must not hold an inode
+// lock: writing back can take as long as the device needs, and removers
+// and, in rwsem mode, readers wait for that lock.
+func (c *Cache) BalanceDirty() {
 	nr := c.nrDirty.Load()
 	if nr > c.bgDirty {
 		c.kickFlusher()
@@ -329,7 +334,8 @@ func (c *Cache) balanceDirty() {
 		return
 	}
 	c.stats.throttled.Add(1)
-	c.writebackOldest(nr - c.bgDirty)
+	target := c.dirtyLimit - min(int64(maxClusterPages/8), c.dirtyLimit/4)
+	c.writebackOldest(nr - target)
 }
 
 func (c *Cache) kickFlusher() {

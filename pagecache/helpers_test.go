@@ -69,8 +69,14 @@ func newEnv(t testing.TB, opts Options, nblocks int64) *env {
 }
 
 // write is the VFS's buffered write: inode lock exclusive, allocate, copy,
-// extend the size.
+// extend the size; then, unlocked, the dirty throttle.
 func (e *env) write(t testing.TB, p []byte, off int64) {
+	t.Helper()
+	e.writeLocked(t, p, off)
+	e.c.BalanceDirty()
+}
+
+func (e *env) writeLocked(t testing.TB, p []byte, off int64) {
 	t.Helper()
 	e.host.Lock()
 	defer e.host.Unlock()

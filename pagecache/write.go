@@ -3,7 +3,8 @@ package pagecache
 import "syscall"
 
 // Write copies src into the cache at byte offset off: the buffered write
-// path (Linux's generic_perform_write). The caller holds the inode lock
+// path (Linux's generic_perform_write). The caller calls
+// Cache.BalanceDirty after it dropped the inode lock. The caller holds the inode lock
 // exclusive and has made sure blocks can be allocated for the range (so
 // writeback cannot fail with ENOSPC). Write extends the size page by page,
 // as it copies; a caller's SetSize to the end of what was written is
@@ -37,9 +38,6 @@ func (m *Mapping) Write(src []byte, off int64) (int, error) {
 		p.unlock()
 		p.put()
 		done += n
-	}
-	if !m.unevictable {
-		m.c.balanceDirty()
 	}
 	return done, nil
 }

@@ -50,9 +50,16 @@ func (h *File) CopyRange(dst *File, srcOff, dstOff, n int64) (int64, error) {
 	if srcOff+n < srcOff || dstOff+n < dstOff {
 		return 0, syscall.EOVERFLOW
 	}
+	lockTwo(h.in, dst.in)
+	done, err := h.copyLocked(dst, srcOff, dstOff, n)
+	unlockTwo(h.in, dst.in)
+	dst.in.mapping.Cache().BalanceDirty()
+	return done, err
+}
+
+// copyLocked is CopyRange with both inode locks held.
+func (h *File) copyLocked(dst *File, srcOff, dstOff, n int64) (int64, error) {
 	src, dsti := h.in, dst.in
-	lockTwo(src, dsti)
-	defer unlockTwo(src, dsti)
 	// Linux's generic_copy_file_checks: clip to the source's EOF, then to
 	// the largest file size (EFBIG only at or past it), and only then
 	// reject an overlap within one file.

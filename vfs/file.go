@@ -128,6 +128,15 @@ func (h *File) WriteAt(p []byte, off int64) (int, int64, error) {
 	if h.direct() {
 		return h.writeDirect(p, off)
 	}
+	n, off, err := h.writeBuffered(p, off)
+	// Throttling may write back for as long as the device takes: never
+	// under the inode lock, which removers (and rwsem-mode readers) need.
+	h.in.mapping.Cache().BalanceDirty()
+	return n, off, err
+}
+
+// writeBuffered copies p into the page cache at off under the inode lock.
+func (h *File) writeBuffered(p []byte, off int64) (int, int64, error) {
 	in := h.in
 	in.lock.Lock()
 	defer in.lock.Unlock()
