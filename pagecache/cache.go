@@ -258,7 +258,7 @@ func (c *Cache) reclaim(want int64) (freed int64, sawDirty bool) {
 func freePage(p *Page) {
 	data := p.data
 	p.data = nil
-	putData(data)
+	dataPool.Put(data)
 }
 
 // markMappingDirty queues m for the flusher when it gets its first dirty page.

@@ -222,41 +222,10 @@ func (p *Page) zero(from, to int) {
 	p.wunlockContent()
 }
 
-// freeData keeps the data buffers of evicted pages for the next new pages.
-// Eviction runs just before allocation (Cache.reserve), so buffers come
-// back almost at once; a sync.Pool would drop them at every GC, and the
-// heap would grow toward twice the cache between collections.
-var freeData struct {
-	mu   sync.Mutex        // leaf lock; held for a slice push or pop
-	bufs []*[PageSize]byte // +checklocks:mu
-}
-
-// maxFreeData bounds the buffers kept: 4 MiB.
-const maxFreeData = 1024
-
-func getData() *[PageSize]byte {
-	freeData.mu.Lock()
-	if n := len(freeData.bufs); n > 0 {
-		b := freeData.bufs[n-1]
-		freeData.bufs[n-1] = nil
-		freeData.bufs = freeData.bufs[:n-1]
-		freeData.mu.Unlock()
-		return b
-	}
-	freeData.mu.Unlock()
-	return new([PageSize]byte)
-}
-
-func putData(b *[PageSize]byte) {
-	freeData.mu.Lock()
-	if len(freeData.bufs) < maxFreeData {
-		freeData.bufs = append(freeData.bufs, b)
-	}
-	freeData.mu.Unlock()
-}
+var dataPool = sync.Pool{New: func() any { return new([PageSize]byte) }}
 
 func newPage(index int64) *Page {
-	p := &Page{index: index, block: -1, data: getData()}
+	p := &Page{index: index, block: -1, data: dataPool.Get().(*[PageSize]byte)}
 	clear(p.data[:]) // a recycled buffer holds another page's bytes
 	p.ref.Store(1)   // the index's reference
 	return p
