@@ -277,7 +277,5 @@ func (f *Faulty) sleep() {
 		d += time.Duration(f.rng.Int64N(j))
 		f.rngMu.Unlock()
 	}
-	if d > 0 {
-		time.Sleep(d)
-	}
+	Sleep(d)
 }
