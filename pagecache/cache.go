@@ -72,8 +72,13 @@ type Cache struct {
 	nrUnevictable atomic.Int64
 	nrDirty       atomic.Int64
 
-	lruMu   lockcheck.Mutex
-	lruHead Page // sentinel of the eviction clock; +checklocks:lruMu
+	// The eviction clock sweeps the evictable mappings in turn, each in
+	// page-index order: no per-page list links, and nothing to update when
+	// a page is created or removed.
+	clockMu  lockcheck.Mutex
+	mappings []*Mapping // evictable mappings; +checklocks:clockMu
+	hand     int        // the mapping the clock's hand is in; +checklocks:clockMu
+	handPage int64      // the page index the hand points at; +checklocks:clockMu
 
 	dirtyMu       lockcheck.Mutex
 	dirtyMappings []*Mapping // in the order they became dirty; +checklocks:dirtyMu
@@ -121,9 +126,8 @@ func NewCache(opts Options) *Cache {
 	c.slack = max(c.limit/32, int64(4*opts.ReadaheadPages))
 	c.bgDirty = max(c.limit*int64(opts.DirtyBackgroundPercent)/100, 1)
 	c.dirtyLimit = max(c.limit*int64(opts.DirtyPercent)/100, 2)
-	c.lruMu.Init(lockcheck.RankCache)
+	c.clockMu.Init(lockcheck.RankCache)
 	c.dirtyMu.Init(lockcheck.RankCache)
-	c.lruHead.lruNext, c.lruHead.lruPrev = &c.lruHead, &c.lruHead
 	c.wg.Add(1)
 	go c.flusher()
 	return c
@@ -166,25 +170,28 @@ func (c *Cache) Close() error {
 	return err
 }
 
-// lruAdd puts a new page at the tail of the clock.
-func (c *Cache) lruAdd(p *Page) {
-	c.lruMu.Lock()
-	p.lruPrev = c.lruHead.lruPrev
-	p.lruNext = &c.lruHead
-	p.lruPrev.lruNext = p
-	c.lruHead.lruPrev = p
-	c.lruMu.Unlock()
+// addMapping puts an evictable mapping on the clock.
+func (c *Cache) addMapping(m *Mapping) {
+	c.clockMu.Lock()
+	c.mappings = append(c.mappings, m)
+	c.clockMu.Unlock()
 }
 
-// lruDel takes a page off the clock.
-func (c *Cache) lruDel(p *Page) {
-	c.lruMu.Lock()
-	if p.lruNext != nil {
-		p.lruPrev.lruNext = p.lruNext
-		p.lruNext.lruPrev = p.lruPrev
-		p.lruNext, p.lruPrev = nil, nil
+// removeMapping takes a mapping off the clock.
+func (c *Cache) removeMapping(m *Mapping) {
+	c.clockMu.Lock()
+	for i, x := range c.mappings {
+		if x == m {
+			c.mappings = append(c.mappings[:i], c.mappings[i+1:]...)
+			if c.hand > i {
+				c.hand--
+			} else if c.hand == i {
+				c.handPage = 0
+			}
+			break
+		}
 	}
-	c.lruMu.Unlock()
+	c.clockMu.Unlock()
 }
 
 // reserve makes room for n new pages before a fill or write creates them:
@@ -214,41 +221,56 @@ func (c *Cache) reserve(n int64) {
 	}
 }
 
-// reclaim runs the eviction clock (second chance): a page referenced since
-// the hand last passed is spared once; a clean, unlocked, unmapped page is
-// evicted. It returns the pages freed and whether it passed dirty pages.
+// reclaim runs the eviction clock (second chance): the hand sweeps each
+// evictable mapping in page-index order; a page referenced since the hand
+// last passed is spared once, a clean, unlocked, unmapped one is evicted.
+// It returns the pages freed and whether it passed dirty pages.
 func (c *Cache) reclaim(want int64) (freed int64, sawDirty bool) {
-	budget := 2 * c.nrPages.Load()
+	budget := 2*c.nrPages.Load() + 64
+	batch := make([]*Page, 0, 64)
 	for freed < want && budget > 0 {
 		budget--
-		c.lruMu.Lock()
-		p := c.lruHead.lruNext
-		if p == &c.lruHead {
-			c.lruMu.Unlock()
+		c.clockMu.Lock()
+		if len(c.mappings) == 0 {
+			c.clockMu.Unlock()
 			break
 		}
-		// Rotate to the tail: the hand moves on whatever happens below.
-		p.lruPrev.lruNext = p.lruNext
-		p.lruNext.lruPrev = p.lruPrev
-		p.lruPrev = c.lruHead.lruPrev
-		p.lruNext = &c.lruHead
-		p.lruPrev.lruNext = p
-		c.lruHead.lruPrev = p
-		if p.testAndClear(pgReferenced) || !p.tryGet() {
-			c.lruMu.Unlock()
-			continue
+		if c.hand >= len(c.mappings) {
+			c.hand, c.handPage = 0, 0
 		}
-		c.lruMu.Unlock()
-		if p.has(pgDirty | pgWriteback) {
-			sawDirty = true
+		m, start := c.mappings[c.hand], c.handPage
+		c.clockMu.Unlock()
+
+		batch = batch[:0]
+		m.index.walk(start, maxPageIdx+1, func(p *Page) bool {
+			if p.tryGet() {
+				batch = append(batch, p)
+			}
+			return len(batch) < cap(batch)
+		})
+		// Move the hand past the batch, or on to the next mapping.
+		c.clockMu.Lock()
+		if c.hand < len(c.mappings) && c.mappings[c.hand] == m {
+			if len(batch) < cap(batch) {
+				c.hand, c.handPage = c.hand+1, 0
+			} else {
+				c.handPage = batch[len(batch)-1].index + 1
+			}
+		}
+		c.clockMu.Unlock()
+
+		for _, p := range batch {
+			budget--
+			switch {
+			case p.testAndClear(pgReferenced):
+			case p.has(pgDirty | pgWriteback):
+				sawDirty = true
+			case freed < want && m.evict(p):
+				freed++
+				continue
+			}
 			p.put()
-			continue
 		}
-		if m := p.Mapping(); m != nil && m.evict(p) {
-			freed++
-			continue
-		}
-		p.put()
 	}
 	c.stats.evictions.Add(freed)
 	return freed, sawDirty

@@ -252,10 +252,16 @@ func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState, fillLocked boo
 		if p.has(pgReadahead) && ra != nil {
 			m.asyncReadahead(ra, p)
 		}
-		if ra == nil || !ra.noReuse() {
-			if !p.has(pgReferenced) {
-				p.set(pgReferenced)
+		// The referenced bit is only written when it changes: this is the
+		// hit path, and a store would bounce the page's cache line.
+		if ra != nil && ra.noReuse() {
+			// Read once (FADV_NOREUSE): first in line for eviction, even
+			// if it was just filled.
+			if p.has(pgReferenced) {
+				p.clear(pgReferenced)
 			}
+		} else if !p.has(pgReferenced) {
+			p.set(pgReferenced)
 		}
 		in := int(pos % PageSize)
 		n := p.copyOut(dst[done:int(end-off)], in)

@@ -69,7 +69,18 @@ func (c *Cache) NewMapping(o MappingOptions) *Mapping {
 	m.dirtyMu.Init(lockcheck.RankCache)
 	m.viewMu.Init(lockcheck.RankView)
 	m.dirty = btree.NewOrderedG[int64](16)
+	if !m.unevictable {
+		c.addMapping(m)
+	}
 	return m
+}
+
+// Release takes an emptied mapping off the eviction clock when its file
+// is gone. The caller has truncated every page.
+func (m *Mapping) Release() {
+	if !m.unevictable {
+		m.c.removeMapping(m)
+	}
 }
 
 // Cache returns the cache the mapping belongs to.
@@ -167,8 +178,10 @@ func (m *Mapping) addLocked(p *Page) bool {
 	if m.unevictable {
 		m.c.nrUnevictable.Add(1)
 	} else {
+		// A new page gets one pass of the clock's hand before it can be
+		// evicted, so readahead pages live until their reader comes.
+		p.set(pgReferenced)
 		m.c.nrPages.Add(1)
-		m.c.lruAdd(p)
 	}
 	return true
 }
@@ -197,7 +210,6 @@ func (m *Mapping) deletePage(p *Page) {
 		m.c.nrUnevictable.Add(-1)
 	} else {
 		m.c.nrPages.Add(-1)
-		m.c.lruDel(p)
 	}
 	p.put()
 }
@@ -220,7 +232,6 @@ func (m *Mapping) evict(p *Page) bool {
 	m.indexMu.Unlock()
 	m.nrPages.Add(-1)
 	m.c.nrPages.Add(-1)
-	m.c.lruDel(p)
 	freePage(p)
 	return true
 }

@@ -41,8 +41,6 @@ type Page struct {
 	content atomic.Int32            // content lock: >0 readers copying out, -1 a writer copying in
 	block   int64                   // device block this page was read from or written to, -1 if unknown; +checklocks:page lock
 	data    *[PageSize]byte         // contents; +checklocks:content lock for copies
-	lruPrev *Page                   // eviction clock links; +checklocks:Cache.lruMu
-	lruNext *Page                   // +checklocks:Cache.lruMu
 }
 
 // Index returns the page's offset in its file, in pages.

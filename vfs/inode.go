@@ -140,6 +140,7 @@ func (in *Inode) evict() error {
 		return errno(err)
 	}
 	in.fs.hookAfterTruncate(in, "evict")
+	in.mapping.Release()
 	return errno(in.blocks.Release())
 }
 

@@ -17,7 +17,7 @@ import (
 // that rows exist with sane metrics, never how fast anything was.
 func tinyConfig(t *testing.T) Config {
 	return Config{
-		Duration:         40 * time.Millisecond,
+		Duration:         100 * time.Millisecond, // long enough that every worker runs under a loaded -race CI
 		Readers:          3,
 		Writers:          1,
 		Latency:          20 * time.Microsecond,
