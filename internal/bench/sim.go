@@ -63,38 +63,42 @@ func simLRU(trace []int32, pages, capacity int) int64 {
 	return hits
 }
 
-// simCLOCK replays trace through CLOCK as pagecache/cache.go runs it:
-// pages join the tail of the clock; every read (hit or miss) sets the
-// page's referenced bit; when a new page would exceed capacity, the hand
-// (the head) evicts max(excess, batch) pages, moving every page it passes
-// to the tail and sparing, once, a page whose referenced bit it clears;
-// it gives up after 2 x cached pages steps (reclaim's budget).
+// simCLOCK replays trace through CLOCK as pagecache/cache.go runs it: the
+// hand sweeps the file's pages in index order; a new page and every read
+// (hit or miss) set the page's referenced bit; when a new page would exceed
+// capacity, the hand evicts max(excess, batch) pages, sparing once a page
+// whose referenced bit it clears; it gives up after 2 x cached pages
+// cached pages passed (reclaim's budget).
 func simCLOCK(trace []int32, pages, capacity, batch int) int64 {
-	l := newPageList(pages)
+	in := make([]bool, pages)
 	ref := make([]bool, pages)
+	cached, hand := 0, 0
 	var hits int64
 	for _, p := range trace {
-		if l.in[p] {
+		if in[p] {
 			hits++
 			ref[p] = true
 			continue
 		}
-		if l.n+1 > capacity {
-			want := max(l.n+1-capacity, batch)
+		if cached+1 > capacity {
+			want := max(cached+1-capacity, batch)
 			freed := 0
-			for budget := 2 * l.n; freed < want && budget > 0 && l.n > 0; budget-- {
-				h := l.front()
-				l.remove(h)
-				if ref[h] {
-					ref[h] = false
-					l.pushBack(h)
+			for budget := 2 * cached; freed < want && budget > 0 && cached > 0; hand = (hand + 1) % pages {
+				if !in[hand] {
 					continue
 				}
+				budget--
+				if ref[hand] {
+					ref[hand] = false
+					continue
+				}
+				in[hand] = false
+				cached--
 				freed++
 			}
 		}
-		l.pushBack(p)
-		ref[p] = true
+		in[p], ref[p] = true, true
+		cached++
 	}
 	return hits
 }
