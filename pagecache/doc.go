@@ -20,7 +20,7 @@
 //	      page lock (Page Locked bit)
 //	        extent-map lock (backend)
 //	          allocator lock (backend)
-//	            index, dirty-set and LRU locks (leaf locks of this package)
+//	            index, dirty-set and eviction-clock locks (leaf locks of this package)
 //
 // The cache-hit read path takes none of these: it finds the page in the
 // lockless index, pins it with a reference, and copies under the page's

@@ -38,7 +38,7 @@ const (
 	RankPage                       // pagecache page lock
 	RankExtentMap                  // per-file block map lock (Linux i_data_sem)
 	RankAllocator                  // block allocator lock
-	RankCache                      // pagecache index and LRU locks (leaf)
+	RankCache                      // pagecache index, dirty-set and eviction-clock locks (leaf)
 )
 
 var rankNames = [...]string{
