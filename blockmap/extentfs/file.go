@@ -64,7 +64,15 @@ func (f *File) Lookup(index, max int64) (blockmap.Extent, error) {
 // Cost: O((h+k) log n + r log F) for h holes, k extents in range, r runs
 // allocated and F free runs.
 func (f *File) Allocate(index, n int64) error {
-	const op = "allocate"
+	return f.change("allocate", index, n, func() error {
+		return f.fill(f.tree.holes(index, index+n))
+	})
+}
+
+// change runs fn with the extent-map lock held exclusive, after checking
+// the range and that the file is live; fn's error is wrapped with the
+// operation and its range.
+func (f *File) change(op string, index, n int64, fn func() error) error {
 	if err := checkRange(op, index, n); err != nil {
 		return err
 	}
@@ -73,7 +81,7 @@ func (f *File) Allocate(index, n int64) error {
 	if f.released {
 		return errReleased(op)
 	}
-	if err := f.fill(f.tree.holes(index, index+n)); err != nil {
+	if err := fn(); err != nil {
 		return fmt.Errorf("extentfs: %s(index=%d, n=%d): %w", op, index, n, err)
 	}
 	return nil
@@ -107,16 +115,10 @@ func (f *File) fill(hs []hole) error {
 // Holes in the range stay holes: the data written there has no block to
 // claim, and inventing one would map garbage. Cost: O((k+1) log n).
 func (f *File) MarkWritten(index, n int64) error {
-	const op = "markwritten"
-	if err := checkRange(op, index, n); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.released {
-		return errReleased(op)
-	}
-	e := index + n
+	return f.change("markwritten", index, n, func() error { return f.markWritten(index, index+n) })
+}
+
+func (f *File) markWritten(index, e int64) error {
 	anyUnwritten := false
 	f.tree.from(index, func(x extent) bool {
 		if x.page >= e {
@@ -140,19 +142,9 @@ func (f *File) MarkWritten(index, n int64) error {
 // which is what makes a stale page-cache mapping of them dangerous: the next
 // allocation anywhere reuses them. Cost: O((k+1) log n + k log F).
 func (f *File) Punch(index, n int64) error {
-	const op = "punch"
-	if err := checkRange(op, index, n); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.released {
-		return errReleased(op)
-	}
-	if err := f.drop(f.tree.cut(index, index+n)); err != nil {
-		return fmt.Errorf("extentfs: %s(index=%d, n=%d): %w", op, index, n, err)
-	}
-	return nil
+	return f.change("punch", index, n, func() error {
+		return f.drop(f.tree.cut(index, index+n))
+	})
 }
 
 // drop frees the blocks of extents already removed from the tree.
@@ -173,24 +165,17 @@ func (f *File) drop(xs []extent) error {
 // blocks. The blocks needed are allocated before the map is touched, so on
 // ENOSPC nothing changes. Cost: O((h+k+1) log n + r log F).
 func (f *File) ZeroRange(index, n int64) error {
-	const op = "zerorange"
-	if err := checkRange(op, index, n); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.released {
-		return errReleased(op)
-	}
-	e := index + n
-	if err := f.fill(f.tree.holes(index, e)); err != nil {
-		return fmt.Errorf("extentfs: %s(index=%d, n=%d): %w", op, index, n, err)
-	}
-	for _, x := range f.tree.cut(index, e) {
-		x.unwritten = true
-		f.tree.insert(x)
-	}
-	return nil
+	return f.change("zerorange", index, n, func() error {
+		e := index + n
+		if err := f.fill(f.tree.holes(index, e)); err != nil {
+			return err
+		}
+		for _, x := range f.tree.cut(index, e) {
+			x.unwritten = true
+			f.tree.insert(x)
+		}
+		return nil
+	})
 }
 
 // Collapse removes [index, index+n), frees its blocks and shifts every later
@@ -198,27 +183,17 @@ func (f *File) ZeroRange(index, n int64) error {
 // removed and m extents shifted; shifting is linear in the extents after
 // the range, as in ext4, because the tree is keyed by absolute page.
 func (f *File) Collapse(index, n int64) error {
-	const op = "collapse"
-	if err := checkRange(op, index, n); err != nil {
+	return f.change("collapse", index, n, func() error {
+		e := index + n
+		err := f.drop(f.tree.cut(index, e))
+		// The map change completes even if freeing reported corruption, so
+		// the file is left in the shape the caller asked for.
+		for _, x := range f.tree.cutFrom(e) {
+			x.page -= n
+			f.tree.insert(x)
+		}
 		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.released {
-		return errReleased(op)
-	}
-	e := index + n
-	err := f.drop(f.tree.cut(index, e))
-	// The map change completes even if freeing reported corruption, so the
-	// file is left in the shape the caller asked for.
-	for _, x := range f.tree.cutFrom(e) {
-		x.page -= n
-		f.tree.insert(x)
-	}
-	if err != nil {
-		return fmt.Errorf("extentfs: %s(index=%d, n=%d): %w", op, index, n, err)
-	}
-	return nil
+	})
 }
 
 // Insert shifts every extent at or after index n pages up, leaving an
@@ -226,27 +201,18 @@ func (f *File) Collapse(index, n int64) error {
 // EFBIG, changing nothing, if the last extent would end past MaxPages.
 // Cost: O((m+1) log n) for m extents shifted.
 func (f *File) Insert(index, n int64) error {
-	const op = "insert"
-	if err := checkRange(op, index, n); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.released {
-		return errReleased(op)
-	}
-	if last, ok := f.tree.t.Max(); ok && last.end() > index && last.end() > MaxPages-n {
-		return fmt.Errorf("extentfs: %s(index=%d, n=%d): last extent would end past the maximum file size of %d pages: %w",
-			op, index, n, MaxPages, syscall.EFBIG)
-	}
-	xs := f.tree.cutFrom(index)
-	for _, x := range xs {
-		x.page += n
-		// The shifted extents were maximal before and stay so: nothing can
-		// join them across the new hole.
-		f.tree.t.ReplaceOrInsert(x)
-	}
-	return nil
+	return f.change("insert", index, n, func() error {
+		if last, ok := f.tree.t.Max(); ok && last.end() > index && last.end() > MaxPages-n {
+			return fmt.Errorf("last extent would end past the maximum file size of %d pages: %w", MaxPages, syscall.EFBIG)
+		}
+		for _, x := range f.tree.cutFrom(index) {
+			x.page += n
+			// The shifted extents were maximal before and stay so: nothing
+			// can join them across the new hole.
+			f.tree.t.ReplaceOrInsert(x)
+		}
+		return nil
+	})
 }
 
 // Truncate removes every page at or after index and frees its blocks.
