@@ -20,6 +20,8 @@ const usage = `holefs: a filesystem engine whose page cache stays coherent when 
 Usage:
   holefs [demo] [flags]   reproduce the race between page-cache fills and hole
                           punching on an in-memory filesystem, in every lock mode
+  holefs torture [flags]  random concurrent race torture with a data checker (-h for flags)
+  holefs bench [flags]    benchmark workloads per lock mode, as a table, JSON or plot (-h for flags)
   holefs help             print this help
 
 Run 'holefs demo -h' for the demo's flags.
@@ -41,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "demo":
 		err = demo(args, stdout, stderr)
+	case "torture":
+		err = tortureCmd(args, stdout, stderr)
+	case "bench":
+		err = benchCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
