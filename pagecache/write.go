@@ -103,3 +103,24 @@ func (m *Mapping) ZeroTail(size int64) {
 	p.unlock()
 	p.put()
 }
+
+// UpdateClean copies data, just written to storage at byte offset off
+// (page aligned) by direct I/O, into the clean uptodate pages of the range
+// that are still cached: pages a concurrent reader pinned, or filled from
+// the old blocks while the direct write ran, so the invalidation before it
+// could not drop them. (Linux only warns about such pages.) Dirty pages are
+// left alone: a write through a view raced the direct write and is newer.
+func (m *Mapping) UpdateClean(off int64, data []byte) {
+	for k := 0; k+PageSize <= len(data); k += PageSize {
+		p := m.findGet((off + int64(k)) / PageSize)
+		if p == nil {
+			continue
+		}
+		p.lock()
+		if p.Mapping() == m && p.Uptodate() && !p.Dirty() {
+			p.copyIn(data[k:k+PageSize], 0)
+		}
+		p.unlock()
+		p.put()
+	}
+}

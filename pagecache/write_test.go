@@ -203,3 +203,18 @@ func TestUnevictableMapping(t *testing.T) {
 		t.Fatalf("after truncating to one page: %d unevictable pages, NrPages %d", s.UnevictablePages, m.NrPages())
 	}
 }
+
+// TestUpdateClean: after a direct write, clean cached pages of the range
+// get the new bytes; dirty ones (a newer write through a view) keep theirs.
+func TestUpdateClean(t *testing.T) {
+	e := newEnv(t, Options{}, 64)
+	e.write(t, pattern(80, 2*pg), 0)
+	if err := e.m.Sync(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, pattern(81, pg), pg) // page 1 dirty again
+	fresh := pattern(82, 2*pg)
+	e.m.UpdateClean(0, fresh)
+	want := append(bytes.Clone(fresh[:pg]), pattern(81, pg)...)
+	checkBytes(t, e.readAll(t, 0, 2*pg, nil), want, "pages after UpdateClean")
+}

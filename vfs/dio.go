@@ -139,9 +139,9 @@ func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int,
 		}
 		page = e.End()
 	}
-	// A buffered read may have cached the old data while we wrote.
-	m.ZapRange(first*pageSize, count*pageSize)
-	m.InvalidateClean(first, first+count)
+	// Pages a reader pinned through the invalidation above, or filled from
+	// the old blocks while we wrote, get the new bytes.
+	m.UpdateClean(off, p)
 	// The size may have grown between the shared and the exclusive lock:
 	// a direct write never shrinks a file.
 	if extending && end > m.Size() {
