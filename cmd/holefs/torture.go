@@ -46,13 +46,18 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	maxViol := fl.Int("max-violations", 20, "violations to print (all are counted)")
 	quiet := fl.Bool("quiet", false, "no progress output")
 	check := fl.Bool("lockcheck", false, "turn on the lock-order checker (slow)")
+	target := fl.String("target", "", "torture the filesystem of `DIR` with real system calls (pread/pwrite, mmap, fallocate,\n"+
+		"fadvise, madvise, readahead, copy_file_range, O_DIRECT) on files in a fresh subdirectory\n"+
+		"holefs-torture-<seed>-<pid>, removed at the end: the holefs FUSE mount or a kernel\n"+
+		"filesystem; excludes --backend, --mode, --cache-bytes, --latency and the delays")
 	fl.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: holefs torture [flags]\n\n"+
 			"Hammers one in-memory filesystem with concurrent page-cache fills (read, fault,\n"+
 			"readahead, fadvise, madvise), block removers (punch, zero, collapse, insert,\n"+
 			"truncate), writers (buffered, mapped, O_DIRECT), fsync, copy_file_range and a\n"+
 			"neighbour reusing freed blocks, and verifies every block read against a history\n"+
-			"model: stale, foreign, torn or lost data is a violation (exit status 1).\n\nFlags:\n")
+			"model: stale, foreign, torn or lost data is a violation (exit status 1).\n"+
+			"With --target DIR it does the same with real system calls on files in DIR.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
@@ -79,8 +84,26 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("--cache-bytes: %v", err)
 	}
-	seedSet := false
-	fl.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
+	seedSet, targetSet := false, false
+	var engineFlags []string // flags that configure the in-process filesystem
+	fl.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "seed":
+			seedSet = true
+		case "target":
+			targetSet = true
+		case "backend", "mode", "cache-bytes", "latency", "remove-delay", "fill-delay":
+			engineFlags = append(engineFlags, "--"+f.Name)
+		}
+	})
+	if targetSet {
+		if *target == "" {
+			return usageErr("--target: empty directory name")
+		}
+		if len(engineFlags) > 0 {
+			return usageErr("--target excludes %s (they configure the in-process filesystem)", strings.Join(engineFlags, ", "))
+		}
+	}
 	if !seedSet {
 		*seed = rand.Uint64() % 1_000_000
 	}
@@ -94,6 +117,9 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 		RemoveDelay: *removeDelay, FillDelay: *fillDelay, Workers: wk,
 		StopOnFirst: *stopOnFirst, MaxViolations: *maxViol, StrictDirect: *strictDirect,
 	}
+	if targetSet {
+		cfg.Target, cfg.Backend, cfg.Mode, cfg.CacheBytes, cfg.Latency = *target, "", 0, 0, 0
+	}
 	if *files == 0 || *fileBlocks == 0 || *maxViol == 0 {
 		return usageErr("--files, --file-blocks and --max-violations must be positive")
 	}
@@ -106,8 +132,12 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	fmt.Fprintf(stdout, "torture: mode %v, backend %s, seed %d, %d files of %d blocks, cache %d bytes\n",
-		lm, *backend, *seed, *files, *fileBlocks, cfg.Defaults().CacheBytes)
+	if targetSet {
+		fmt.Fprintf(stdout, "torture: target %s, seed %d, %d files of %d blocks\n", *target, *seed, *files, *fileBlocks)
+	} else {
+		fmt.Fprintf(stdout, "torture: mode %v, backend %s, seed %d, %d files of %d blocks, cache %d bytes\n",
+			lm, *backend, *seed, *files, *fileBlocks, cfg.Defaults().CacheBytes)
+	}
 	var prog *progress
 	if !*quiet {
 		prog = newProgress(stderr, cfg)
@@ -125,6 +155,9 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	torture.FormatReport(stdout, &rep)
 	if rep.ViolationCount > 0 {
+		if targetSet {
+			return fmt.Errorf("%d violations (seed %d, target %s)", rep.ViolationCount, rep.Seed, *target)
+		}
 		return fmt.Errorf("%d violations (seed %d)", rep.ViolationCount, rep.Seed)
 	}
 	return nil

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -116,5 +118,55 @@ func TestParseBytes(t *testing.T) {
 		if _, err := parseBytes(in); err == nil {
 			t.Errorf("parseBytes(%q) succeeded", in)
 		}
+	}
+}
+
+func TestTortureTargetFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"--target", dir, "--backend", "memfs"}, "--target excludes --backend"},
+		{[]string{"--target", dir, "--mode", "none"}, "--target excludes --mode"},
+		{[]string{"--target", dir, "--cache-bytes", "1MiB", "--latency", "1ms"}, "--target excludes --cache-bytes, --latency"},
+		{[]string{"--target", dir, "--remove-delay", "1ms"}, "--target excludes --remove-delay"},
+		{[]string{"--target", ""}, "--target: empty directory name"},
+		{[]string{"--target", filepath.Join(dir, "nope")}, "no such file or directory"},
+		{[]string{"--target", file}, "is not a directory"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"torture", "--duration", "1s"}, tc.args...), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), tc.stderr) || out.Len() != 0 {
+			t.Errorf("%v: exit %d, want 2 and %q\nstdout: %s\nstderr: %s", tc.args, code, tc.stderr, out.String(), errb.String())
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 1 {
+		t.Errorf("files left in the target: %v", left)
+	}
+}
+
+// TestTortureTarget runs against a real directory: no violation (the
+// kernel is correct), the target named, its run directory removed.
+func TestTortureTarget(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run([]string{"torture", "--target", dir, "--duration", "1s", "--seed", "9", "--files", "2",
+		"--file-blocks", "8", "--quiet"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	for _, s := range []string{"torture: target " + dir + ", seed 9", "ops: ", "target " + dir + " (kernel page cache)",
+		"0 violations, seed 9"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("stdout lacks %q:\n%s", s, out.String())
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("run directory left in the target: %v", left)
 	}
 }

@@ -208,6 +208,9 @@ type model struct {
 	summaries atomic.Int64 // history overflows summarized as "any"
 	// strictDirect: O_DIRECT writes supersede for cached readers too.
 	strictDirect bool
+	// torn allows torn blocks (see fileModel.torn): set for targets.
+	torn       bool
+	tornBlocks atomic.Int64 // torn blocks allowed
 }
 
 func newModel(strictDirect bool) *model { return &model{strictDirect: strictDirect} }
@@ -549,6 +552,10 @@ func (fm *fileModel) check(pos int, R, E uint64, rd readDesc, blk []byte) (Viola
 	var kind string
 	switch st {
 	case BlockCorrupt:
+		if fm.m.torn && fm.tornOK(blk, &vs) {
+			fm.m.tornBlocks.Add(1)
+			return Violation{}, false
+		}
 		kind = KindCorrupt
 	case BlockZero:
 		if vs.zero {
@@ -605,6 +612,44 @@ func (fm *fileModel) violation(kind string, pos int, R, E uint64, rd readDesc, s
 		}
 	}
 	return v
+}
+
+// tornOK reports whether a block that fails its checksum is a byte-wise
+// mix of values the read may return. Real filesystems do not make block
+// updates atomic: Linux copies a page to a reader (pread, copy_file_range,
+// a fault's user) without the page lock while a pwrite, or a store
+// through a mapping, changes it, and a store through a mapping that a
+// punch or truncation zaps half-way goes on in a new, zeroed page, which
+// then keeps the mix. So on a target (model.torn) a torn block is allowed
+// when every byte of it is the byte of an allowed value at its offset;
+// "any block of the file" allows any mix. Foreign or garbage bytes stay
+// violations.
+func (fm *fileModel) tornOK(blk []byte, vs *valueSet) bool {
+	if vs.any {
+		return true
+	}
+	var cands [][]byte
+	if vs.zero {
+		cands = append(cands, zeroBlock[:])
+	}
+	for _, s := range vs.sigs {
+		b := make([]byte, BlockSize)
+		SignBlock(b, Sig{File: fm.id, Off: s.off, Gen: s.gen})
+		cands = append(cands, b)
+	}
+	if len(cands) < 2 {
+		return false
+	}
+next:
+	for i, c := range blk {
+		for _, cand := range cands {
+			if cand[i] == c {
+				continue next
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // movedFrom reports whether a move in block pos's recent history took

@@ -269,3 +269,29 @@ func TestSignBlock(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckerTorn: on targets a block mixing two allowed values (a read
+// racing a write) is allowed and counted; a mix with another value, or
+// any mix without the target flag, is corrupt.
+func TestCheckerTorn(t *testing.T) {
+	for _, torn := range []bool{false, true} {
+		fm := newTestFile(false)
+		fm.m.torn = torn
+		old := write(fm, 0)
+		o := fm.beginWrite("write", "test", 0, 1, false) // running: both values allowed
+		mix := signed(testFile, 0, old)
+		copy(mix[BlockSize/2:], signed(testFile, 0, o.start)[BlockSize/2:])
+		want := KindCorrupt
+		if torn {
+			want = ""
+		}
+		read(t, fm, 0, mix, want)
+		zeroMix := signed(testFile, 0, old)
+		clear(zeroMix[:100]) // zeros are not allowed: the block was written
+		read(t, fm, 0, zeroMix, KindCorrupt)
+		fm.end(o, -1, fateVoid, "")
+		if got := fm.m.tornBlocks.Load(); got != map[bool]int64{false: 0, true: 1}[torn] {
+			t.Errorf("torn %v: %d torn blocks counted", torn, got)
+		}
+	}
+}

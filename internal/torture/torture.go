@@ -14,6 +14,12 @@
 // between two points of a global sequence clock may return. Under
 // LockNone the race the invalidate lock closes shows up within seconds;
 // under LockInvalidate and LockRWSem a run must find nothing.
+//
+// With Config.Target the same workers run real system calls on files in a
+// directory (target.go), which tortures the filesystem it is on: the
+// holefs FUSE mount, or a kernel filesystem, a standalone detector for
+// this class of bug. The workers see either through the small interface
+// of fsys.go.
 package torture
 
 import (
@@ -77,6 +83,13 @@ func DefaultWorkers() map[string]int {
 
 // Config describes a torture run. Zero fields take the defaults noted.
 type Config struct {
+	// Target, if set, is a directory: the run uses real system calls on
+	// files in a fresh subdirectory of it (holefs-torture-<seed>-<pid>,
+	// removed at the end) instead of an in-process holefs filesystem, so
+	// it tortures whatever filesystem the directory is on (see
+	// targetFS). Backend, Mode, CacheBytes, Latency, RemoveDelay and
+	// FillDelay must then be left zero.
+	Target string
 	// Backend is holefs.BackendExtent (default) or holefs.BackendMemory.
 	Backend string
 	// Mode is the filesystem's lock mode.
@@ -125,7 +138,7 @@ type Config struct {
 
 // Defaults returns c with the zero fields set to their defaults.
 func (c Config) Defaults() Config {
-	if c.Backend == "" {
+	if c.Backend == "" && c.Target == "" {
 		c.Backend = holefs.BackendExtent
 	}
 	if c.Files == 0 {
@@ -134,7 +147,7 @@ func (c Config) Defaults() Config {
 	if c.FileBlocks == 0 {
 		c.FileBlocks = 32
 	}
-	if c.CacheBytes == 0 {
+	if c.CacheBytes == 0 && c.Target == "" {
 		c.CacheBytes = 512 << 10
 	}
 	if c.Workers == nil {
@@ -149,7 +162,14 @@ func (c Config) Defaults() Config {
 // Validate reports what is wrong with a configuration (after Defaults).
 func (c Config) Validate() error {
 	var errs []error
-	if c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendMemory {
+	if c.Target != "" {
+		if c.Backend != "" || c.Mode != 0 || c.CacheBytes != 0 || c.Latency != 0 || c.RemoveDelay != 0 || c.FillDelay != 0 {
+			errs = append(errs, errors.New("a target directory excludes backend, lock mode, cache size, latency and delays (they configure the in-process filesystem)"))
+		}
+		if err := checkTarget(c.Target); err != nil {
+			errs = append(errs, fmt.Errorf("target: %w", err))
+		}
+	} else if c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendMemory {
 		errs = append(errs, fmt.Errorf("unknown backend %q (want %s or %s)", c.Backend, holefs.BackendExtent, holefs.BackendMemory))
 	}
 	if !slices.Contains(holefs.LockModes, c.Mode) {
@@ -195,6 +215,14 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Describe names what the run tortures: "target DIR" or "mode M, backend B".
+func (c Config) Describe() string {
+	if c.Target != "" {
+		return "target " + c.Target
+	}
+	return fmt.Sprintf("mode %v, backend %s", c.Mode, c.Backend)
+}
+
 // Stats is a snapshot of a running torture, for progress reports.
 type Stats struct {
 	Elapsed        time.Duration
@@ -226,7 +254,13 @@ type Report struct {
 	// ModelSummaries counts histories too long for the model, summarized
 	// as "any block of the file" (a loss of precision, never of soundness).
 	ModelSummaries int64
-	Cache          CacheStats
+	// TornBlocks counts blocks a target's reads returned torn: a byte-wise
+	// mix of values the model allows (see fileModel.torn); not violations.
+	TornBlocks int64
+	// Notes say what the run could not do (a worker disabled).
+	Notes []string
+	// Cache is the holefs page cache's counters (zero with a Target).
+	Cache CacheStats
 }
 
 // CacheStats are the page cache's counters at the end of the run.
@@ -271,15 +305,40 @@ type victim struct {
 	name string
 	// gate keeps verify readers and removers apart (WorkVerify).
 	gate sync.RWMutex
+	// dio, on targets only, keeps O_DIRECT reads and writes and stores
+	// through mappings of the file apart. Linux does not serialize direct
+	// I/O with mapped writes: a page_mkwrite between a direct I/O's flush
+	// of the page cache and its block mapping makes ext4 (iomap) fail the
+	// direct I/O with EIO ("Direct I/O collision with buffered writes!"),
+	// and a page re-dirtied before a direct write's page invalidation
+	// makes the kernel log "Page cache invalidation failure on direct
+	// I/O" and set EIO on the file's writeback error, which the next
+	// fsync of every descriptor reports. Both are documented misuses, not
+	// the bugs the torture hunts.
+	dio sync.Mutex
+}
+
+// dioLock takes the file's dio lock on targets and returns its unlock.
+func (t *torture) dioLock(v *victim) func() {
+	if t.cfg.Target == "" {
+		return func() {}
+	}
+	v.dio.Lock()
+	return v.dio.Unlock
 }
 
 // torture is one run.
 type torture struct {
 	cfg   Config
-	fsys  *holefs.FS
+	fsys  fileSystem
+	lib   *holefs.FS // the in-process filesystem (nil with a Target)
 	model *model
-	files []*victim
-	start time.Time
+	// directOK: the filesystem takes O_DIRECT (extentfs; a target whose
+	// O_DIRECT open did not fail with EINVAL).
+	directOK bool
+	notes    []string
+	files    []*victim
+	start    time.Time
 
 	nextID atomic.Uint64 // file ids
 
@@ -311,6 +370,27 @@ func Run(ctx context.Context, cfg Config, progress func(Stats)) (Report, error) 
 	t := &torture{cfg: cfg, model: newModel(cfg.StrictDirect),
 		byKind: map[string]int64{}, firstKind: map[string]time.Duration{},
 		opCount: make([]atomic.Int64, len(opNames)), unsupp: make([]atomic.Int64, len(opNames))}
+	if cfg.Target != "" {
+		tfs, err := newTargetFS(cfg.Target, cfg.Seed)
+		if err != nil {
+			return Report{}, fmt.Errorf("torture target: %w", err)
+		}
+		t.fsys = tfs
+		t.model.torn = true
+	} else if err := t.openLib(); err != nil {
+		return Report{}, err
+	}
+	fsys := t.fsys
+	if err := t.setup(); err != nil {
+		_ = fsys.Close()
+		return Report{}, fmt.Errorf("torture setup: %w", err)
+	}
+	return t.run(ctx, progress)
+}
+
+// openLib opens the in-process holefs filesystem of the run.
+func (t *torture) openLib() error {
+	cfg := t.cfg
 	opts := holefs.Options{Backend: cfg.Backend, CacheBytes: cfg.CacheBytes, LockMode: cfg.Mode,
 		Latency: cfg.Latency, SizeBytes: 1 << 30}
 	if cfg.RemoveDelay > 0 || cfg.FillDelay > 0 {
@@ -329,14 +409,16 @@ func Run(ctx context.Context, cfg Config, progress func(Stats)) (Report, error) 
 	}
 	fsys, err := holefs.Open("", opts)
 	if err != nil {
-		return Report{}, err
+		return err
 	}
-	t.fsys = fsys
-	if err := t.setup(); err != nil {
-		_ = fsys.Close()
-		return Report{}, fmt.Errorf("torture setup: %w", err)
-	}
+	t.lib, t.fsys = fsys, libFS{fsys}
+	t.directOK = cfg.Backend == holefs.BackendExtent
+	return nil
+}
 
+// run runs the workers on the set-up filesystem.
+func (t *torture) run(ctx context.Context, progress func(Stats)) (Report, error) {
+	cfg, fsys := t.cfg, t.fsys
 	var workers []*worker
 	for _, kind := range WorkerKinds {
 		for i := 0; i < cfg.Workers[kind]; i++ {
@@ -400,6 +482,7 @@ loop:
 	case <-time.After(wait):
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
+		t.removeTarget()
 		if t.panicked.Load() {
 			// Expected after a panic: report it, leave the filesystem.
 			return t.report(elapsed, workers), nil
@@ -409,6 +492,7 @@ loop:
 	}
 	report()
 	if t.panicked.Load() {
+		t.removeTarget()
 		return t.report(elapsed, workers), nil
 	}
 	if !t.cfg.StopOnFirst || t.nviol.Load() == 0 {
@@ -420,14 +504,27 @@ loop:
 	return t.report(elapsed, workers), nil
 }
 
+// removeTarget removes a target's directory when the run ends without
+// closing its filesystem (workers stuck or panicked): unlinking files
+// that stuck workers still hold open is safe on a real filesystem.
+func (t *torture) removeTarget() {
+	if tfs, ok := t.fsys.(*targetFS); ok {
+		_ = tfs.Close()
+	}
+}
+
 // stuckAfter is how long workers may take to stop.
 var stuckAfter = 60 * time.Second
 
 func (t *torture) report(elapsed time.Duration, workers []*worker) Report {
+	notes := slices.Clone(t.notes)
+	if tfs, ok := t.fsys.(*targetFS); ok {
+		notes = append(notes, fmt.Sprintf("%d mapped accesses past EOF faulted (SIGBUS, recovered as EFAULT)", tfs.sigbus.Load()))
+	}
 	r := Report{Config: t.cfg, Seed: t.cfg.Seed, Elapsed: elapsed, Ops: t.ops.Load(),
 		OpsByKind: map[string]int64{}, WorkerOps: map[string]int64{}, Unsupported: map[string]int64{},
 		BlocksVerified: t.verified.Load(), ViolationCount: t.nviol.Load(),
-		ModelSummaries: t.model.summaries.Load()}
+		ModelSummaries: t.model.summaries.Load(), TornBlocks: t.model.tornBlocks.Load(), Notes: notes}
 	for i, n := range opNames {
 		if c := t.opCount[i].Load(); c > 0 {
 			r.OpsByKind[n] = c
@@ -447,9 +544,11 @@ func (t *torture) report(elapsed time.Duration, workers []*worker) Report {
 	if f := t.firstViol.Load(); f > 0 {
 		r.FirstViolation = time.Duration(f)
 	}
-	cs := t.fsys.CacheStats()
-	r.Cache = CacheStats{Hits: cs.Hits, Misses: cs.Misses, FillPages: cs.FillPages,
-		ReadaheadPages: cs.ReadaheadPages, Evictions: cs.Evictions, WritebackPages: cs.WritebackPages}
+	if t.lib != nil {
+		cs := t.lib.CacheStats()
+		r.Cache = CacheStats{Hits: cs.Hits, Misses: cs.Misses, FillPages: cs.FillPages,
+			ReadaheadPages: cs.ReadaheadPages, Evictions: cs.Evictions, WritebackPages: cs.WritebackPages}
+	}
 	return r
 }
 
@@ -504,6 +603,11 @@ func (t *torture) newID() uint64 { return t.nextID.Add(1) }
 // setup creates the shared files, fully written with signed blocks and
 // synced, with their cache dropped.
 func (t *torture) setup() error {
+	if t.cfg.Target != "" {
+		if err := t.probeDirect(); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < t.cfg.Files; i++ {
 		name := fmt.Sprintf("file%d", i)
 		id := t.newID()
@@ -548,7 +652,7 @@ func (t *torture) finalCheck() {
 			continue
 		}
 		buf := make([]byte, t.cfg.FileBlocks*BlockSize)
-		check := func(direct bool, h *holefs.File) {
+		check := func(direct bool, h file) {
 			R := v.fm.beginRead()
 			n, err := h.ReadAt(buf, 0)
 			if err != nil && err != io.EOF {
@@ -560,7 +664,7 @@ func (t *torture) finalCheck() {
 		check(false, f)
 		_ = f.Fadvise(0, 0, unix.FADV_DONTNEED)
 		check(false, f)
-		if t.cfg.Backend == holefs.BackendExtent {
+		if t.directOK {
 			if d, err := t.fsys.OpenFile(v.name, os.O_RDONLY|syscall.O_DIRECT, 0); err == nil {
 				check(true, d)
 				_ = d.Close()
@@ -570,6 +674,26 @@ func (t *torture) finalCheck() {
 		}
 		_ = f.Close()
 	}
+}
+
+// probeDirect finds out whether a target takes O_DIRECT: an open that
+// fails with EINVAL (tmpfs before Linux 6.6, some FUSE mounts) disables
+// direct I/O for the run, and the report says so.
+func (t *torture) probeDirect() error {
+	const name = "direct-probe"
+	f, err := t.fsys.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_DIRECT, 0o644)
+	switch {
+	case err == nil:
+		t.directOK = true
+		err = f.Close()
+	case isErr(err, syscall.EINVAL):
+		t.notes = append(t.notes, fmt.Sprintf("O_DIRECT not supported by the target (%v): direct worker and direct reads disabled", err))
+		err = nil
+	}
+	if rerr := t.fsys.Remove(name); err == nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = rerr
+	}
+	return err
 }
 
 // verify checks a read's blocks and records violations.
@@ -590,8 +714,8 @@ func FormatReport(w io.Writer, r *Report) {
 			kinds = append(kinds, fmt.Sprintf("%d %s", n, k))
 		}
 		sort.Strings(kinds)
-		fmt.Fprintf(w, "torture: %d violations (%s; seed %d, mode %v, backend %s); first after %v:\n",
-			r.ViolationCount, strings.Join(kinds, ", "), r.Seed, r.Config.Mode, r.Config.Backend, r.FirstViolation.Round(time.Millisecond))
+		fmt.Fprintf(w, "torture: %d violations (%s; seed %d, %s); first after %v:\n",
+			r.ViolationCount, strings.Join(kinds, ", "), r.Seed, r.Config.Describe(), r.FirstViolation.Round(time.Millisecond))
 		for _, v := range r.Violations {
 			fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(v.String(), "\n", "\n  "))
 		}
@@ -615,9 +739,21 @@ func FormatReport(w io.Writer, r *Report) {
 			us = append(us, fmt.Sprintf("%s=%d", k, n))
 		}
 		sort.Strings(us)
-		fmt.Fprintf(w, "skipped (not supported by %s): %s\n", r.Config.Backend, strings.Join(us, " "))
+		what := r.Config.Backend
+		if r.Config.Target != "" {
+			what = "the target"
+		}
+		fmt.Fprintf(w, "skipped (not supported by %s): %s\n", what, strings.Join(us, " "))
 	}
-	fmt.Fprintf(w, "blocks verified: %d; cache: %d hits, %d misses, %d pages filled, %d evicted, %d written back\n",
-		r.BlocksVerified, r.Cache.Hits, r.Cache.Misses, r.Cache.FillPages, r.Cache.Evictions, r.Cache.WritebackPages)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if r.Config.Target != "" {
+		fmt.Fprintf(w, "blocks verified: %d (%d torn by concurrent ops, allowed); target %s (kernel page cache)\n",
+			r.BlocksVerified, r.TornBlocks, r.Config.Target)
+	} else {
+		fmt.Fprintf(w, "blocks verified: %d; cache: %d hits, %d misses, %d pages filled, %d evicted, %d written back\n",
+			r.BlocksVerified, r.Cache.Hits, r.Cache.Misses, r.Cache.FillPages, r.Cache.Evictions, r.Cache.WritebackPages)
+	}
 	fmt.Fprintln(w, r.Summary())
 }

@@ -29,7 +29,7 @@ func run(t *testing.T, cfg Config) Report {
 // remover delay widens the window the invalidate lock closes (the same
 // knob makes LockNone fail in milliseconds, see TestDetection).
 func TestCorrectModes(t *testing.T) {
-	dur := 3 * time.Second
+	dur := 10 * time.Second // the bounded torture of CI: about 40 s in all
 	if testing.Short() {
 		dur = time.Second
 	}

@@ -26,9 +26,9 @@ type worker struct {
 	r    *rand.Rand
 	ops  atomic.Int64
 
-	handles []*holefs.File // one per victim file
-	views   []*view        // one per victim file (fault, madvise, mapwrite)
-	next    []int64        // sequential read position per file (read)
+	handles []file  // one per victim file
+	views   []*view // one per victim file (fault, madvise, mapwrite)
+	next    []int64 // sequential read position per file (read)
 	buf     []byte
 
 	noZero, noCollapse, noInsert bool // remover modes the backend refused
@@ -41,15 +41,15 @@ type worker struct {
 const maxViewBlocks = 8
 
 type view struct {
-	v        *holefs.MappedView
+	v        mappedView
 	pos, len int64 // in blocks
 }
 
 type nbFile struct {
 	fm     *fileModel
 	name   string
-	h      *holefs.File
-	d      *holefs.File // O_DIRECT handle, extentfs only
+	h      file
+	d      file // O_DIRECT handle, if the filesystem takes O_DIRECT
 	blocks int64
 }
 
@@ -106,7 +106,8 @@ func (w *worker) init() error {
 	for _, v := range t.files {
 		h, err := t.fsys.OpenFile(v.name, flags, 0)
 		if err != nil {
-			if w.kind == WorkDirect && errors.Is(err, syscall.EINVAL) && t.cfg.Backend == holefs.BackendMemory {
+			if w.kind == WorkDirect && errors.Is(err, syscall.EINVAL) &&
+				(t.cfg.Backend == holefs.BackendMemory || t.cfg.Target != "") {
 				t.countUnsupported("direct-read")
 				t.countUnsupported("direct-write")
 				return errWorkerUnsupported
@@ -306,11 +307,17 @@ func (w *worker) mapWrite() {
 	pos := vw.pos + off
 	o := v.fm.beginWrite("mapwrite", w.name, pos, 1, false)
 	SignBlock(w.buf[:BlockSize], Sig{File: v.fm.id, Off: pos, Gen: o.start})
+	unlock := w.t.dioLock(v)
 	_, err := vw.v.WriteAt(w.buf[:BlockSize], off*BlockSize)
+	unlock()
 	w.op("mapwrite")
 	switch {
 	case err == nil:
 		v.fm.end(o, -1, fateVoid, "")
+	case isErr(err, syscall.EFAULT) && w.t.cfg.Target != "":
+		// Past EOF on a real mapping: the copy may have stored part of
+		// the block before a truncation zapped the page (see targetFS).
+		v.fm.end(o, 0, fateUncertain, errString(err))
 	case isErr(err, syscall.EFAULT): // past EOF: nothing written
 		v.fm.end(o, 0, fateVoid, errString(err))
 	default:
@@ -387,7 +394,7 @@ func signRange(buf []byte, id uint64, pos, n int64, gen uint64) {
 }
 
 // writeOp writes n signed blocks at pos through h and records it.
-func (w *worker) writeOp(fm *fileModel, h *holefs.File, name string, pos, n int64, weak bool) error {
+func (w *worker) writeOp(fm *fileModel, h file, name string, pos, n int64, weak bool) error {
 	o := fm.beginWrite(name, w.name, pos, n, weak)
 	signRange(w.buf, fm.id, pos, n, o.start)
 	c, err := h.WriteAt(w.buf[:n*BlockSize], pos*BlockSize)
@@ -413,6 +420,7 @@ func (w *worker) direct() {
 	i := w.pick()
 	v := w.t.files[i]
 	pos, n := w.rangeIn(8)
+	defer w.t.dioLock(v)()
 	if w.r.IntN(2) == 0 {
 		R := v.fm.beginRead()
 		c, err := w.handles[i].ReadAt(w.buf[:n*BlockSize], pos*BlockSize)
@@ -570,6 +578,8 @@ func (w *worker) copyRange() {
 	if err != nil {
 		rest = fateUncertain
 		w.t.unexpected(w.name, "CopyRange "+v.name, err)
+	} else if c%BlockSize != 0 {
+		rest = fateUncertain // a partly copied block
 	}
 	v.fm.end(o, int(c/BlockSize), rest, errString(err))
 }
@@ -580,7 +590,7 @@ func (w *worker) copyRange() {
 // to a freed block lands in a neighbour's data.
 func (w *worker) neighbour() {
 	t := w.t
-	extent := t.cfg.Backend == holefs.BackendExtent
+	extent := t.directOK
 	nb := int64(max(4, t.cfg.FileBlocks/4))
 	w.nbSeq++
 	name := fmt.Sprintf("nb-%s-%d", w.name, w.nbSeq)

@@ -1,0 +1,103 @@
+package torture
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// targetDuration is the length of each target run.
+var targetDuration = 2 * time.Second
+
+// runTarget runs the default worker mix against real files in dir. The
+// kernel's filesystems are correct, so any violation is a bug of the
+// torture (the adapter or the checker).
+func runTarget(t *testing.T, dir string) Report {
+	t.Helper()
+	cfg := Config{Target: dir, Duration: targetDuration, Seed: 11, Files: 3, FileBlocks: 16}
+	rep, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.ViolationCount > 0 {
+		t.Fatalf("%d violations on %s:\n%s", rep.ViolationCount, dir, report(&rep))
+	}
+	for kind := range DefaultWorkers() {
+		if rep.WorkerOps[kind] == 0 && !(kind == WorkDirect && rep.Unsupported["direct-read"] > 0) {
+			t.Errorf("worker kind %s did no operation:\n%s", kind, report(&rep))
+		}
+	}
+	for _, op := range []string{"read", "fault", "mmap", "munmap", "mapwrite", "readahead", "fadvise-willneed",
+		"madvise-willneed", "write", "punch", "truncate-down", "truncate-up", "copy", "fsync",
+		"nb-write", "nb-read", "nb-remove", "verify-read", "final-read"} {
+		if rep.OpsByKind[op] == 0 {
+			t.Errorf("no %s operation:\n%s", op, report(&rep))
+		}
+	}
+	if rep.BlocksVerified == 0 {
+		t.Errorf("nothing verified:\n%s", report(&rep))
+	}
+	// The run's directory is gone.
+	left, _ := filepath.Glob(filepath.Join(dir, "holefs-torture-*"))
+	if len(left) > 0 {
+		t.Errorf("run directory left behind: %v", left)
+	}
+	t.Logf("%s\n%s", dir, report(&rep))
+	return rep
+}
+
+// TestTargetDisk tortures the filesystem of t.TempDir() (ext4 or xfs on
+// most machines; collapse and insert where it has them).
+func TestTargetDisk(t *testing.T) {
+	runTarget(t, t.TempDir())
+}
+
+// TestTargetTmpfs tortures tmpfs (/dev/shm): no zero range, collapse or
+// insert (counted as unsupported), O_DIRECT since Linux 6.6.
+func TestTargetTmpfs(t *testing.T) {
+	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
+		t.Skip("no /dev/shm")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "holefs-test-")
+	if err != nil {
+		t.Skipf("/dev/shm not writable: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	rep := runTarget(t, dir)
+	for _, op := range []string{"collapse", "insert"} {
+		if rep.Unsupported[op] == 0 && rep.OpsByKind[op] == 0 {
+			t.Errorf("%s neither done nor reported unsupported: %v", op, rep.Unsupported)
+		}
+	}
+}
+
+func TestTargetConfig(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Target: filepath.Join(dir, "nope")}, "no such file or directory"},
+		{Config{Target: f}, "is not a directory"},
+		{Config{Target: dir, Backend: "memfs"}, "excludes backend"},
+		{Config{Target: dir, CacheBytes: 1 << 20}, "excludes backend"},
+		{Config{Target: dir, RemoveDelay: time.Millisecond}, "excludes backend"},
+	} {
+		tc.cfg.Duration = time.Second
+		err := tc.cfg.Defaults().Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: Validate() = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	c := Config{Target: dir, Duration: time.Second}.Defaults()
+	if err := c.Validate(); err != nil || c.Backend != "" || c.CacheBytes != 0 {
+		t.Errorf("target defaults %+v: %v", c, err)
+	}
+}
