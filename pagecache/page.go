@@ -39,7 +39,7 @@ type Page struct {
 	flags   atomic.Uint32           // pg* bits
 	ref     atomic.Int32            // 0 means frozen: being freed, lookups must not pin it
 	content atomic.Int32            // content lock: >0 readers copying out, -1 a writer copying in
-	block   int64                   // device block this page was read from or written to, -1 if unknown; +checklocks:page lock
+	block   int64                   // device block this page was read from or written to, -1 if unknown; +checklocks:page lock, or the Writeback flag (writeback sets it after its I/O)
 	data    *[PageSize]byte         // contents; +checklocks:content lock for copies
 }
 

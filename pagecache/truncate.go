@@ -89,7 +89,18 @@ func (m *Mapping) zeroPartial(idx int64, from, to int) error {
 	// wait for the invalidate lock, not land in the zeroed range.
 	m.mkclean(p)
 	p.zero(from, to)
-	if p.block >= 0 || p.Dirty() {
+	if p.Dirty() {
+		return nil
+	}
+	// A clean page over written blocks must get its zeros to them, or an
+	// eviction and a re-read bring the old bytes back. Ask the block map,
+	// not the page: a page refreshed by a direct write does not know its
+	// block. (Writeback of the page is over, so the map is settled.)
+	e, err := m.blocks.Lookup(idx, 1)
+	if err != nil {
+		return err
+	}
+	if e.Kind == blockmap.Mapped {
 		m.markDirty(p)
 	}
 	return nil

@@ -301,3 +301,35 @@ func TestEvictAfterTruncation(t *testing.T) {
 	p.put()
 	p.put()
 }
+
+// TestZeroPartialAfterDirectWrite: a clean page refreshed by a direct write
+// (UpdateClean) does not know its block; zeroing its tail on truncate must
+// still reach the device, or evict + re-read brings the bytes back.
+func TestZeroPartialAfterDirectWrite(t *testing.T) {
+	e := newEnv(t, Options{}, 64)
+	e.host.Lock()
+	if err := e.m.Blocks().Allocate(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.m.SetSize(pg)
+	e.host.Unlock()
+	e.readAll(t, 0, pg, nil) // cached from the unwritten block: zeros, no block known
+	// What a direct write does: data to the block, mark it written, then
+	// refresh the clean cached page.
+	ext, _ := e.m.Blocks().Lookup(0, 1)
+	data := pattern(90, pg)
+	if err := e.dev.WriteBlocks(data, ext.Block); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Blocks().MarkWritten(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.m.UpdateClean(0, data)
+	e.truncate(t, 100)
+	if err := e.m.Sync(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.m.InvalidateClean(0, maxPageIdx+1)
+	want := append(bytes.Clone(data[:100]), make([]byte, pg-100)...)
+	checkBytes(t, e.deviceBytes(t, 0, 1), want, "the block after truncating to 100")
+}

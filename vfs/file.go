@@ -31,7 +31,7 @@ func (f *FS) Open(in *Inode, flags int) (*File, error) {
 	switch {
 	case in.IsDir() && acc != os.O_RDONLY:
 		return nil, syscall.EISDIR
-	case in.mode&syscall.S_IFMT == syscall.S_IFLNK:
+	case in.typ == syscall.S_IFLNK:
 		return nil, syscall.ELOOP
 	case flags&syscall.O_DIRECT != 0 && (f.backend.Memory || in.IsDir()):
 		return nil, syscall.EINVAL

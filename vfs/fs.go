@@ -70,7 +70,7 @@ func (f *FS) Root() *Inode { return f.root }
 func (f *FS) newInode(mode uint32) *Inode {
 	ino := f.nextIno
 	f.nextIno++
-	in := &Inode{fs: f, ino: ino, mode: mode}
+	in := &Inode{fs: f, ino: ino, typ: mode & syscall.S_IFMT, perm: mode &^ syscall.S_IFMT}
 	in.lock.Init(lockcheck.RankInode, uintptr(ino))
 	now := time.Now().UnixNano()
 	in.mtime.Store(now)

@@ -21,7 +21,8 @@ type Inode struct {
 	// and, in rwsem mode, for buffered reads.
 	lock lockcheck.RWMutex
 
-	mode    uint32 // type and permission bits; +checklocks:fs.nsMu
+	typ     uint32 // file type bits (S_IFMT); immutable, so IsDir needs no lock
+	perm    uint32 // permission bits; +checklocks:fs.nsMu
 	nlink   int32  // +checklocks:fs.nsMu
 	opens   int32  // open handles and views; +checklocks:fs.nsMu
 	mtime   atomic.Int64
@@ -45,7 +46,7 @@ func (in *Inode) Mapping() *pagecache.Mapping { return in.mapping }
 func (in *Inode) Lock() *lockcheck.RWMutex { return &in.lock }
 
 // IsDir reports whether the inode is a directory.
-func (in *Inode) IsDir() bool { return in.mode&syscall.S_IFMT == syscall.S_IFDIR }
+func (in *Inode) IsDir() bool { return in.typ == syscall.S_IFDIR }
 
 func (in *Inode) touch() {
 	now := time.Now().UnixNano()
@@ -67,7 +68,7 @@ type Attr struct {
 // Stat returns the inode's attributes.
 func (in *Inode) Stat() Attr {
 	in.fs.nsMu.RLock()
-	a := Attr{Ino: in.ino, Mode: in.mode, Nlink: uint32(in.nlink),
+	a := Attr{Ino: in.ino, Mode: in.typ | in.perm, Nlink: uint32(in.nlink),
 		Mtime: time.Unix(0, in.mtime.Load()), Ctime: time.Unix(0, in.ctime.Load())}
 	in.fs.nsMu.RUnlock()
 	switch {
@@ -84,7 +85,7 @@ func (in *Inode) Stat() Attr {
 
 // Readlink returns a symlink's target.
 func (in *Inode) Readlink() (string, error) {
-	if in.mode&syscall.S_IFMT != syscall.S_IFLNK {
+	if in.typ != syscall.S_IFLNK {
 		return "", syscall.EINVAL
 	}
 	return in.target, nil
@@ -93,7 +94,7 @@ func (in *Inode) Readlink() (string, error) {
 // Chmod changes the permission bits.
 func (in *Inode) Chmod(perm uint32) {
 	in.fs.nsMu.Lock()
-	in.mode = in.mode&syscall.S_IFMT | perm&0o7777
+	in.perm = perm & 0o7777
 	in.fs.nsMu.Unlock()
 	in.ctime.Store(time.Now().UnixNano())
 }

@@ -74,7 +74,7 @@ func (f *FS) walk(dir *Inode, path string, follow bool, depth *int) (*Inode, err
 		if !ok {
 			return nil, syscall.ENOENT
 		}
-		if next.mode&syscall.S_IFMT == syscall.S_IFLNK && (follow || i < len(comps)-1) {
+		if next.typ == syscall.S_IFLNK && (follow || i < len(comps)-1) {
 			if *depth++; *depth > maxSymlinks {
 				return nil, syscall.ELOOP
 			}
@@ -462,7 +462,7 @@ func (dir *Inode) list() ([]DirEntry, error) {
 	}
 	out := make([]DirEntry, 0, len(dir.entries))
 	for name, in := range dir.entries {
-		out = append(out, DirEntry{Name: name, Ino: in.ino, Mode: in.mode})
+		out = append(out, DirEntry{Name: name, Ino: in.ino, Mode: in.typ | in.perm})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
