@@ -1,7 +1,6 @@
 package pagecache
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,11 +95,9 @@ type Cache struct {
 	flushKick chan struct{}
 	stop      chan struct{}
 	wg        sync.WaitGroup // flusher and async readahead goroutines
-	closed    atomic.Bool
+	asyncMu   sync.Mutex     // orders starting async readahead against Close; leaf
+	closed    atomic.Bool    // written under asyncMu
 }
-
-// ErrClosed is returned by operations on a closed Cache.
-var ErrClosed = errors.New("pagecache: cache closed")
 
 // NewCache returns a cache and starts its flusher. Close stops it.
 func NewCache(opts Options) *Cache {
@@ -161,7 +158,10 @@ func (c *Cache) Stats() Stats {
 // Close writes back every dirty page, stops the flusher and waits for
 // async readahead. Mappings must not be used after.
 func (c *Cache) Close() error {
-	if c.closed.Swap(true) {
+	c.asyncMu.Lock()
+	already := c.closed.Swap(true)
+	c.asyncMu.Unlock()
+	if already {
 		return nil
 	}
 	err := c.writebackAll(true)

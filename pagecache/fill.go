@@ -38,6 +38,9 @@ func (m *Mapping) fillRange(start, n, want, mark int64, lockHeld bool) error {
 		m.lockFill(false)
 		defer m.unlockFill(false)
 	}
+	if m.dead.Load() {
+		return syscall.EIO
+	}
 	var wantErr error
 	batch := make([]*Page, 0, min(n, maxClusterPages))
 	flush := func() {

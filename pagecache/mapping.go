@@ -48,6 +48,7 @@ type Mapping struct {
 	indexMu lockcheck.Mutex
 	index   pageIndex    // lookups lockless; changes +checklocks:indexMu
 	nrPages atomic.Int64 // pages in index
+	dead    atomic.Bool  // the file is gone (Release); set under indexMu
 
 	dirtyMu     lockcheck.Mutex
 	dirty       *btree.BTreeG[int64] // indexes of dirty pages; +checklocks:dirtyMu
@@ -78,6 +79,11 @@ func (c *Cache) NewMapping(o MappingOptions) *Mapping {
 // Release takes an emptied mapping off the eviction clock when its file
 // is gone. The caller has truncated every page.
 func (m *Mapping) Release() {
+	// An async readahead started before the file went away must not add
+	// pages after this: nothing would ever truncate or evict them.
+	m.indexMu.Lock()
+	m.dead.Store(true)
+	m.indexMu.Unlock()
 	if !m.unevictable {
 		m.c.removeMapping(m)
 	}
@@ -168,7 +174,7 @@ func (m *Mapping) findGet(index int64) *Page {
 func (m *Mapping) addLocked(p *Page) bool {
 	p.mapping.Store(m)
 	m.indexMu.Lock()
-	ok := m.index.insert(p)
+	ok := !m.dead.Load() && m.index.insert(p)
 	m.indexMu.Unlock()
 	if !ok {
 		p.mapping.Store(nil)

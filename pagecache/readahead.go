@@ -124,12 +124,19 @@ func (m *Mapping) asyncReadahead(ra *ReadaheadState, p *Page) {
 	start, size := ra.start, ra.size
 	ra.mu.Unlock()
 	n := m.clampToEOF(start, size)
-	if n <= 0 || m.c.closed.Load() {
+	if n <= 0 {
 		return
 	}
-	m.c.stats.asyncRA.Add(1)
-	m.c.stats.ra.Add(n)
-	m.c.wg.Add(1)
+	c := m.c
+	c.asyncMu.Lock()
+	if c.closed.Load() {
+		c.asyncMu.Unlock()
+		return
+	}
+	c.wg.Add(1) // before Close can Wait
+	c.asyncMu.Unlock()
+	c.stats.asyncRA.Add(1)
+	c.stats.ra.Add(n)
 	go func() {
 		defer m.c.wg.Done()
 		m.lockRead()

@@ -1,6 +1,7 @@
 package pagecache
 
 import (
+	"errors"
 	"slices"
 	"sync"
 	"syscall"
@@ -397,4 +398,19 @@ func TestFadviseDontneed(t *testing.T) {
 		t.Fatalf("dirty page 9 not written back by DONTNEED: NrDirty %d, device writes %d -> %d", e.m.NrDirty(), writes, e.dev.Writes())
 	}
 	checkBytes(t, e.readAll(t, 0, 16*pg, nil), data, "file after DONTNEED")
+}
+
+// TestNoFillAfterRelease: a fill that starts after its file went away (an
+// async readahead outliving the last close and unlink) adds no pages,
+// which nothing would ever truncate or evict.
+func TestNoFillAfterRelease(t *testing.T) {
+	e := newEnv(t, Options{}, 64)
+	e.populate(t, pattern(91, 8*pg))
+	e.m.Release()
+	if err := e.m.fillRange(0, 8, -1, -1, false); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("fill of a released mapping = %v, want EIO", err)
+	}
+	if n := e.m.NrPages(); n != 0 {
+		t.Fatalf("a released mapping got %d pages", n)
+	}
 }
