@@ -170,7 +170,8 @@ func (f *File) ReadDir(n int) ([]fs.DirEntry, error) {
 		if err != nil {
 			return nil, f.err("readdir", err)
 		}
-		f.dir = f.fs.dirEntries(clean(f.name), ents)[f.pos:]
+		all := f.fs.dirEntries(clean(f.name), ents)
+		f.dir = all[min(f.pos, int64(len(all))):] // the directory may have shrunk since
 	}
 	if n <= 0 {
 		out := f.dir

@@ -912,3 +912,38 @@ func TestChmodChtimes(t *testing.T) {
 	}
 	wantErrno(t, fsys.Chmod("missing", 0o600), syscall.ENOENT, "Chmod(missing)")
 }
+
+// TestDirectoryHandleEdges: a directory cursor past the end reads nothing
+// (it must not panic), fsync of a directory succeeds, readahead of zero
+// bytes reads nothing.
+func TestDirectoryHandleEdges(t *testing.T) {
+	fsys := newFS(t, holefs.Options{})
+	if err := fsys.Mkdir("d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	create(t, fsys, "d/a").Close()
+	d, err := fsys.OpenFile("d", os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Seek(10, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := d.ReadDir(-1); err != nil || len(ents) != 0 {
+		t.Fatalf("ReadDir past the end = %v, %v; want nothing", ents, err)
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatalf("fsync of a directory = %v, want nil", err)
+	}
+	f := create(t, fsys, "f")
+	writeAt(t, f, pattern(5, 4*pg), 0)
+	dropCache(t, f)
+	before := fsys.CacheStats().FillPages
+	if err := f.Readahead(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := fsys.CacheStats().FillPages - before; got != 0 {
+		t.Fatalf("readahead of 0 bytes filled %d pages", got)
+	}
+}

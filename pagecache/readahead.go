@@ -147,7 +147,8 @@ func (m *Mapping) asyncReadahead(ra *ReadaheadState, p *Page) {
 
 // Readahead reads [off, off+n) into the cache without copying it out, in
 // windows of the maximum readahead size (Linux's force_page_cache_ra,
-// behind readahead(2), FADV_WILLNEED and MADV_WILLNEED). Read errors are
+// behind readahead(2), FADV_WILLNEED and MADV_WILLNEED); n == 0 means to
+// the end of the file, as for fadvise. Read errors are
 // not reported: the pages stay uncached and the next read retries them.
 func (m *Mapping) Readahead(off, n int64) error {
 	if off < 0 || n < 0 {
@@ -159,9 +160,9 @@ func (m *Mapping) Readahead(off, n int64) error {
 }
 
 func (m *Mapping) forceReadahead(off, n int64) error {
-	end := min(off+n, m.Size())
-	if n == 0 {
-		end = m.Size()
+	end := m.Size()
+	if n > 0 && n < end-off { // n == 0 means to EOF; no off+n overflow
+		end = off + n
 	}
 	step := int64(m.c.opts.ReadaheadPages)
 	for idx := off / PageSize; idx*PageSize < end; idx += step {
@@ -192,7 +193,7 @@ func (m *Mapping) Fadvise(ra *ReadaheadState, off, n int64, advice int) error {
 		return m.Readahead(off, n)
 	case unix.FADV_DONTNEED:
 		end := maxPageIdx + 1
-		if n > 0 {
+		if n > 0 && n <= (maxPageIdx+1)*PageSize-off {
 			end = (off + n) / PageSize
 		}
 		start := (off + PageSize - 1) / PageSize

@@ -50,10 +50,11 @@ func (m *Mapping) Mmap(off, n int64, writable bool) (*MappedView, error) {
 // Len returns the length of the view in bytes.
 func (v *MappedView) Len() int64 { return int64(len(v.ptes)) * PageSize }
 
-// Unmap removes the view. Later accesses fail with EFAULT.
+// Unmap removes the view. Later accesses fail with EFAULT; a second Unmap
+// does nothing, as munmap(2) of an unmapped range.
 func (v *MappedView) Unmap() error {
 	if v.unmapped.Swap(true) {
-		return syscall.EINVAL
+		return nil // munmap of a range no longer mapped succeeds
 	}
 	m := v.m
 	m.viewMu.Lock()
@@ -351,6 +352,9 @@ func (v *MappedView) Madvise(off, n int64, advice int) error {
 // Sync writes back the view's dirty pages in [off, off+n) and waits
 // (msync MS_SYNC). n == 0 means the whole view.
 func (v *MappedView) Sync(off, n int64) error {
+	if n < 0 {
+		return syscall.EINVAL
+	}
 	if n == 0 {
 		n = v.Len() - off
 	}

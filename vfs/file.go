@@ -221,7 +221,9 @@ func (in *Inode) truncate(size int64) error {
 // reports a writeback error that happened since this handle last checked
 // (once per handle, like Linux's fsync).
 func (h *File) Sync() error {
-	if err := h.check(); err != nil {
+	if err := h.check(); err == syscall.EISDIR {
+		return nil // directory entries live in memory: nothing to write
+	} else if err != nil {
 		return err
 	}
 	m := h.in.mapping
@@ -258,6 +260,9 @@ func (h *File) Readahead(off, n int64) error {
 	}
 	if !h.readable() {
 		return syscall.EBADF
+	}
+	if n == 0 {
+		return nil // readahead(2) of no bytes reads nothing (fadvise's 0 means to EOF)
 	}
 	return errno(h.in.mapping.Readahead(off, n))
 }
@@ -305,7 +310,7 @@ type View struct {
 
 // Unmap removes the view and drops its hold on the file.
 func (v *View) Unmap() error {
-	var err error = syscall.EINVAL
+	var err error // a second Unmap does nothing, as munmap(2)
 	v.once.Do(func() {
 		if err = v.MappedView.Unmap(); err == nil {
 			err = v.in.release()
