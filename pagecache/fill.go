@@ -252,6 +252,15 @@ func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState, fillLocked boo
 		if err != nil {
 			return done, err
 		}
+		// A truncate may have shrunk the file meanwhile: never return
+		// bytes past the new EOF (Linux's filemap_read rechecks too).
+		if size := m.Size(); size < end {
+			end = size
+			if pos >= end {
+				p.put()
+				break
+			}
+		}
 		if p.has(pgReadahead) && ra != nil {
 			m.asyncReadahead(ra, p)
 		}

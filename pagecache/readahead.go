@@ -61,13 +61,13 @@ func (m *Mapping) syncReadahead(ra *ReadaheadState, index, req int64) error {
 	req = min(req, maxWin)
 	if ra.random {
 		ra.mu.Unlock()
-		return m.fillRange(index, req, index, -1, false)
+		return m.fillAsked(index, req)
 	}
 	sequential := index == 0 || index == ra.prev.Load() || index == ra.prev.Load()-1 || (ra.size > 0 && index == ra.start+ra.size)
 	if !sequential {
 		ra.start, ra.size, ra.asyncSize = index, req, 0
 		ra.mu.Unlock()
-		return m.fillRange(index, req, index, -1, false)
+		return m.fillAsked(index, req)
 	}
 	if ra.size > 0 && index == ra.start+ra.size {
 		ra.size = min(2*ra.size, maxWin)
@@ -93,6 +93,17 @@ func (m *Mapping) syncReadahead(ra *ReadaheadState, index, req int64) error {
 		return io.EOF
 	}
 	return m.fillRange(start, n, index, mark, false)
+}
+
+// fillAsked fills just the pages a read asked for, up to EOF: a truncate
+// may have shrunk the file since the read looked at its size, and pages
+// past EOF must not be created (io.EOF then, as for an empty window).
+func (m *Mapping) fillAsked(index, req int64) error {
+	n := m.clampToEOF(index, req)
+	if n == 0 {
+		return io.EOF
+	}
+	return m.fillRange(index, n, index, -1, false)
 }
 
 // clampToEOF limits a window to the pages below the end of file.

@@ -2,6 +2,7 @@ package pagecache
 
 import (
 	"errors"
+	"io"
 	"slices"
 	"sync"
 	"syscall"
@@ -412,5 +413,25 @@ func TestNoFillAfterRelease(t *testing.T) {
 	}
 	if n := e.m.NrPages(); n != 0 {
 		t.Fatalf("a released mapping got %d pages", n)
+	}
+}
+
+// TestRandomMissPastEOF: a random-access miss whose page a truncate moved
+// past EOF creates no page and reports EOF.
+func TestRandomMissPastEOF(t *testing.T) {
+	e := newEnv(t, Options{}, 64)
+	e.populate(t, pattern(92, 8*pg))
+	e.truncate(t, 2*pg)
+	ra := new(ReadaheadState)
+	ra.random = true
+	if err := e.m.syncReadahead(ra, 5, 1); err != io.EOF {
+		t.Fatalf("random miss past EOF = %v, want io.EOF", err)
+	}
+	ra.random = false
+	if err := e.m.syncReadahead(ra, 6, 1); err != io.EOF { // not sequential
+		t.Fatalf("non-sequential miss past EOF = %v, want io.EOF", err)
+	}
+	if n := e.m.NrPages(); n != 0 {
+		t.Fatalf("%d pages created past EOF", n)
 	}
 }
