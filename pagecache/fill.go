@@ -195,6 +195,12 @@ func (m *Mapping) getUptodate(index int64, ra *ReadaheadState, reqPages int64, f
 
 var errTruncated = errors.New("page truncated")
 
+// isHole reports whether page idx has no storage.
+func (m *Mapping) isHole(idx int64) bool {
+	e, err := m.blocks.Lookup(idx, 1)
+	return err == nil && e.Kind == blockmap.Hole
+}
+
 // updatePage reads a cached page that is not uptodate.
 func (m *Mapping) updatePage(p *Page, fillLocked bool) error {
 	if !fillLocked {
@@ -248,6 +254,15 @@ func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState, fillLocked boo
 	done := 0
 	for pos := off; pos < end; {
 		idx := pos / PageSize
+		if m.unevictable && m.index.lookup(idx) == nil && m.isHole(idx) {
+			// Memory-backed pages are never evicted: caching the zeros of
+			// a hole would let reading a sparse file pin unbounded memory.
+			n := int(min(PageSize-pos%PageSize, end-pos))
+			clear(dst[done : done+n])
+			done += n
+			pos += int64(n)
+			continue
+		}
 		p, err := m.getUptodate(idx, ra, lastIdx-idx+1, fillLocked)
 		if err != nil {
 			return done, err

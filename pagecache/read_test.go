@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/holefs/holefs/blockmap"
+
+	"github.com/holefs/holefs/blockmap/memfs"
+	"github.com/holefs/holefs/internal/lockcheck"
 )
 
 // TestReadMissThenHit: a read of a page that is not cached reads the
@@ -265,5 +268,26 @@ func TestReadLocked(t *testing.T) {
 	checkBytes(t, buf, data, "ReadLocked")
 	if _, err := e.m.ReadLocked(buf, -1); err != syscall.EINVAL {
 		t.Fatalf("ReadLocked at -1 = %v, want EINVAL", err)
+	}
+}
+
+// TestMemoryHoleReadCachesNothing: reading holes of a memory-backed file
+// returns zeros without creating pages, which could never be evicted.
+func TestMemoryHoleReadCachesNothing(t *testing.T) {
+	c := NewCache(Options{})
+	t.Cleanup(func() { c.Close() })
+	host := &lockcheck.RWMutex{}
+	host.Init(lockcheck.RankInode, 99)
+	m := c.NewMapping(MappingOptions{Blocks: memfs.New(1 << 20).NewFile(), Host: host, Unevictable: true, Key: 99})
+	m.SetSize(1 << 30)
+	buf := bytes.Repeat([]byte{1}, 3*pg+10)
+	if n, err := m.Read(buf, 5*pg+7, nil); err != nil || n != len(buf) {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	if !bytes.Equal(buf, make([]byte, len(buf))) {
+		t.Fatal("a hole of a memory file read as non-zero")
+	}
+	if n := m.NrPages(); n != 0 {
+		t.Fatalf("reading holes cached %d unevictable pages", n)
 	}
 }
