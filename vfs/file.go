@@ -290,14 +290,21 @@ func (h *File) Mmap(off, n int64, writable bool) (*View, error) {
 	if !h.readable() || (writable && !h.writable()) {
 		return nil, syscall.EACCES
 	}
-	v, err := h.in.mapping.Mmap(off, n, writable)
-	if err != nil {
-		return nil, errno(err)
-	}
+	// Take the view's hold on the file first: a Close of this handle
+	// racing the Mmap could otherwise evict the file under the new view.
 	f := h.in.fs
 	f.nsMu.Lock()
+	if h.in.opens == 0 {
+		f.nsMu.Unlock()
+		return nil, syscall.EBADF
+	}
 	h.in.opens++
 	f.nsMu.Unlock()
+	v, err := h.in.mapping.Mmap(off, n, writable)
+	if err != nil {
+		_ = h.in.release()
+		return nil, errno(err)
+	}
 	return &View{MappedView: v, in: h.in}, nil
 }
 

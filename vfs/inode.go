@@ -136,10 +136,10 @@ func (in *Inode) evict() error {
 	inv := in.mapping.InvalidateLock()
 	inv.Lock()
 	defer inv.Unlock()
-	in.evicted = true
 	if err := in.mapping.TruncateRange(0, maxOffset); err != nil {
 		return errno(err)
 	}
+	in.evicted = true
 	in.fs.hookAfterTruncate(in, "evict")
 	in.mapping.Release()
 	return errno(in.blocks.Release())
