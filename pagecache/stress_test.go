@@ -82,7 +82,8 @@ func TestStressSmallCache(t *testing.T) {
 			case 0:
 				err = e.m.Sync(0, 0)
 			case 1:
-				err = e.m.StartWriteback(rng.Int64N(nPages)*pg, 16*pg)
+				first := rng.Int64N(nPages)
+				err = e.m.writeback(first, first+16, false, 0)
 			case 2:
 				err = e.m.Fadvise(ra, rng.Int64N(nPages)*pg, 32*pg, unix.FADV_DONTNEED)
 			case 3:

@@ -3,18 +3,20 @@ package pagecache
 import "syscall"
 
 // Write copies src into the cache at byte offset off: the buffered write
-// path (Linux's generic_perform_write). The caller calls
-// Cache.BalanceDirty after it dropped the inode lock. The caller holds the inode lock
-// exclusive and has made sure blocks can be allocated for the range (so
-// writeback cannot fail with ENOSPC). Write extends the size page by page,
-// as it copies; a caller's SetSize to the end of what was written is
-// harmless. A partial page inside the file is read first, under the fill
-// lock.
+// path (Linux's generic_perform_write). The caller holds the inode lock
+// exclusive, has made sure blocks can be allocated for the range (so
+// writeback cannot fail with ENOSPC), and calls Cache.BalanceDirty after
+// it dropped the lock. Write zeroes the cached tail of the old last page
+// when it writes past EOF, and extends the size page by page as it copies.
+// A partial page inside the file is read first, under the fill lock.
 func (m *Mapping) Write(src []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, syscall.EINVAL
 	}
 	oldSize := m.Size()
+	if off > oldSize && len(src) > 0 {
+		m.ZeroTail(oldSize)
+	}
 	done := 0
 	for done < len(src) {
 		pos := off + int64(done)

@@ -198,13 +198,3 @@ func (m *Mapping) Sync(off, n int64) error {
 	}
 	return m.writeback(start, end, true, 0)
 }
-
-// StartWriteback starts writeback of the range without waiting for busy
-// pages (filemap_fdatawrite_range with WB_SYNC_NONE).
-func (m *Mapping) StartWriteback(off, n int64) error {
-	start, end := off/PageSize, maxPageIdx+1
-	if n > 0 {
-		end = (off + n + PageSize - 1) / PageSize
-	}
-	return m.writeback(start, end, false, 0)
-}

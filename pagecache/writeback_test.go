@@ -154,26 +154,26 @@ func TestSyncRange(t *testing.T) {
 	if got := e.m.NextUnwritten(2, 100); got != 5 {
 		t.Fatalf("NextUnwritten(2) = %d, want 5", got)
 	}
-	if err := e.m.StartWriteback(0, 0); err != nil {
+	if err := e.m.writeback(0, maxPageIdx+1, false, 0); err != nil {
 		t.Fatal(err)
 	}
 	if e.m.NrDirty() != 0 || e.m.NextUnwritten(0, maxPageIdx+1) != -1 {
-		t.Fatalf("after StartWriteback of everything: NrDirty %d", e.m.NrDirty())
+		t.Fatalf("after a non-waiting writeback of everything: NrDirty %d", e.m.NrDirty())
 	}
 }
 
-// TestWritebackBusyPages: StartWriteback skips a locked dirty page; Sync
+// TestWritebackBusyPages: a non-waiting writeback skips a locked dirty page; Sync
 // waits for it, and for writeback in flight on a clean page.
 func TestWritebackBusyPages(t *testing.T) {
 	e := newEnv(t, Options{}, 64)
 	e.write(t, pattern(22, 6*pg), 0)
 	p := e.m.findGet(3)
 	p.lock()
-	if err := e.m.StartWriteback(0, 0); err != nil {
+	if err := e.m.writeback(0, maxPageIdx+1, false, 0); err != nil {
 		t.Fatal(err)
 	}
 	if !p.Dirty() || e.m.NrDirty() != 1 {
-		t.Fatalf("StartWriteback: locked page dirty %v, NrDirty %d; want it skipped and the rest written", p.Dirty(), e.m.NrDirty())
+		t.Fatalf("non-waiting writeback: locked page dirty %v, NrDirty %d; want it skipped and the rest written", p.Dirty(), e.m.NrDirty())
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.m.Sync(0, 0) }()

@@ -89,15 +89,7 @@ func (h *File) copyLocked(dst *File, srcOff, dstOff, n int64) (int64, error) {
 		if r == 0 {
 			break
 		}
-		dm := dsti.mapping
-		size := dm.Size()
-		if dstOff+done > size {
-			dm.ZeroTail(size)
-		}
-		w, err := dm.Write(chunk[:r], dstOff+done)
-		if end := dstOff + done + int64(w); end > dm.Size() {
-			dm.SetSize(end)
-		}
+		w, err := dsti.mapping.Write(chunk[:r], dstOff+done)
 		done += int64(w)
 		if err != nil {
 			return done, errno(err)

@@ -19,12 +19,10 @@ func (h *File) Fallocate(mode uint32, off, n int64) error {
 		if err != syscall.EISDIR {
 			return err
 		}
-		// A directory handle is read-only: Linux's argument checks, then
-		// EBADF, as fallocate(2) on a directory fd.
-		if err := h.checkFallocate(mode, off, n); err != nil {
-			return err
-		}
-		return syscall.EISDIR
+		// A directory handle is read-only, so this returns Linux's
+		// argument error or, after them, EBADF, as fallocate(2) on a
+		// directory fd does.
+		return h.checkFallocate(mode, off, n)
 	}
 	if err := h.checkFallocate(mode, off, n); err != nil {
 		return err

@@ -157,14 +157,7 @@ func (h *File) writeBuffered(p []byte, off int64) (int, int64, error) {
 	if err := in.blocks.Allocate(first, (end+pageSize-1)/pageSize-first); err != nil {
 		return 0, off, errno(err)
 	}
-	size := m.Size()
-	if off > size {
-		m.ZeroTail(size)
-	}
 	n, err := m.Write(p, off)
-	if off+int64(n) > size {
-		m.SetSize(off + int64(n))
-	}
 	if n > 0 {
 		in.touch()
 	}
