@@ -26,9 +26,9 @@ type File struct {
 	name   string
 	append bool // opened with O_APPEND
 
-	mu  sync.Mutex // the file position and the directory cursor
-	pos int64      // +checklocks:mu
-	dir []fs.DirEntry
+	mu  sync.Mutex    // the file position and the directory cursor (f_pos_lock; see LOCKING.md)
+	pos int64         // +checklocks:mu
+	dir []fs.DirEntry // entries not yet returned by ReadDir; +checklocks:mu
 }
 
 // Name returns the name the file was opened with.

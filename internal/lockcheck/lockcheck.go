@@ -2,9 +2,9 @@
 //
 // Every lock in holefs has a Rank. A goroutine may only acquire a lock whose
 // rank is greater than the rank of every lock it already holds, except for
-// locks of one rank that are taken in ascending key order (two inodes, two
-// mappings, or pages of one mapping by index). The order, outermost first, is
-// the one in LOCKING.md:
+// locks of one rank that are taken in ascending key order (two inodes or
+// two mappings by inode number; other locks by address). The order,
+// outermost first, is the one in LOCKING.md:
 //
 //	RankNamespace > RankInode > RankInvalidate > RankView > RankPage >
 //	RankExtentMap > RankAllocator > RankCache
