@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/internal/lockcheck"
@@ -85,7 +86,7 @@ type Cache struct {
 	stats struct {
 		misses, fill, ra, asyncRA, wbPages, wbIOs, evictions, throttled, overLimit atomic.Int64
 	}
-	// hits is sharded by page index: one shared counter on the lockless
+	// hits is sharded (see countHit): one shared counter on the lockless
 	// hit path would bounce its cache line between every reading core.
 	hits [16]struct {
 		n atomic.Int64
@@ -130,7 +131,13 @@ func NewCache(opts Options) *Cache {
 	return c
 }
 
-func (c *Cache) countHit(index int64) { c.hits[index&15].n.Add(1) }
+// countHit counts a cache hit in a shard chosen by the calling goroutine's
+// stack address: readers on different cores then write different cache
+// lines, even when they all hit one hot page.
+func (c *Cache) countHit() {
+	var onStack byte
+	c.hits[(uintptr(unsafe.Pointer(&onStack))>>12)%uintptr(len(c.hits))].n.Add(1)
+}
 
 func (c *Cache) hitCount() (n int64) {
 	for i := range c.hits {

@@ -172,7 +172,7 @@ func (m *Mapping) getUptodate(index int64, ra *ReadaheadState, reqPages int64, f
 		}
 		if p.Uptodate() {
 			if !missed {
-				m.c.countHit(index)
+				m.c.countHit()
 			}
 			return p, nil
 		}

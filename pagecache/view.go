@@ -242,8 +242,10 @@ func (v *MappedView) fault(i int64) (*pte, error) {
 			if p.Uptodate() {
 				p.lock()
 				if p.Mapping() == m && p.Uptodate() && !m.beyondEOF(idx) {
-					m.c.countHit(idx)
-					p.set(pgReferenced)
+					m.c.countHit()
+					if !p.has(pgReferenced) {
+						p.set(pgReferenced)
+					}
 					e := v.install(i, p)
 					p.unlock()
 					if e == nil {
