@@ -12,14 +12,18 @@ import (
 // ReadaheadState is one open file's readahead window (Linux's
 // file_ra_state). The zero value is ready to use.
 type ReadaheadState struct {
-	mu        sync.Mutex   // leaf lock; held only to compute a window
-	start     int64        // first page of the current window; +checklocks:mu
-	size      int64        // pages in the window; +checklocks:mu
-	asyncSize int64        // pages left when the marker page is hit; +checklocks:mu
-	prev      atomic.Int64 // last page read, +1 (0 = none); racy by design, as in Linux
-	random    bool         // FADV_RANDOM: no readahead; +checklocks:mu
-	maxScale  int64        // FADV_SEQUENTIAL doubles the window; +checklocks:mu
-	noreuse   atomic.Bool  // FADV_NOREUSE: reads do not mark pages referenced
+	mu        sync.Mutex // leaf lock; held only to compute a window
+	start     int64      // first page of the current window; +checklocks:mu
+	size      int64      // pages in the window; +checklocks:mu
+	asyncSize int64      // pages left when the marker page is hit; +checklocks:mu
+	// prev is written by every read that moves on: padded onto a cache
+	// line of its own, so readers of different handles never share one.
+	_        [64]byte
+	prev     atomic.Int64 // last page read, +1 (0 = none); racy by design, as in Linux
+	_        [56]byte
+	random   bool        // FADV_RANDOM: no readahead; +checklocks:mu
+	maxScale int64       // FADV_SEQUENTIAL doubles the window; +checklocks:mu
+	noreuse  atomic.Bool // FADV_NOREUSE: reads do not mark pages referenced
 }
 
 func (ra *ReadaheadState) noReuse() bool { return ra.noreuse.Load() }

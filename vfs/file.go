@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/holefs/holefs/blockmap"
@@ -18,9 +19,9 @@ type File struct {
 	flags int
 	ra    pagecache.ReadaheadState
 
-	mu       sync.Mutex // leaf lock: handle state below
-	errSince uint64     // writeback errors before this were reported; +checklocks:mu
-	closed   bool       // +checklocks:mu
+	mu       sync.Mutex  // leaf lock: errSince
+	errSince uint64      // writeback errors before this were reported; +checklocks:mu
+	closed   atomic.Bool // read by every call: a load, no lock, no write to the handle's cache line
 }
 
 // Open returns a handle on the inode with os.OpenFile flags (O_RDONLY,
@@ -58,10 +59,7 @@ func (f *FS) Open(in *Inode, flags int) (*File, error) {
 
 // Stat returns the open file's attributes; EBADF once the handle is closed.
 func (h *File) Stat() (Attr, error) {
-	h.mu.Lock()
-	closed := h.closed
-	h.mu.Unlock()
-	if closed {
+	if h.closed.Load() {
 		return Attr{}, syscall.EBADF
 	}
 	return h.in.Stat(), nil
@@ -76,10 +74,7 @@ func (h *File) direct() bool   { return h.flags&syscall.O_DIRECT != 0 }
 
 // check returns EBADF for a closed handle and EISDIR for a directory.
 func (h *File) check() error {
-	h.mu.Lock()
-	closed := h.closed
-	h.mu.Unlock()
-	if closed {
+	if h.closed.Load() {
 		return syscall.EBADF
 	}
 	if h.in.mapping == nil {
@@ -236,13 +231,9 @@ func (h *File) Sync() error {
 // Close releases the handle. Closing an unlinked file's last handle frees
 // its blocks.
 func (h *File) Close() error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	if !h.closed.CompareAndSwap(false, true) {
 		return syscall.EBADF
 	}
-	h.closed = true
-	h.mu.Unlock()
 	return h.in.release()
 }
 

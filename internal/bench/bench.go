@@ -151,7 +151,18 @@ func (c Config) rng(stream string, g int) *rand.Rand {
 		h ^= uint64(stream[i])
 		h *= 1099511628211
 	}
-	return rand.New(rand.NewPCG(c.Seed^h, uint64(g)+1))
+	src := new(paddedPCG)
+	src.Seed(c.Seed^h, uint64(g)+1)
+	return rand.New(&src.PCG)
+}
+
+// paddedPCG fills a 64-byte allocation: a generator's state is written on
+// every draw, and two goroutines' generators sharing a cache line slowed
+// whole configurations by half (false sharing, depending on where the
+// allocator happened to put them).
+type paddedPCG struct {
+	rand.PCG
+	_ [48]byte
 }
 
 // Progress receives a workload's progress: Step when it starts each of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/bits"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,9 @@ func (t timing) seconds() float64 { return t.elapsed.Seconds() }
 // only operations started while r.measuring(). Progress gets the elapsed
 // fraction of warm-up plus d.
 func timed(ctx context.Context, warmup, d time.Duration, p Progress, n int, fn func(g int, r *run)) timing {
+	// Start from a collected heap, so the previous configuration's garbage
+	// (a closed filesystem and its cache) is not collected during this one.
+	runtime.GC()
 	var r run
 	var wg sync.WaitGroup
 	start := time.Now()
