@@ -248,13 +248,7 @@ func (c *Cache) reclaim(want int64) (freed int64, sawDirty bool) {
 		m, start := c.mappings[c.hand], c.handPage
 		c.clockMu.Unlock()
 
-		batch = batch[:0]
-		m.index.walk(start, maxPageIdx+1, func(p *Page) bool {
-			if p.tryGet() {
-				batch = append(batch, p)
-			}
-			return len(batch) < cap(batch)
-		})
+		batch = m.pinRange(start, maxPageIdx+1, batch)
 		// Move the hand past the batch, or on to the next mapping.
 		c.clockMu.Lock()
 		if c.hand < len(c.mappings) && c.mappings[c.hand] == m {

@@ -133,6 +133,20 @@ func (x *pageIndex) remove(p *Page) bool {
 	return true
 }
 
+// pinRange takes a reference on up to cap(batch) pages with index in
+// [start, end), in index order, and returns them in batch (reused). Frozen
+// pages, being freed, are skipped.
+func (m *Mapping) pinRange(start, end int64, batch []*Page) []*Page {
+	batch = batch[:0]
+	m.index.walk(start, end, func(p *Page) bool {
+		if p.tryGet() {
+			batch = append(batch, p)
+		}
+		return len(batch) < cap(batch)
+	})
+	return batch
+}
+
 // walk calls fn for each page with index in [start, end) in ascending
 // order, until fn returns false. It is lockless: pages inserted or removed
 // during the walk may or may not be seen.

@@ -110,13 +110,7 @@ func (m *Mapping) zeroPartial(idx int64, from, to int) error {
 func (m *Mapping) truncatePages(first, last int64) {
 	batch := make([]*Page, 0, 64)
 	for first < last {
-		batch = batch[:0]
-		m.index.walk(first, last, func(p *Page) bool {
-			if p.tryGet() {
-				batch = append(batch, p)
-			}
-			return len(batch) < cap(batch)
-		})
+		batch = m.pinRange(first, last, batch)
 		if len(batch) == 0 {
 			return
 		}
@@ -141,15 +135,9 @@ func (m *Mapping) truncatePages(first, last int64) {
 // mapped page, and a later fill looks the blocks up afresh.
 func (m *Mapping) InvalidateClean(start, end int64) int {
 	var dropped int
-	var batch []*Page
+	batch := make([]*Page, 0, 64)
 	for start < end {
-		batch = batch[:0]
-		m.index.walk(start, end, func(p *Page) bool {
-			if p.tryGet() {
-				batch = append(batch, p)
-			}
-			return len(batch) < 64
-		})
+		batch = m.pinRange(start, end, batch)
 		if len(batch) == 0 {
 			break
 		}
