@@ -7,7 +7,7 @@
 // outermost first, is the one in LOCKING.md:
 //
 //	RankNamespace > RankInode > RankInvalidate > RankView > RankPage >
-//	RankExtentMap > RankAllocator > RankCache
+//	RankCommit > RankExtentMap > RankAllocator > RankCache
 //
 // Checking costs one atomic load per acquisition while disabled. Tests enable
 // it with Enable (or HOLEFS_LOCKCHECK=1 in the environment); an out-of-order
@@ -36,6 +36,7 @@ const (
 	RankInvalidate                 // pagecache Mapping invalidate lock
 	RankView                       // pagecache mapped-view lock (Linux i_mmap_rwsem)
 	RankPage                       // pagecache page lock
+	RankCommit                     // meta journal commit lock
 	RankExtentMap                  // per-file block map lock (Linux i_data_sem)
 	RankAllocator                  // block allocator lock
 	RankCache                      // pagecache index, dirty-set and eviction-clock locks (leaf)
@@ -47,6 +48,7 @@ var rankNames = [...]string{
 	RankInvalidate: "invalidate",
 	RankView:       "view",
 	RankPage:       "page",
+	RankCommit:     "commit",
 	RankExtentMap:  "extentmap",
 	RankAllocator:  "allocator",
 	RankCache:      "cache",

@@ -82,11 +82,12 @@ func TestRankString(t *testing.T) {
 		{RankInvalidate, "invalidate"},
 		{RankView, "view"},
 		{RankPage, "page"},
+		{RankCommit, "commit"},
 		{RankExtentMap, "extentmap"},
 		{RankAllocator, "allocator"},
 		{RankCache, "cache"},
 		{0, "rank0"},
-		{RankCache + 1, "rank9"},
+		{RankCache + 1, "rank10"},
 		{255, "rank255"},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,58 @@
+// Package meta is holefs's durable metadata: the on-disk format of an image
+// and the journal that commits the in-memory filesystem state to it in
+// batches, in an order that keeps every crash state consistent.
+//
+// # Image
+//
+// An image is a directory holding two files:
+//
+//	data     the block device: a sparse file of 4 KiB blocks. Block 0 is the
+//	         superblock; file data lives in blocks 1 and up.
+//	meta.db  a bbolt database: inodes, directory entries and extent maps.
+//
+// The superblock (block 0 and a copy in meta.db) carries a magic number, a
+// format version, feature flags and a CRC-32C; the two copies must agree, so a
+// data file paired with another image's database is refused. meta.db is
+// locked (flock) while an image is open: a second open fails with EBUSY.
+//
+// Buckets of meta.db and their records (big-endian keys; every value ends in
+// a CRC-32C of the key and the value, so fsck can tell a damaged record from
+// a valid one and name it):
+//
+//	super    "sb"                   superblock copy
+//	         "state"                commit sequence number, blocks owned
+//	inodes   ino                    mode, uid, gid, nlink, size, times, symlink target
+//	dirents  dir ino + name         child ino
+//	extents  ino + first page       page count, first block, unwritten flag
+//	xattrs   ino + name             value
+//
+// Allocator state is not stored: the free blocks of an image are exactly the
+// blocks no extent owns (block 0 excepted), rebuilt when the image is opened,
+// and the state record's block count lets fsck check that sum.
+//
+// # Journal order
+//
+// The running filesystem keeps its state in memory (the VFS namespace and the
+// backend's extent trees). A Journal records what changed since the last
+// commit: namespace changes as an ordered log (appended under the namespace
+// lock, so any prefix of it is a state the namespace passed through: rename
+// is atomic), and the inodes whose size, times or extents changed as a dirty
+// set read at commit time. A commit:
+//
+//  1. seals the backend's quarantine: blocks freed so far are not reusable
+//     until step 5;
+//  2. takes the namespace log and the dirty set;
+//  3. reads each dirty inode's size, times and extent map;
+//  4. flushes the data device (ordered data: every extent marked written
+//     in step 3 had its data written before, so it is durable now), then
+//     applies everything in one bbolt transaction, which is durable when
+//     Commit returns;
+//  5. releases the sealed quarantine to the allocator.
+//
+// Step 1 comes before step 2 because a block-freeing change marks its inode
+// dirty before it frees: a block in the sealed quarantine therefore belongs
+// to an inode whose new map this commit writes. Without the quarantine a
+// block freed by a punch could be given to another file, written, and after
+// a crash be read again through the punched file's old, durable map — the
+// on-disk face of the race the invalidate lock closes in memory.
+package meta

@@ -1,0 +1,347 @@
+package meta
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/holefs/holefs/internal/lockcheck"
+)
+
+// Source is an inode of the running filesystem, read by a commit.
+type Source interface {
+	// Snapshot returns the inode's size and times and, for an inode with
+	// a block map, its extents (hasExtents). ok is false once the inode's
+	// blocks are released: its durable records then stay as they are
+	// until its drop record commits.
+	Snapshot() (d Dynamic, extents []Extent, hasExtents, ok bool)
+}
+
+// Quarantine holds freed blocks until the commit that freed them is
+// durable (see the package documentation).
+type Quarantine interface {
+	// Seal closes the current generation of freed blocks and returns its
+	// number.
+	Seal() uint64
+	// Release makes the blocks of every generation <= gen allocatable.
+	Release(gen uint64)
+}
+
+// Entry is an inode's handle in the journal: Dirty queues it for the next
+// commit.
+type Entry struct {
+	j      *Journal
+	ino    uint64
+	queued atomic.Bool // in j.dirty; set and cleared under j.mu
+	src    Source      // set by SetSource before the first Dirty; immutable after
+}
+
+// SetSource sets what a commit reads. Call it once, before Dirty.
+func (e *Entry) SetSource(s Source) {
+	if e != nil {
+		e.src = s
+	}
+}
+
+// Dirty queues the inode so that the next commit writes its size, times
+// and extents. It costs one atomic load when the inode is already queued,
+// so it can be called on every write. A nil Entry (a filesystem without an
+// image) does nothing.
+func (e *Entry) Dirty() {
+	if e == nil || e.queued.Load() {
+		return
+	}
+	j := e.j
+	j.mu.Lock()
+	if !e.queued.Load() {
+		e.queued.Store(true)
+		j.dirty = append(j.dirty, e)
+	}
+	n := len(j.dirty) + len(j.log)
+	j.mu.Unlock()
+	j.pressure(n)
+}
+
+type recKind uint8
+
+const (
+	recInode recKind = iota + 1
+	recDirent
+	recDrop
+	recXattr
+)
+
+// record is one namespace change of the log.
+type record struct {
+	kind   recKind
+	static Static // recInode
+	dir    uint64 // recDirent: directory; recDrop, recXattr: the inode
+	name   string // recDirent, recXattr
+	ino    uint64 // recDirent: child, 0 to remove the entry
+	value  []byte // recXattr; nil removes
+}
+
+// JournalOptions configure a Journal.
+type JournalOptions struct {
+	// Flush makes the data device's completed writes durable; a commit
+	// calls it before the metadata that points at them.
+	Flush func() error
+	// Quarantine is the backend's freed-block quarantine.
+	Quarantine Quarantine
+	// Interval commits in the background at least this often while
+	// anything is dirty; default 5 s, negative disables the timer.
+	Interval time.Duration
+	// MaxPending starts a background commit when this many records and
+	// dirty inodes are queued, bounding the journal's memory; default 8192.
+	MaxPending int
+}
+
+// Journal batches changes and commits them to an image's meta.db.
+type Journal struct {
+	img  *Image
+	opts JournalOptions
+
+	// commitMu serializes commits. It ranks between the page lock and
+	// the extent-map lock: a commit may start from an allocation that
+	// found only quarantined space, under page locks, and it reads extent
+	// maps.
+	commitMu lockcheck.Mutex
+
+	mu      sync.Mutex        // leaf: taken under the namespace and extent-map locks
+	log     []record          // +checklocks:mu
+	dirty   []*Entry          // +checklocks:mu
+	entries map[uint64]*Entry // +checklocks:mu
+	commits uint64            // +checklocks:commitMu; successful commits
+	failed  error             // +checklocks:commitMu; the last commit's error, nil after a success
+
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+// Journal returns the image's journal and starts its background committer.
+// Close the journal before the image.
+func (img *Image) Journal(opts JournalOptions) *Journal {
+	if opts.Interval == 0 {
+		opts.Interval = 5 * time.Second
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 8192
+	}
+	j := &Journal{img: img, opts: opts, entries: map[uint64]*Entry{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	j.commitMu.Init(lockcheck.RankCommit)
+	go j.committer()
+	return j
+}
+
+// Entry returns the journal entry of inode ino, creating it.
+func (j *Journal) Entry(ino uint64) *Entry {
+	if j == nil {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e := j.entries[ino]
+	if e == nil {
+		e = &Entry{j: j, ino: ino}
+		j.entries[ino] = e
+	}
+	return e
+}
+
+func (j *Journal) append(r record) {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	j.log = append(j.log, r)
+	if r.kind == recDrop {
+		delete(j.entries, r.dir)
+	}
+	n := len(j.dirty) + len(j.log)
+	j.mu.Unlock()
+	j.pressure(n)
+}
+
+// PutInode logs an inode's namespace attributes (created, or its mode,
+// owner or link count changed). The caller holds the namespace lock, which
+// orders the log.
+func (j *Journal) PutInode(s Static) { j.append(record{kind: recInode, static: s}) }
+
+// PutDirent logs a directory entry; ino 0 removes it. The caller holds the
+// namespace lock.
+func (j *Journal) PutDirent(dir uint64, name string, ino uint64) {
+	j.append(record{kind: recDirent, dir: dir, name: name, ino: ino})
+}
+
+// DropInode logs that an inode is gone: its records, extents and xattrs
+// are deleted. It must be logged before the inode's blocks are freed.
+func (j *Journal) DropInode(ino uint64) { j.append(record{kind: recDrop, dir: ino}) }
+
+// PutXattr logs an extended attribute; a nil value removes it.
+func (j *Journal) PutXattr(ino uint64, name string, value []byte) {
+	if value != nil {
+		value = append([]byte{}, value...)
+	}
+	j.append(record{kind: recXattr, dir: ino, name: name, value: value})
+}
+
+func (j *Journal) pressure(n int) {
+	if n >= j.opts.MaxPending {
+		select {
+		case j.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (j *Journal) committer() {
+	defer close(j.done)
+	var tick <-chan time.Time
+	if j.opts.Interval > 0 {
+		t := time.NewTicker(j.opts.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-tick:
+		case <-j.kick:
+		}
+		// A failed background commit keeps everything queued; the next
+		// Commit (an fsync, say) returns the error to someone who can
+		// act on it.
+		_ = j.Commit()
+	}
+}
+
+// Commits returns the number of successful commits of this journal.
+func (j *Journal) Commits() uint64 {
+	j.commitMu.Lock()
+	defer j.commitMu.Unlock()
+	return j.commits
+}
+
+// Commit makes every change logged or dirtied before it was called
+// durable, in the order described in the package documentation. On error
+// nothing is lost: the changes stay queued for the next commit, and the
+// sealed quarantine stays sealed.
+func (j *Journal) Commit() error {
+	if j == nil {
+		return nil
+	}
+	j.commitMu.Lock()
+	defer j.commitMu.Unlock()
+	if j.img.db == nil {
+		return errClosed
+	}
+	var gen uint64
+	if j.opts.Quarantine != nil {
+		gen = j.opts.Quarantine.Seal()
+	}
+	j.mu.Lock()
+	log, dirty := j.log, j.dirty
+	j.log, j.dirty = nil, nil
+	for _, e := range dirty {
+		e.queued.Store(false)
+	}
+	j.mu.Unlock()
+	if len(log) == 0 && len(dirty) == 0 && j.failed == nil {
+		if j.opts.Quarantine != nil {
+			j.opts.Quarantine.Release(gen)
+		}
+		return nil
+	}
+	snaps := make([]snapshot, 0, len(dirty))
+	for _, e := range dirty {
+		if e.src == nil {
+			continue
+		}
+		d, ext, has, ok := e.src.Snapshot()
+		if ok {
+			snaps = append(snaps, snapshot{ino: e.ino, dyn: d, extents: ext, hasExtents: has})
+		}
+	}
+	err := j.write(log, snaps)
+	if err != nil {
+		j.requeue(log, dirty)
+		j.failed = err
+		return err
+	}
+	j.failed = nil
+	j.commits++
+	if j.opts.Quarantine != nil {
+		j.opts.Quarantine.Release(gen)
+	}
+	return nil
+}
+
+type snapshot struct {
+	ino        uint64
+	dyn        Dynamic
+	extents    []Extent
+	hasExtents bool
+}
+
+func (j *Journal) write(log []record, snaps []snapshot) error {
+	if j.opts.Flush != nil {
+		if err := j.opts.Flush(); err != nil {
+			return fmt.Errorf("meta: commit: flush data device: %w", err)
+		}
+	}
+	err := j.img.db.Update(func(tx *bbolt.Tx) error {
+		w, err := newWriter(tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range log {
+			if err := w.apply(r); err != nil {
+				return err
+			}
+		}
+		for _, s := range snaps {
+			if err := w.update(s); err != nil {
+				return err
+			}
+		}
+		return w.finish()
+	})
+	if err != nil {
+		return fmt.Errorf("meta: commit: %w", ioErr(err))
+	}
+	return nil
+}
+
+// requeue puts a failed commit's work back in front of what was queued
+// since, so the log keeps its order.
+func (j *Journal) requeue(log []record, dirty []*Entry) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.log = append(log, j.log...)
+	for _, e := range dirty {
+		if !e.queued.Load() {
+			e.queued.Store(true)
+			j.dirty = append(j.dirty, e)
+		}
+	}
+}
+
+// Close stops the background committer and makes a last commit.
+func (j *Journal) Close() error {
+	if j == nil || j.closed.Swap(true) {
+		return nil
+	}
+	close(j.stop)
+	<-j.done
+	return j.Commit()
+}
+
+var errClosed = errors.New("meta: image is closed")
