@@ -173,7 +173,7 @@ func TestOutOfOrderPanics(t *testing.T) {
 				"lockcheck: lock order violation",
 				"taking " + lockDesc(tc.take, m.key()),
 				"while holding " + lockDesc(v.rank, v.key()),
-				"(order: namespace > inode > invalidate > view > page > extentmap > allocator > cache)",
+				"(order: namespace > inode > invalidate > view > page > commit > extentmap > allocator > cache)",
 			} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("panic message %q does not contain %q", msg, want)
