@@ -1,0 +1,57 @@
+package holefs
+
+import (
+	"fmt"
+	"io/fs"
+	"syscall"
+
+	"github.com/holefs/holefs/meta"
+)
+
+// MkfsOptions configure Mkfs.
+type MkfsOptions struct {
+	// SizeBytes is the device size; default 64 GiB. The data file is
+	// sparse: it costs disk space only where written.
+	SizeBytes int64
+	// BlockSize must be 0 or 4096, the only block size holefs has.
+	BlockSize int
+	// DataChecksums keeps a CRC-32C of every data block and checks it on
+	// read (a mismatch is EIO).
+	DataChecksums bool
+	// Force replaces an existing image.
+	Force bool
+}
+
+// DefaultImageSize is the device size Mkfs uses when none is given.
+const DefaultImageSize = 64 << 30
+
+// Mkfs creates an image at path, a directory holding the sparse data file
+// and the metadata database. It refuses to replace an existing image unless
+// opts.Force is set, and never touches a directory holding anything else.
+func Mkfs(path string, opts MkfsOptions) error {
+	_, err := mkfs(path, opts)
+	return err
+}
+
+func mkfs(path string, opts MkfsOptions) (meta.Superblock, error) {
+	if opts.SizeBytes == 0 {
+		opts.SizeBytes = DefaultImageSize
+	}
+	if opts.BlockSize != 0 && opts.BlockSize != meta.BlockSize {
+		return meta.Superblock{}, &fs.PathError{Op: "mkfs", Path: path,
+			Err: fmt.Errorf("block size %d is not supported (holefs blocks are %d bytes): %w", opts.BlockSize, meta.BlockSize, syscall.EINVAL)}
+	}
+	if opts.SizeBytes%meta.BlockSize != 0 || opts.SizeBytes < 2*meta.BlockSize {
+		return meta.Superblock{}, &fs.PathError{Op: "mkfs", Path: path,
+			Err: fmt.Errorf("size %d is not a multiple of %d of at least 2 blocks: %w", opts.SizeBytes, meta.BlockSize, syscall.EINVAL)}
+	}
+	var incompat uint64
+	if opts.DataChecksums {
+		incompat |= meta.IncompatDataChecksums
+	}
+	sb, err := meta.Create(path, meta.CreateOptions{Blocks: opts.SizeBytes / meta.BlockSize, Incompat: incompat, Force: opts.Force})
+	if err != nil {
+		return meta.Superblock{}, &fs.PathError{Op: "mkfs", Path: path, Err: err}
+	}
+	return sb, nil
+}
