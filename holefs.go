@@ -27,6 +27,7 @@ import (
 	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/blockmap/extentfs"
 	"github.com/holefs/holefs/blockmap/memfs"
+	"github.com/holefs/holefs/meta"
 	"github.com/holefs/holefs/pagecache"
 	"github.com/holefs/holefs/vfs"
 )
@@ -78,6 +79,13 @@ type Options struct {
 	// Hooks stop operations at chosen points, for tests that force an
 	// interleaving. Nil in normal use.
 	Hooks *Hooks
+	// CommitInterval is how often an image's changes are committed in
+	// the background while any are pending; default 5 s, negative: only
+	// on Sync, fsync, Close and when many changes accumulate.
+	CommitInterval time.Duration
+	// UnsafeLockNone allows LockNone on an image. Without it Open refuses:
+	// that mode corrupts files on purpose.
+	UnsafeLockNone bool
 }
 
 // Hooks are test hooks. Each runs on the goroutine of the operation.
@@ -99,33 +107,32 @@ type Hooks struct {
 // FS is a filesystem. It is safe for concurrent use.
 type FS struct {
 	v    *vfs.FS
-	name string // what error messages call the filesystem
+	name string      // what error messages call the filesystem
+	img  *meta.Image // nil for an in-memory filesystem
 }
 
 // Open opens a filesystem. The path "" makes a new in-memory filesystem;
-// durable images on disk come with holefs mkfs (not yet available:
-// Open of a path fails with EOPNOTSUPP and says so).
+// any other path is an image made by Mkfs (a directory), opened for
+// reading and writing with its metadata locked against other users (EBUSY).
+// Changes to an image are committed in batches: by File.Sync (fsync) and
+// FS.Sync, every Options.CommitInterval, and when enough accumulate; Close
+// commits the rest.
 func Open(imagePath string, opts Options) (*FS, error) {
+	if opts.SizeBytes < 0 || opts.CacheBytes < 0 || opts.ReadaheadBytes < 0 {
+		return nil, &fs.PathError{Op: "open", Path: nameOf(imagePath), Err: fmt.Errorf("negative size in options: %w", syscall.EINVAL)}
+	}
 	if imagePath != "" {
-		return nil, &fs.PathError{Op: "open", Path: imagePath,
-			Err: fmt.Errorf("durable images are not supported yet; use \"\" for an in-memory filesystem: %w", syscall.EOPNOTSUPP)}
+		return openImage(imagePath, opts)
 	}
 	if opts.SizeBytes == 0 {
 		opts.SizeBytes = 1 << 30
-	}
-	if opts.SizeBytes < 0 || opts.CacheBytes < 0 || opts.ReadaheadBytes < 0 {
-		return nil, &fs.PathError{Op: "open", Path: "(memory)", Err: fmt.Errorf("negative size in options: %w", syscall.EINVAL)}
 	}
 	var backend vfs.Backend
 	switch opts.Backend {
 	case "", BackendExtent:
 		dev := opts.Device
 		if dev == nil {
-			var d blockdev.Device = blockdev.NewMemory(opts.SizeBytes / blockdev.BlockSize)
-			if opts.Latency > 0 || opts.Jitter > 0 {
-				d = blockdev.NewFaulty(d, blockdev.FaultOptions{Latency: opts.Latency, Jitter: opts.Jitter})
-			}
-			dev = d
+			dev = withLatency(blockdev.NewMemory(opts.SizeBytes/blockdev.BlockSize), opts)
 		}
 		backend = vfs.Backend{Store: extentfs.New(dev.NumBlocks()), Device: dev}
 	case BackendMemory:
@@ -134,6 +141,27 @@ func Open(imagePath string, opts Options) (*FS, error) {
 		return nil, &fs.PathError{Op: "open", Path: "(memory)",
 			Err: fmt.Errorf("unknown backend %q (want %s or %s): %w", opts.Backend, BackendExtent, BackendMemory, syscall.EINVAL)}
 	}
+	copts, vhooks := engineOptions(opts)
+	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil
+}
+
+func nameOf(imagePath string) string {
+	if imagePath == "" {
+		return "(memory)"
+	}
+	return imagePath
+}
+
+// withLatency wraps a device in the latency the options ask for.
+func withLatency(d blockdev.Device, opts Options) blockdev.Device {
+	if opts.Latency > 0 || opts.Jitter > 0 {
+		return blockdev.NewFaulty(d, blockdev.FaultOptions{Latency: opts.Latency, Jitter: opts.Jitter})
+	}
+	return d
+}
+
+// engineOptions returns the page cache options and VFS hooks of opts.
+func engineOptions(opts Options) (pagecache.Options, *vfs.Hooks) {
 	copts := pagecache.Options{CacheBytes: opts.CacheBytes, LockMode: opts.LockMode,
 		ReadaheadPages: int(opts.ReadaheadBytes / blockmap.PageSize)}
 	var vhooks *vfs.Hooks
@@ -148,7 +176,7 @@ func Open(imagePath string, opts Options) (*FS, error) {
 		copts.Hooks = ph
 		vhooks = &vfs.Hooks{AfterTruncatePages: h.AfterTruncatePages}
 	}
-	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil
+	return copts, vhooks
 }
 
 // clean turns an os-style name ("/a/b", "a//b/") into the VFS's form: a
@@ -314,26 +342,42 @@ func (f *FS) Chmod(name string, mode fs.FileMode) error {
 	if err != nil {
 		return pathErr("chmod", name, err)
 	}
-	in.Chmod(uint32(mode.Perm()))
-	return nil
+	return pathErr("chmod", name, in.Setattr(vfs.SetAttr{Valid: vfs.SetMode, Mode: uint32(mode.Perm())}))
 }
 
-// Chtimes sets the modification time of the named file. holefs keeps no
-// access time (it behaves as if mounted noatime), so atime is ignored.
+// Chtimes sets the access and modification times of the named file,
+// following symlinks, like os.Chtimes: a zero time.Time leaves that time
+// unchanged. holefs never updates the access time itself (it behaves as
+// if mounted noatime), so atime is what Chtimes, or creation, last set.
 func (f *FS) Chtimes(name string, atime, mtime time.Time) error {
 	in, err := f.v.Lookup(clean(name), true)
 	if err != nil {
 		return pathErr("chtimes", name, err)
 	}
-	in.Chtimes(mtime)
-	return nil
+	a := vfs.SetAttr{Atime: atime, Mtime: mtime}
+	if !atime.IsZero() {
+		a.Valid |= vfs.SetAtime
+	}
+	if !mtime.IsZero() {
+		a.Valid |= vfs.SetMtime
+	}
+	return pathErr("chtimes", name, in.Setattr(a))
 }
 
 // Sync writes back every dirty page and flushes the device.
 func (f *FS) Sync() error { return pathErr("sync", f.name, f.v.Sync()) }
 
-// Close writes back everything and releases the filesystem.
-func (f *FS) Close() error { return pathErr("close", f.name, f.v.Close()) }
+// Close writes back everything, commits it to the image, if any, and
+// releases the filesystem.
+func (f *FS) Close() error {
+	err := f.v.Close()
+	if f.img != nil {
+		if cerr := f.img.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return pathErr("close", f.name, err)
+}
 
 // Statfs returns the block size and the total and free blocks.
 func (f *FS) Statfs() (bsize, total, free int64) { return f.v.Statfs() }

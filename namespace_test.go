@@ -781,7 +781,7 @@ func TestPathErrors(t *testing.T) {
 		{"mmap writable ro", func() error { _, err := ro.Mmap(0, pg, true); return err }, "mmap", "d/f", syscall.EACCES},
 		{"clone", func() error { return f.Clone(f, 0, pg, pg) }, "clone", "d/f", syscall.EOPNOTSUPP},
 		{"copy overlap", func() error { _, err := f.CopyRange(f, 0, 0, 1); return err }, "copy_file_range", "d/f", syscall.EINVAL},
-		{"image path", func() error { _, err := holefs.Open("/tmp/img", holefs.Options{}); return err }, "open", "/tmp/img", syscall.EOPNOTSUPP},
+		{"missing image", func() error { _, err := holefs.Open("/nonexistent/img", holefs.Options{}); return err }, "open", "/nonexistent/img", syscall.ENOENT},
 		{"bad backend", func() error { _, err := holefs.Open("", holefs.Options{Backend: "zfs"}); return err }, "open", "(memory)", syscall.EINVAL},
 	}
 	for _, tc := range tests {

@@ -101,8 +101,10 @@ type File interface {
 
 // Store creates the block maps of a filesystem and accounts its space.
 type Store interface {
-	// NewFile returns an empty block map.
-	NewFile() File
+	// NewFile returns an empty block map for inode ino, which names it in
+	// the store's durable metadata; 0 lets a store without an image pick
+	// an id.
+	NewFile(ino uint64) File
 	// Statfs returns the total and free block counts.
 	Statfs() (total, free int64)
 }

@@ -206,18 +206,18 @@ type OpenOptions struct {
 func Open(dir string, opts OpenOptions) (*Image, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open image: %w", err)
+		return nil, openErr(dir, err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("open image %s: not a directory (create an image with holefs mkfs): %w", dir, syscall.ENOTDIR)
+		return nil, openErr(dir, fmt.Errorf("not a directory (create an image with holefs mkfs): %w", syscall.ENOTDIR))
 	}
 	dataSB, err := readSuperblock(filepath.Join(dir, DataFile))
 	if err != nil {
-		return nil, fmt.Errorf("open image %s: %w", dir, err)
+		return nil, openErr(dir, err)
 	}
 	metaPath := filepath.Join(dir, MetaFile)
 	if _, err := os.Stat(metaPath); err != nil {
-		return nil, fmt.Errorf("open image %s: %w", dir, err)
+		return nil, openErr(dir, err)
 	}
 	if opts.Wait <= 0 {
 		opts.Wait = 100 * time.Millisecond
@@ -231,16 +231,29 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 		NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
-			return nil, fmt.Errorf("open image %s: in use by another process (close it, or unmount it, first): %w", dir, syscall.EBUSY)
+			return nil, openErr(dir, fmt.Errorf("in use by another process (close it, or unmount it, first): %w", syscall.EBUSY))
 		}
-		return nil, fmt.Errorf("open image %s: %s: %v: %w", dir, MetaFile, err, syscall.EUCLEAN)
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return nil, openErr(dir, fmt.Errorf("%s: %w", MetaFile, err))
+		}
+		return nil, openErr(dir, fmt.Errorf("%s: %v: %w", MetaFile, err, syscall.EUCLEAN))
 	}
 	img := &Image{Dir: dir, SB: dataSB, db: db}
 	if err := img.checkSuperblockCopy(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open image %s: %w", dir, err)
+		return nil, openErr(dir, err)
 	}
 	return img, nil
+}
+
+// openErr names the image in an Open error, the way os.Open names its file.
+func openErr(dir string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == dir {
+		return err
+	}
+	return &fs.PathError{Op: "open image", Path: dir, Err: err}
 }
 
 func readSuperblock(path string) (Superblock, error) {

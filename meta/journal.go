@@ -90,8 +90,6 @@ type JournalOptions struct {
 	// Flush makes the data device's completed writes durable; a commit
 	// calls it before the metadata that points at them.
 	Flush func() error
-	// Quarantine is the backend's freed-block quarantine.
-	Quarantine Quarantine
 	// Interval commits in the background at least this often while
 	// anything is dirty; default 5 s, negative disables the timer.
 	Interval time.Duration
@@ -102,8 +100,9 @@ type JournalOptions struct {
 
 // Journal batches changes and commits them to an image's meta.db.
 type Journal struct {
-	img  *Image
-	opts JournalOptions
+	img        *Image
+	opts       JournalOptions
+	quarantine Quarantine // set by Start; nil for a backend that frees nothing
 
 	// commitMu serializes commits. It ranks between the page lock and
 	// the extent-map lock: a commit may start from an allocation that
@@ -121,11 +120,13 @@ type Journal struct {
 	kick   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
-	closed atomic.Bool
+	started atomic.Bool
+	closed  atomic.Bool
 }
 
-// Journal returns the image's journal and starts its background committer.
-// Close the journal before the image.
+// Journal returns the image's journal. Entries and log records can be
+// added at once; Start it before the first commit. Close the journal
+// before the image.
 func (img *Image) Journal(opts JournalOptions) *Journal {
 	if opts.Interval == 0 {
 		opts.Interval = 5 * time.Second
@@ -136,8 +137,15 @@ func (img *Image) Journal(opts JournalOptions) *Journal {
 	j := &Journal{img: img, opts: opts, entries: map[uint64]*Entry{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	j.commitMu.Init(lockcheck.RankCommit)
-	go j.committer()
 	return j
+}
+
+// Start sets the backend's quarantine (which needs the journal to exist
+// first) and starts the background committer.
+func (j *Journal) Start(q Quarantine) {
+	j.quarantine = q
+	j.started.Store(true)
+	go j.committer()
 }
 
 // Entry returns the journal entry of inode ino, creating it.
@@ -244,8 +252,8 @@ func (j *Journal) Commit() error {
 		return errClosed
 	}
 	var gen uint64
-	if j.opts.Quarantine != nil {
-		gen = j.opts.Quarantine.Seal()
+	if j.quarantine != nil {
+		gen = j.quarantine.Seal()
 	}
 	j.mu.Lock()
 	log, dirty := j.log, j.dirty
@@ -255,8 +263,8 @@ func (j *Journal) Commit() error {
 	}
 	j.mu.Unlock()
 	if len(log) == 0 && len(dirty) == 0 && j.failed == nil {
-		if j.opts.Quarantine != nil {
-			j.opts.Quarantine.Release(gen)
+		if j.quarantine != nil {
+			j.quarantine.Release(gen)
 		}
 		return nil
 	}
@@ -278,8 +286,8 @@ func (j *Journal) Commit() error {
 	}
 	j.failed = nil
 	j.commits++
-	if j.opts.Quarantine != nil {
-		j.opts.Quarantine.Release(gen)
+	if j.quarantine != nil {
+		j.quarantine.Release(gen)
 	}
 	return nil
 }
@@ -339,8 +347,10 @@ func (j *Journal) Close() error {
 	if j == nil || j.closed.Swap(true) {
 		return nil
 	}
-	close(j.stop)
-	<-j.done
+	if j.started.Load() {
+		close(j.stop)
+		<-j.done
+	}
 	return j.Commit()
 }
 

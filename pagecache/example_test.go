@@ -21,7 +21,7 @@ func ExampleMapping_Read() {
 	host := &lockcheck.RWMutex{}
 	host.Init(lockcheck.RankInode, 1)
 	m := c.NewMapping(pagecache.MappingOptions{
-		Blocks: extentfs.New(nblocks).NewFile(),
+		Blocks: extentfs.New(nblocks).NewFile(0),
 		Device: dev,
 		Host:   host,
 		Key:    1,

@@ -58,7 +58,7 @@ func newEnv(t testing.TB, opts Options, nblocks int64) *env {
 	e.dev = blockdev.NewFaulty(e.mem, blockdev.FaultOptions{})
 	e.host = &lockcheck.RWMutex{}
 	e.host.Init(lockcheck.RankInode, 1)
-	e.m = e.c.NewMapping(MappingOptions{Blocks: e.store.NewFile(), Device: e.dev, Host: e.host, Key: 1})
+	e.m = e.c.NewMapping(MappingOptions{Blocks: e.store.NewFile(0), Device: e.dev, Host: e.host, Key: 1})
 	t.Cleanup(func() {
 		e.dev.Clear()
 		if err := e.c.Close(); err != nil {

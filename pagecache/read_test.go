@@ -278,7 +278,7 @@ func TestMemoryHoleReadCachesNothing(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	host := &lockcheck.RWMutex{}
 	host.Init(lockcheck.RankInode, 99)
-	m := c.NewMapping(MappingOptions{Blocks: memfs.New(1 << 20).NewFile(), Host: host, Unevictable: true, Key: 99})
+	m := c.NewMapping(MappingOptions{Blocks: memfs.New(1 << 20).NewFile(0), Host: host, Unevictable: true, Key: 99})
 	m.SetSize(1 << 30)
 	buf := bytes.Repeat([]byte{1}, 3*pg+10)
 	if n, err := m.Read(buf, 5*pg+7, nil); err != nil || n != len(buf) {

@@ -169,7 +169,7 @@ func TestCacheSharedByMappings(t *testing.T) {
 	a := newEnv(t, Options{CacheBytes: smallCache}, 2*nPages)
 	// A second mapping on the same cache, with its own store and device.
 	b := newEnv(t, Options{}, 2*nPages)
-	b.m = a.c.NewMapping(MappingOptions{Blocks: b.store.NewFile(), Device: b.dev, Host: b.host, Key: 2})
+	b.m = a.c.NewMapping(MappingOptions{Blocks: b.store.NewFile(0), Device: b.dev, Host: b.host, Key: 2})
 	da, db := pattern(92, nPages*pg), pattern(93, nPages*pg)
 	a.populate(t, da)
 	b.populate(t, db)

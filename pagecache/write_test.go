@@ -163,7 +163,7 @@ func TestUnevictableMapping(t *testing.T) {
 	defer c.Close()
 	host := &lockcheck.RWMutex{}
 	host.Init(lockcheck.RankInode, 2)
-	m := c.NewMapping(MappingOptions{Blocks: memfs.New(1024).NewFile(), Host: host, Unevictable: true, Key: 2})
+	m := c.NewMapping(MappingOptions{Blocks: memfs.New(1024).NewFile(0), Host: host, Unevictable: true, Key: 2})
 	const nPages = 200 // three times the cache limit
 	data := pattern(75, nPages*pg)
 	host.Lock()

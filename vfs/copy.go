@@ -54,6 +54,9 @@ func (h *File) CopyRange(dst *File, srcOff, dstOff, n int64) (int64, error) {
 	done, err := h.copyLocked(dst, srcOff, dstOff, n)
 	unlockTwo(h.in, dst.in)
 	dst.in.mapping.Cache().BalanceDirty()
+	if done > 0 {
+		dst.changed(dstOff, done)
+	}
 	return done, err
 }
 

@@ -151,7 +151,7 @@ func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int,
 		if size := m.Size(); size < off {
 			m.ZeroTail(size)
 		}
-		m.SetSize(end)
+		in.setSize(end)
 	}
 	in.touch()
 	return len(p), nil

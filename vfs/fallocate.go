@@ -15,6 +15,23 @@ const fallocModes = unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE | unix.
 // allocation and punching; UNSHARE_RANGE needs shared extents (reflink),
 // which no backend has yet, so it is EOPNOTSUPP.
 func (h *File) Fallocate(mode uint32, off, n int64) error {
+	if err := h.fallocate(mode, off, n); err != nil {
+		return err
+	}
+	switch {
+	case mode&(unix.FALLOC_FL_COLLAPSE_RANGE|unix.FALLOC_FL_INSERT_RANGE) != 0:
+		h.changed(off, -1) // everything from off moved
+	case mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_ZERO_RANGE) != 0:
+		h.changed(off, n)
+	case mode&unix.FALLOC_FL_KEEP_SIZE == 0:
+		h.changed(off, 0) // the size may have grown; no data changed
+	}
+	return nil
+}
+
+// fallocate is Fallocate without the change report, which must wait until
+// the inode lock is dropped.
+func (h *File) fallocate(mode uint32, off, n int64) error {
 	if err := h.check(); err != nil {
 		if err != syscall.EISDIR {
 			return err
@@ -105,7 +122,7 @@ func (in *Inode) allocate(off, n int64, keepSize bool) error {
 	}
 	if m := in.mapping; !keepSize && off+n > m.Size() {
 		m.ZeroTail(m.Size())
-		m.SetSize(off + n)
+		in.setSize(off + n)
 	}
 	in.touch()
 	return nil
@@ -178,7 +195,7 @@ func (in *Inode) zeroRange(off, n int64, keepSize bool) error {
 	}
 	if m := in.mapping; !keepSize && off+n > m.Size() {
 		m.ZeroTail(m.Size())
-		m.SetSize(off + n)
+		in.setSize(off + n)
 	}
 	return nil
 }
@@ -192,7 +209,7 @@ func (in *Inode) collapse(off, n int64) error {
 		if err := in.blocks.Collapse(off/pageSize, n/pageSize); err != nil {
 			return err
 		}
-		m.SetSize(m.Size() - n)
+		in.setSize(m.Size() - n)
 		return nil
 	})
 }
@@ -204,7 +221,7 @@ func (in *Inode) insert(off, n int64) error {
 		if err := in.blocks.Insert(off/pageSize, n/pageSize); err != nil {
 			return err
 		}
-		m.SetSize(m.Size() + n)
+		in.setSize(m.Size() + n)
 		return nil
 	})
 }

@@ -15,9 +15,10 @@ const pageSize = blockmap.PageSize
 
 // File is an open file handle.
 type File struct {
-	in    *Inode
-	flags int
-	ra    pagecache.ReadaheadState
+	in       *Inode
+	flags    int
+	frontend bool // opened with OpenFrontend; immutable
+	ra       pagecache.ReadaheadState
 
 	mu       sync.Mutex  // leaf lock: errSince
 	errSince uint64      // writeback errors before this were reported; +checklocks:mu
@@ -27,7 +28,10 @@ type File struct {
 // Open returns a handle on the inode with os.OpenFile flags (O_RDONLY,
 // O_WRONLY, O_RDWR, O_APPEND, O_TRUNC, O_DIRECT). Directories open
 // read-only; symlinks cannot be opened.
-func (f *FS) Open(in *Inode, flags int) (*File, error) {
+func (f *FS) Open(in *Inode, flags int) (*File, error) { return f.open(in, flags, false) }
+
+// open is Open and OpenFrontend.
+func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 	acc := flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
 	switch {
 	case in.IsDir() && acc != os.O_RDONLY:
@@ -44,7 +48,7 @@ func (f *FS) Open(in *Inode, flags int) (*File, error) {
 	}
 	in.opens++
 	f.nsMu.Unlock()
-	h := &File{in: in, flags: flags}
+	h := &File{in: in, flags: flags, frontend: frontend}
 	if in.mapping != nil {
 		h.errSince = in.mapping.ErrSample()
 		if flags&os.O_TRUNC != 0 && acc != os.O_RDONLY {
@@ -120,13 +124,19 @@ func (h *File) WriteAt(p []byte, off int64) (int, int64, error) {
 	if off < 0 {
 		return 0, off, syscall.EINVAL
 	}
+	var n int
+	var err error
 	if h.direct() {
-		return h.writeDirect(p, off)
+		n, off, err = h.writeDirect(p, off)
+	} else {
+		n, off, err = h.writeBuffered(p, off)
+		// Throttling may write back for as long as the device takes: never
+		// under the inode lock, which removers (and rwsem-mode readers) need.
+		h.in.mapping.Cache().BalanceDirty()
 	}
-	n, off, err := h.writeBuffered(p, off)
-	// Throttling may write back for as long as the device takes: never
-	// under the inode lock, which removers (and rwsem-mode readers) need.
-	h.in.mapping.Cache().BalanceDirty()
+	if n > 0 {
+		h.changed(off, int64(n))
+	}
 	return n, off, err
 }
 
@@ -180,8 +190,13 @@ func (h *File) Truncate(size int64) error {
 	}
 	in := h.in
 	in.lock.Lock()
-	defer in.lock.Unlock()
-	return in.truncate(size)
+	old := in.mapping.Size()
+	err := in.truncate(size)
+	in.lock.Unlock()
+	if err == nil {
+		h.changed(min(old, size), -1)
+	}
+	return err
 }
 
 // truncate changes the size; the caller holds the inode lock exclusive.
@@ -191,13 +206,13 @@ func (in *Inode) truncate(size int64) error {
 	in.touch()
 	if size >= old {
 		m.ZeroTail(old)
-		m.SetSize(size)
+		in.setSize(size)
 		return nil
 	}
 	inv := m.InvalidateLock()
 	inv.Lock()
 	defer inv.Unlock()
-	m.SetSize(size)
+	in.setSize(size)
 	if err := m.TruncateRange(size, maxOffset); err != nil {
 		return errno(err)
 	}
@@ -205,12 +220,13 @@ func (in *Inode) truncate(size int64) error {
 	return errno(in.blocks.Truncate((size + pageSize - 1) / pageSize))
 }
 
-// Sync writes back the file's dirty pages, flushes the device, and
-// reports a writeback error that happened since this handle last checked
-// (once per handle, like Linux's fsync).
+// Sync writes back the file's dirty pages, commits the image's metadata
+// (or flushes the device of a filesystem without an image), and reports a
+// writeback error that happened since this handle last checked (once per
+// handle, like Linux's fsync). For a directory it commits its entries.
 func (h *File) Sync() error {
 	if err := h.check(); err == syscall.EISDIR {
-		return nil // directory entries live in memory: nothing to write
+		return errno(h.in.fs.commit())
 	} else if err != nil {
 		return err
 	}
@@ -218,7 +234,7 @@ func (h *File) Sync() error {
 	// This call's own writeback errors are recorded in the mapping's error
 	// sequence like everyone else's; ErrCheck reports them once per handle.
 	_ = m.Sync(0, 0)
-	ferr := h.in.fs.flushDevice()
+	ferr := h.in.fs.commit()
 	h.mu.Lock()
 	serr := m.ErrCheck(&h.errSince)
 	h.mu.Unlock()
@@ -289,14 +305,25 @@ func (h *File) Mmap(off, n int64, writable bool) (*View, error) {
 		_ = h.in.release()
 		return nil, errno(err)
 	}
-	return &View{MappedView: v, in: h.in}, nil
+	return &View{MappedView: v, in: h.in, off: off}, nil
 }
 
 // View is a mapped view of a file that holds the file open.
 type View struct {
 	*pagecache.MappedView
 	in   *Inode
+	off  int64 // file offset of the view's first byte
 	once sync.Once
+}
+
+// WriteAt writes to the view at byte offset off, as stores to a shared
+// mapping do, and reports the change to the change hook.
+func (v *View) WriteAt(p []byte, off int64) (int, error) {
+	n, err := v.MappedView.WriteAt(p, off)
+	if n > 0 {
+		v.in.fs.changed(v.in, false, v.off+off, int64(n))
+	}
+	return n, err
 }
 
 // Unmap removes the view and drops its hold on the file.

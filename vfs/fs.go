@@ -3,11 +3,11 @@ package vfs
 import (
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/internal/lockcheck"
+	"github.com/holefs/holefs/meta"
 	"github.com/holefs/holefs/pagecache"
 )
 
@@ -23,6 +23,9 @@ type Backend struct {
 	// Memory says the page cache is the storage (memfs, like tmpfs): no
 	// device I/O, no direct I/O, and the fallocate modes tmpfs has.
 	Memory bool
+	// Journal commits the namespace and block maps to an image; nil for a
+	// filesystem that lives in memory only. Close closes it.
+	Journal *meta.Journal
 }
 
 // Hooks let tests stop an operation at a chosen point.
@@ -44,6 +47,8 @@ type FS struct {
 	nextIno uint64            // +checklocks:nsMu
 	root    *Inode
 	closed  atomic.Bool
+
+	changeHook atomic.Pointer[func(Change)] // see SetChangeHook
 }
 
 // New returns a filesystem with an empty root directory on backend.
@@ -66,26 +71,16 @@ func (f *FS) Cache() *pagecache.Cache { return f.cache }
 func (f *FS) Root() *Inode { return f.root }
 
 // newInode makes an inode with the given mode (type and permission bits).
-// The caller holds nsMu.
+// The caller holds nsMu and links it, which logs it to the journal.
 func (f *FS) newInode(mode uint32) *Inode {
 	ino := f.nextIno
 	f.nextIno++
-	in := &Inode{fs: f, ino: ino, typ: mode & syscall.S_IFMT, perm: mode &^ syscall.S_IFMT}
-	in.lock.Init(lockcheck.RankInode, uintptr(ino))
-	now := time.Now().UnixNano()
-	in.mtime.Store(now)
-	in.ctime.Store(now)
-	switch mode & syscall.S_IFMT {
-	case syscall.S_IFDIR:
-		in.entries = map[string]*Inode{}
-	case syscall.S_IFREG:
-		in.blocks = f.backend.Store.NewFile()
-		in.mapping = f.cache.NewMapping(pagecache.MappingOptions{
-			Blocks: in.blocks, Device: f.backend.Device, Host: &in.lock,
-			Unevictable: f.backend.Memory, Key: uintptr(ino),
-		})
-	}
-	f.inodes[ino] = in
+	in := &Inode{fs: f, ino: ino, typ: mode & syscall.S_IFMT, perm: mode &^ syscall.S_IFMT, uid: procUID, gid: procGID}
+	t := now()
+	in.atime.Store(t)
+	in.mtime.Store(t)
+	in.ctime.Store(t)
+	f.initInode(in, nil)
 	return in
 }
 
@@ -111,7 +106,7 @@ func (f *FS) Sync() error {
 			first = err
 		}
 	}
-	if err := f.flushDevice(); err != nil && first == nil {
+	if err := f.commit(); err != nil && first == nil {
 		first = err
 	}
 	return errno(first)
@@ -130,7 +125,11 @@ func (f *FS) Close() error {
 		return syscall.EINVAL
 	}
 	first := f.cache.Close()
-	if err := f.flushDevice(); err != nil && first == nil {
+	if j := f.backend.Journal; j != nil {
+		if err := j.Close(); err != nil && first == nil {
+			first = err
+		}
+	} else if err := f.flushDevice(); err != nil && first == nil {
 		first = err
 	}
 	if f.backend.Device != nil {

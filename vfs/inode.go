@@ -8,6 +8,7 @@ import (
 
 	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/internal/lockcheck"
+	"github.com/holefs/holefs/meta"
 	"github.com/holefs/holefs/pagecache"
 )
 
@@ -25,8 +26,12 @@ type Inode struct {
 	perm    uint32 // permission bits; +checklocks:fs.nsMu
 	nlink   int32  // +checklocks:fs.nsMu
 	opens   int32  // open handles and views; +checklocks:fs.nsMu
+	uid     uint32 // owner; +checklocks:fs.nsMu
+	gid     uint32 // group; +checklocks:fs.nsMu
+	atime   atomic.Int64
 	mtime   atomic.Int64
 	ctime   atomic.Int64
+	xattrs  map[string][]byte // extended attributes, nil when none; +checklocks:fs.nsMu
 	parent  *Inode            // directories; +checklocks:fs.nsMu
 	target  string            // symlinks; immutable
 	entries map[string]*Inode // directories; +checklocks:fs.nsMu
@@ -34,6 +39,7 @@ type Inode struct {
 	blocks  blockmap.File      // regular files; immutable
 	mapping *pagecache.Mapping // regular files; immutable
 	evicted bool               // blocks released; +checklocks:lock
+	entry   *meta.Entry        // journal entry; nil without an image; immutable
 }
 
 // Ino returns the inode number.
@@ -52,6 +58,13 @@ func (in *Inode) touch() {
 	now := time.Now().UnixNano()
 	in.mtime.Store(now)
 	in.ctime.Store(now)
+	in.entry.Dirty()
+}
+
+// setSize records a new file size; the caller holds the inode lock.
+func (in *Inode) setSize(n int64) {
+	in.mapping.SetSize(n)
+	in.entry.Dirty()
 }
 
 // Attr is what stat returns.
@@ -61,6 +74,9 @@ type Attr struct {
 	Nlink  uint32
 	Size   int64
 	Blocks int64 // 512-byte units, as st_blocks
+	Uid    uint32
+	Gid    uint32
+	Atime  time.Time
 	Mtime  time.Time
 	Ctime  time.Time
 }
@@ -68,7 +84,8 @@ type Attr struct {
 // Stat returns the inode's attributes.
 func (in *Inode) Stat() Attr {
 	in.fs.nsMu.RLock()
-	a := Attr{Ino: in.ino, Mode: in.typ | in.perm, Nlink: uint32(in.nlink),
+	a := Attr{Ino: in.ino, Mode: in.typ | in.perm, Nlink: uint32(in.nlink), Uid: in.uid, Gid: in.gid,
+		Atime: time.Unix(0, in.atime.Load()),
 		Mtime: time.Unix(0, in.mtime.Load()), Ctime: time.Unix(0, in.ctime.Load())}
 	in.fs.nsMu.RUnlock()
 	switch {
@@ -95,14 +112,16 @@ func (in *Inode) Readlink() (string, error) {
 func (in *Inode) Chmod(perm uint32) {
 	in.fs.nsMu.Lock()
 	in.perm = perm & 0o7777
-	in.fs.nsMu.Unlock()
 	in.ctime.Store(time.Now().UnixNano())
+	in.fs.logInode(in)
+	in.fs.nsMu.Unlock()
 }
 
 // Chtimes sets the modification time.
 func (in *Inode) Chtimes(mtime time.Time) {
 	in.mtime.Store(mtime.UnixNano())
 	in.ctime.Store(time.Now().UnixNano())
+	in.entry.Dirty()
 }
 
 // release drops an open reference; the last one of an unlinked inode
@@ -114,6 +133,7 @@ func (in *Inode) release() error {
 	dead := in.opens == 0 && in.nlink == 0
 	if dead {
 		delete(f.inodes, in.ino)
+		f.logDrop(in)
 	}
 	f.nsMu.Unlock()
 	if dead {

@@ -183,6 +183,9 @@ func (f *FS) link(dir *Inode, name string, in *Inode) {
 	}
 	dir.touch()
 	in.ctime.Store(time.Now().UnixNano())
+	f.logDirent(dir, name, in)
+	f.logInode(in)
+	f.logInode(dir)
 }
 
 // unlinkEntry removes an entry and returns the inode if it must be evicted
@@ -197,10 +200,14 @@ func (f *FS) unlinkEntry(dir *Inode, name string) *Inode {
 	}
 	dir.touch()
 	in.ctime.Store(time.Now().UnixNano())
+	f.logDirent(dir, name, nil)
+	f.logInode(dir)
 	if in.nlink == 0 && in.opens == 0 {
 		delete(f.inodes, in.ino)
+		f.logDrop(in)
 		return in
 	}
+	f.logInode(in)
 	return nil
 }
 
@@ -397,6 +404,11 @@ func (f *FS) move(odir *Inode, oname string, ndir *Inode, nname string, src, dst
 	odir.touch()
 	ndir.touch()
 	src.ctime.Store(time.Now().UnixNano())
+	f.logDirent(odir, oname, nil)
+	f.logDirent(ndir, nname, src)
+	f.logInode(odir)
+	f.logInode(ndir)
+	f.logInode(src)
 	return dead, nil
 }
 
@@ -425,6 +437,10 @@ func (f *FS) exchange(odir *Inode, oname string, ndir *Inode, nname string, src,
 	}
 	odir.touch()
 	ndir.touch()
+	f.logDirent(odir, oname, dst)
+	f.logDirent(ndir, nname, src)
+	f.logInode(odir)
+	f.logInode(ndir)
 	return nil
 }
 

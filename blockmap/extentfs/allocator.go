@@ -32,6 +32,22 @@ type allocator struct {
 	free  *btree.BTreeG[run] // guarded by mu; non-overlapping, non-adjacent
 	nfree int64              // guarded by mu; sum of free run counts
 	total int64              // device size in blocks; immutable
+	first int64              // first allocatable block (1 on an image: block 0 is the superblock); immutable
+
+	// quarantine holds freed blocks back until the commit that freed them
+	// is durable (durable stores only; see package meta).
+	quarantine bool         // immutable
+	held       []run        // guarded by mu; freed since the last seal
+	sealed     []sealedRuns // guarded by mu; sealed generations, oldest first
+	gen        uint64       // guarded by mu; generation of held
+	nheld      int64        // guarded by mu; blocks in held and sealed
+	lateErrs   []error      // guarded by mu; double frees found leaving quarantine
+}
+
+// sealedRuns are the blocks freed in one quarantine generation.
+type sealedRuns struct {
+	gen  uint64
+	runs []run
 }
 
 func newAllocator(nblocks int64) *allocator {
@@ -47,10 +63,12 @@ func newAllocator(nblocks int64) *allocator {
 	return a
 }
 
+// statfs counts quarantined blocks as free: they are, as soon as the next
+// commit is durable, and an allocation that needs them forces that commit.
 func (a *allocator) statfs() (total, free int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.total, a.nfree
+	return a.total - a.first, a.nfree + a.nheld
 }
 
 // alloc satisfies every request or none: the total is checked against the
@@ -65,6 +83,9 @@ func (a *allocator) alloc(reqs []allocReq) ([][]run, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if need > a.nfree {
+		if a.nheld > 0 {
+			return nil, fmt.Errorf("need %d blocks, %d free and %d waiting for a commit: %w", need, a.nfree, a.nheld, syscall.ENOSPC)
+		}
 		return nil, fmt.Errorf("need %d blocks, %d free: %w", need, a.nfree, syscall.ENOSPC)
 	}
 	out := make([][]run, len(reqs))
@@ -134,6 +155,9 @@ func (a *allocator) runAtOrBefore(b int64) (run, bool) {
 // a map that outlived its blocks); it is reported as EUCLEAN naming the
 // block, and only the blocks that were really in use are freed, so the free
 // set never holds a block twice and the rest of the operation can finish.
+//
+// In a quarantining allocator the runs are held until unquarantine
+// releases their generation; the double-free check happens then.
 func (a *allocator) release(runs []run) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -142,20 +166,66 @@ func (a *allocator) release(runs []run) error {
 		if r.count <= 0 {
 			continue
 		}
-		if r.start < 0 || r.end() > a.total {
-			errs = append(errs, fmt.Errorf("extentfs: free blocks [%d, %d): outside device of %d blocks: %w",
-				r.start, r.end(), a.total, syscall.EUCLEAN))
-			lo, hi := max(r.start, 0), min(r.end(), a.total)
+		if r.start < a.first || r.end() > a.total {
+			errs = append(errs, fmt.Errorf("extentfs: free blocks [%d, %d): outside the device's blocks [%d, %d): %w",
+				r.start, r.end(), a.first, a.total, syscall.EUCLEAN))
+			lo, hi := max(r.start, a.first), min(r.end(), a.total)
 			if lo >= hi {
 				continue
 			}
 			r = run{lo, hi - lo}
+		}
+		if a.quarantine {
+			a.held = append(a.held, r)
+			a.nheld += r.count
+			continue
 		}
 		if err := a.releaseRun(r); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// seal closes the current quarantine generation and returns its number.
+func (a *allocator) seal() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g := a.gen
+	if len(a.held) > 0 {
+		a.sealed = append(a.sealed, sealedRuns{g, a.held})
+		a.held = nil
+	}
+	a.gen++
+	return g
+}
+
+// unquarantine frees the blocks of every sealed generation <= gen. A
+// double free found here is kept for CheckInvariants.
+func (a *allocator) unquarantine(gen uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := 0
+	for _, s := range a.sealed {
+		if s.gen > gen {
+			break
+		}
+		for _, r := range s.runs {
+			a.nheld -= r.count
+			if err := a.releaseRun(r); err != nil && len(a.lateErrs) < 10 {
+				a.lateErrs = append(a.lateErrs, err)
+			}
+		}
+		k++
+	}
+	a.sealed = a.sealed[k:]
+}
+
+// held reports how many freed blocks wait in quarantine.
+func (a *allocator) quarantined() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nheld
 }
 
 // releaseRun frees the parts of r that are in use and reports the first

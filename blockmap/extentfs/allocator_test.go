@@ -144,8 +144,8 @@ func TestAllocatorDoubleFree(t *testing.T) {
 		{"tail already free", []run{{5, 6}}, "block 10 ", []run{{2, 10}}},
 		{"head already free", []run{{4, 3}}, "block 4 ", []run{{2, 5}, {10, 2}}},
 		{"spans a free run", []run{{8, 5}}, "block 10 ", []run{{2, 3}, {8, 5}}},
-		{"outside device", []run{{15, 3}}, "outside device", []run{{2, 3}, {10, 2}, {15, 1}}},
-		{"negative block", []run{{-1, 1}}, "outside device", []run{{2, 3}, {10, 2}}},
+		{"outside device", []run{{15, 3}}, "outside the device", []run{{2, 3}, {10, 2}, {15, 1}}},
+		{"negative block", []run{{-1, 1}}, "outside the device", []run{{2, 3}, {10, 2}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,8 +61,8 @@ func (fs *FS) CheckInvariants() error {
 		switch {
 		case r.count <= 0:
 			bad("free run at block %d has count %d", r.start, r.count)
-		case r.start < 0 || r.end() > a.total:
-			bad("free run [%d, %d) outside device of %d blocks", r.start, r.end(), a.total)
+		case r.start < a.first || r.end() > a.total:
+			bad("free run [%d, %d) outside the device's blocks [%d, %d)", r.start, r.end(), a.first, a.total)
 		case r.start < prevEnd:
 			bad("free runs overlap at block %d", r.start)
 		case r.start == prevEnd:
@@ -75,6 +75,19 @@ func (fs *FS) CheckInvariants() error {
 	})
 	if nfree != a.nfree {
 		bad("free runs hold %d blocks, free count says %d", nfree, a.nfree)
+	}
+	var nheld int64
+	for _, rs := range append([][]run{a.held}, sealedLists(a.sealed)...) {
+		for _, r := range rs {
+			nheld += r.count
+			all = append(all, owned{r, "quarantine"})
+		}
+	}
+	for _, err := range a.lateErrs {
+		bad("%v", err)
+	}
+	if nheld != a.nheld {
+		bad("quarantine holds %d blocks, its count says %d", nheld, a.nheld)
 	}
 
 	var used int64
@@ -92,7 +105,7 @@ func (fs *FS) CheckInvariants() error {
 				bad("file %d: extent at page %d has count %d", f.id, x.page, x.count)
 			case x.page < 0 || x.end() > MaxPages:
 				bad("file %d: extent [%d, %d) outside the file size limit", f.id, x.page, x.end())
-			case x.block < 0 || x.block+x.count > a.total:
+			case x.block < a.first || x.block+x.count > a.total:
 				bad("file %d: extent at page %d maps blocks [%d, %d) outside device of %d blocks",
 					f.id, x.page, x.block, x.block+x.count, a.total)
 			case !first && x.page < prev.end():
@@ -110,8 +123,8 @@ func (fs *FS) CheckInvariants() error {
 		}
 		used += sum
 	}
-	if nfree+used != a.total {
-		bad("free %d + used %d != total %d", nfree, used, a.total)
+	if a.first+nfree+nheld+used != a.total {
+		bad("reserved %d + free %d + quarantined %d + used %d != total %d", a.first, nfree, nheld, used, a.total)
 	}
 
 	slices.SortFunc(all, func(x, y owned) int { return cmp.Compare(x.start, y.start) })
@@ -131,4 +144,12 @@ func (fs *FS) CheckInvariants() error {
 		return nil
 	}
 	return fmt.Errorf("extentfs: invariants broken: %w: %w", syscall.EUCLEAN, errors.Join(problems...))
+}
+
+func sealedLists(ss []sealedRuns) [][]run {
+	out := make([][]run, len(ss))
+	for i, s := range ss {
+		out[i] = s.runs
+	}
+	return out
 }

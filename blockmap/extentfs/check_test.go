@@ -50,7 +50,7 @@ func TestCheckInvariantsCatches(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := New(64)
-			f, g := fs.NewFile().(*File), fs.NewFile().(*File)
+			f, g := fs.NewFile(0).(*File), fs.NewFile(0).(*File)
 			if err := f.Allocate(0, 4); err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +71,7 @@ func TestCheckInvariantsCatches(t *testing.T) {
 // block, and still leave the free set without duplicates.
 func TestPunchOfFreeBlockReportsEUCLEAN(t *testing.T) {
 	fs := New(16)
-	f := fs.NewFile().(*File)
+	f := fs.NewFile(0).(*File)
 	if err := f.Allocate(0, 4); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 // A block punched out of one file is the next one another file gets.
 func Example() {
 	fs := extentfs.New(16)
-	a := fs.NewFile().(*extentfs.File)
+	a := fs.NewFile(0).(*extentfs.File)
 	_ = a.Allocate(0, 4)    // blocks 0-3, Unwritten until data reaches them
 	_ = a.MarkWritten(0, 4) // writeback done
 	fmt.Println("a:", a.Extents())
@@ -17,7 +17,7 @@ func Example() {
 	_ = a.Punch(1, 1) // frees block 1 at once
 	fmt.Println("a:", a.Extents())
 
-	b := fs.NewFile()
+	b := fs.NewFile(0)
 	_ = b.Allocate(0, 1)
 	e, _ := b.Lookup(0, 1)
 	fmt.Printf("b: page %d -> block %d (%v)\n", e.Page, e.Block, e.Kind)

@@ -1,11 +1,13 @@
 package extentfs
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 
 	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/internal/lockcheck"
+	"github.com/holefs/holefs/meta"
 )
 
 // File is the extent map of one extentfs file. It implements blockmap.File
@@ -17,6 +19,7 @@ type File struct {
 	id uint64 // orders extent-map locks of different files (CheckInvariants)
 
 	mu       lockcheck.RWMutex // RankExtentMap, key id
+	entry    *meta.Entry       // the inode's journal entry; nil without an image; immutable
 	tree     extentTree        // guarded by mu
 	blocks   int64             // guarded by mu; blocks owned, kept so Blocks is O(1)
 	released bool              // guarded by mu
@@ -25,7 +28,7 @@ type File struct {
 var _ blockmap.File = (*File)(nil)
 
 func newFile(fs *FS, id uint64) *File {
-	f := &File{fs: fs, id: id, tree: newExtentTree()}
+	f := &File{fs: fs, id: id, tree: newExtentTree(), entry: fs.journal.Entry(id)}
 	f.mu.Init(lockcheck.RankExtentMap, uintptr(id))
 	return f
 }
@@ -71,27 +74,44 @@ func (f *File) Allocate(index, n int64) error {
 
 // change runs fn with the extent-map lock held exclusive, after checking
 // the range and that the file is live; fn's error is wrapped with the
-// operation and its range.
+// operation and its range. On an image, an fn that fails with ENOSPC while
+// freed blocks wait in quarantine runs once more after a commit has
+// released them (fn changes nothing when it fails for want of space).
 func (f *File) change(op string, index, n int64, fn func() error) error {
 	if err := checkRange(op, index, n); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.released {
-		return errReleased(op)
-	}
-	if err := fn(); err != nil {
+	for retried := false; ; retried = true {
+		f.mu.Lock()
+		err := errReleased(op)
+		if !f.released {
+			err = fn()
+		}
+		f.mu.Unlock()
+		if err == nil {
+			return nil
+		}
+		if !retried && errors.Is(err, syscall.ENOSPC) && f.fs.reclaim() {
+			continue
+		}
+		if f.released {
+			return err
+		}
 		return fmt.Errorf("extentfs: %s(index=%d, n=%d): %w", op, index, n, err)
 	}
-	return nil
 }
+
+// dirty queues the file for the next commit. Every change calls it under
+// the extent-map lock before it frees a block, which the quarantine's
+// correctness rests on (package meta).
+func (f *File) dirty() { f.entry.Dirty() }
 
 // fill allocates and maps the holes, all or none.
 func (f *File) fill(hs []hole) error {
 	if len(hs) == 0 {
 		return nil
 	}
+	f.dirty()
 	reqs := make([]allocReq, len(hs))
 	for i, h := range hs {
 		reqs[i] = allocReq{goal: h.goal, n: h.count}
@@ -131,6 +151,7 @@ func (f *File) markWritten(index, e int64) error {
 		// Writeback re-marks written ranges; skip the split and re-merge.
 		return nil
 	}
+	f.dirty()
 	for _, x := range f.tree.cut(index, e) {
 		x.unwritten = false
 		f.tree.insert(x)
@@ -152,6 +173,7 @@ func (f *File) drop(xs []extent) error {
 	if len(xs) == 0 {
 		return nil
 	}
+	f.dirty()
 	runs := make([]run, len(xs))
 	for i, x := range xs {
 		runs[i] = run{x.block, x.count}
@@ -170,6 +192,7 @@ func (f *File) ZeroRange(index, n int64) error {
 		if err := f.fill(f.tree.holes(index, e)); err != nil {
 			return err
 		}
+		f.dirty()
 		for _, x := range f.tree.cut(index, e) {
 			x.unwritten = true
 			f.tree.insert(x)
@@ -185,6 +208,7 @@ func (f *File) ZeroRange(index, n int64) error {
 func (f *File) Collapse(index, n int64) error {
 	return f.change("collapse", index, n, func() error {
 		e := index + n
+		f.dirty()
 		err := f.drop(f.tree.cut(index, e))
 		// The map change completes even if freeing reported corruption, so
 		// the file is left in the shape the caller asked for.
@@ -205,6 +229,7 @@ func (f *File) Insert(index, n int64) error {
 		if last, ok := f.tree.t.Max(); ok && last.end() > index && last.end() > MaxPages-n {
 			return fmt.Errorf("last extent would end past the maximum file size of %d pages: %w", MaxPages, syscall.EFBIG)
 		}
+		f.dirty()
 		for _, x := range f.tree.cutFrom(index) {
 			x.page += n
 			// The shifted extents were maximal before and stay so: nothing

@@ -60,7 +60,7 @@ func (s step) do(f *extentfs.File) error {
 	panic("unknown op " + s.op)
 }
 
-func newFile(fs *extentfs.FS) *extentfs.File { return fs.NewFile().(*extentfs.File) }
+func newFile(fs *extentfs.FS) *extentfs.File { return fs.NewFile(0).(*extentfs.File) }
 
 func mustCheck(t *testing.T, fs *extentfs.FS) {
 	t.Helper()
@@ -401,7 +401,7 @@ func TestNewNegativeSize(t *testing.T) {
 	if total, free := fs.Statfs(); total != 0 || free != 0 {
 		t.Errorf("Statfs = %d, %d; want 0, 0", total, free)
 	}
-	if err := fs.NewFile().Allocate(0, 1); !errors.Is(err, syscall.ENOSPC) {
+	if err := fs.NewFile(0).Allocate(0, 1); !errors.Is(err, syscall.ENOSPC) {
 		t.Errorf("Allocate on empty device: err = %v, want ENOSPC", err)
 	}
 	mustCheck(t, fs)

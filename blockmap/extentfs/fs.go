@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/meta"
 )
 
 // FS is the block-map store of one extentfs filesystem: it creates the files'
@@ -19,6 +20,8 @@ type FS struct {
 	filesMu sync.Mutex
 	files   map[uint64]*File // live (not released) files by id
 	nextID  uint64
+
+	journal *meta.Journal // durable stores only; immutable
 }
 
 var _ blockmap.Store = (*FS)(nil)
@@ -32,12 +35,17 @@ func New(nblocks int64) *FS {
 	}
 }
 
-// NewFile returns an empty extent map (a *File) on this filesystem.
-func (fs *FS) NewFile() blockmap.File {
+// NewFile returns an empty extent map (a *File) on this filesystem for
+// inode ino; 0 picks an unused id (a store without an image).
+func (fs *FS) NewFile(ino uint64) blockmap.File {
 	fs.filesMu.Lock()
 	defer fs.filesMu.Unlock()
-	fs.nextID++
-	f := newFile(fs, fs.nextID)
+	if ino == 0 {
+		fs.nextID++
+		ino = fs.nextID
+	}
+	fs.nextID = max(fs.nextID, ino)
+	f := newFile(fs, ino)
 	fs.files[f.id] = f
 	return f
 }

@@ -237,7 +237,7 @@ func (ps *propState) actions() map[string]func(*rapid.T) {
 			for _, p := range ps.md.pagesFrom(fi, 0) {
 				ps.md.drop(fi, p)
 			}
-			ps.files[fi] = ps.fs.NewFile().(*extentfs.File)
+			ps.files[fi] = ps.fs.NewFile(0).(*extentfs.File)
 		},
 		"lookup": func(t *rapid.T) {
 			fi, i, _ := ps.pick(t)
@@ -319,7 +319,7 @@ func TestPropertyModel(t *testing.T) {
 		nfiles := rapid.IntRange(2, 3).Draw(t, "files")
 		ps := &propState{fs: extentfs.New(total), md: newModel(total, nfiles), total: total}
 		for range nfiles {
-			ps.files = append(ps.files, ps.fs.NewFile().(*extentfs.File))
+			ps.files = append(ps.files, ps.fs.NewFile(0).(*extentfs.File))
 		}
 		t.Repeat(ps.actions())
 	})

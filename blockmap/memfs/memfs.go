@@ -24,7 +24,7 @@ type FS struct {
 func New(capacity int64) *FS { return &FS{ext: extentfs.New(capacity)} }
 
 // NewFile returns an empty file.
-func (f *FS) NewFile() blockmap.File { return file{f.ext.NewFile()} }
+func (f *FS) NewFile(ino uint64) blockmap.File { return file{f.ext.NewFile(ino)} }
 
 // Statfs returns the capacity and free pages.
 func (f *FS) Statfs() (total, free int64) { return f.ext.Statfs() }

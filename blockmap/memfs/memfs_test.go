@@ -17,7 +17,7 @@ func TestMain(m *testing.M) {
 
 func TestMemfs(t *testing.T) {
 	fs := New(8)
-	f := fs.NewFile()
+	f := fs.NewFile(0)
 	if err := f.Allocate(2, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestMemfs(t *testing.T) {
 		t.Errorf("Statfs = %d, %d, Blocks = %d; want 8, 5, 3", total, free, f.Blocks())
 	}
 	// Capacity is all-or-nothing, like tmpfs's size=.
-	g := fs.NewFile()
+	g := fs.NewFile(0)
 	if err := g.Allocate(0, 6); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Allocate past capacity = %v, want ENOSPC", err)
 	}

@@ -1,0 +1,109 @@
+package extentfs
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"syscall"
+
+	"github.com/holefs/holefs/meta"
+)
+
+// Restore returns the store of an image's device of nblocks blocks holding
+// the given files' extents (by inode number), committing changes through
+// j. Block 0 (the superblock) is never allocated; every other block that no
+// extent owns is free. Freed blocks are quarantined until the commit that
+// freed them is durable (FS implements meta.Quarantine). Extents that
+// overlap, or fall outside the device, are corruption: Restore fails with
+// EUCLEAN naming both owners, and holefs fsck can repair the image.
+func Restore(nblocks int64, files map[uint64][]meta.Extent, j *meta.Journal) (*FS, error) {
+	if nblocks < 2 {
+		return nil, fmt.Errorf("extentfs: restore: device of %d blocks: %w", nblocks, syscall.EINVAL)
+	}
+	fs := &FS{alloc: newAllocator(0), files: make(map[uint64]*File), journal: j}
+	a := fs.alloc
+	a.total, a.first, a.quarantine = nblocks, 1, true
+
+	type owned struct {
+		start, count int64
+		ino          uint64
+		page         int64
+	}
+	var all []owned
+	for ino, xs := range files {
+		f := newFile(fs, ino)
+		for _, x := range xs {
+			if x.Count <= 0 || x.Page < 0 || x.Page > MaxPages-x.Count || x.Block < 1 || x.Block > nblocks-x.Count {
+				return nil, fmt.Errorf("extentfs: restore: inode %d extent at page %d (blocks [%d, +%d)): outside the file or device: %w",
+					ino, x.Page, x.Block, x.Count, syscall.EUCLEAN)
+			}
+			if y, ok := f.tree.atOrBefore(x.Page + x.Count - 1); ok && y.end() > x.Page {
+				return nil, fmt.Errorf("extentfs: restore: inode %d: extents at pages %d and %d overlap: %w", ino, y.page, x.Page, syscall.EUCLEAN)
+			}
+			f.tree.insert(extent{page: x.Page, count: x.Count, block: x.Block, unwritten: x.Unwritten})
+			f.blocks += x.Count
+			all = append(all, owned{x.Block, x.Count, ino, x.Page})
+		}
+		fs.files[ino] = f
+		fs.nextID = max(fs.nextID, ino)
+	}
+	slices.SortFunc(all, func(x, y owned) int { return cmp.Compare(x.start, y.start) })
+	pos := int64(1)
+	for i, o := range all {
+		if o.start < pos {
+			p := all[i-1]
+			return nil, fmt.Errorf("extentfs: restore: block %d owned by inode %d (page %d) and inode %d (page %d): %w",
+				o.start, p.ino, p.page, o.ino, o.page, syscall.EUCLEAN)
+		}
+		if o.start > pos {
+			a.insertFree(run{pos, o.start - pos})
+		}
+		pos = o.start + o.count
+	}
+	if pos < nblocks {
+		a.insertFree(run{pos, nblocks - pos})
+	}
+	return fs, nil
+}
+
+// File returns the extent map of inode ino, restored or created.
+func (fs *FS) File(ino uint64) (*File, bool) {
+	fs.filesMu.Lock()
+	defer fs.filesMu.Unlock()
+	f, ok := fs.files[ino]
+	return f, ok
+}
+
+// Seal closes the current quarantine generation (meta.Quarantine).
+func (fs *FS) Seal() uint64 { return fs.alloc.seal() }
+
+// Release frees the quarantined blocks of generations <= gen
+// (meta.Quarantine). A block found free already is corruption; the commit
+// that calls Release has succeeded, so it is not failed: CheckInvariants
+// reports it.
+func (fs *FS) Release(gen uint64) { fs.alloc.unquarantine(gen) }
+
+// reclaim commits the journal when an allocation found only quarantined
+// space, and reports whether that freed anything to retry with.
+func (fs *FS) reclaim() bool {
+	if fs.journal == nil || fs.alloc.quarantined() == 0 {
+		return false
+	}
+	return fs.journal.Commit() == nil
+}
+
+// DurableExtents returns the file's extents for a commit; ok is false once
+// the file is released.
+func (f *File) DurableExtents() (xs []meta.Extent, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.released {
+		return nil, false
+	}
+	xs = make([]meta.Extent, 0, f.tree.t.Len())
+	f.tree.t.Ascend(func(x extent) bool {
+		xs = append(xs, meta.Extent{Page: x.page, Count: x.count, Block: x.block, Unwritten: x.unwritten})
+		return true
+	})
+	return xs, true
+}

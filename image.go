@@ -1,0 +1,97 @@
+package holefs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"syscall"
+
+	"github.com/holefs/holefs/blockdev"
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/blockmap/extentfs"
+	"github.com/holefs/holefs/meta"
+	"github.com/holefs/holefs/vfs"
+)
+
+// openImage opens an image made by Mkfs.
+func openImage(path string, opts Options) (*FS, error) {
+	perr := func(err error) error { return &fs.PathError{Op: "open", Path: path, Err: err} }
+	switch {
+	case opts.Backend != "" && opts.Backend != BackendExtent:
+		return nil, perr(fmt.Errorf("images use the %s backend, not %q: %w", BackendExtent, opts.Backend, syscall.EINVAL))
+	case opts.Device != nil:
+		return nil, perr(fmt.Errorf("Options.Device and an image path are exclusive: %w", syscall.EINVAL))
+	case opts.LockMode == LockNone && !opts.UnsafeLockNone:
+		return nil, perr(fmt.Errorf("lock mode none lets reads cache freed blocks and writeback scribble on them; "+
+			"it opens an image only with Options.UnsafeLockNone: %w", syscall.EINVAL))
+	}
+	img, err := meta.Open(path, meta.OpenOptions{})
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, perr(err)
+	}
+	fsys, err := restoreImage(img, opts)
+	if err != nil {
+		img.Close()
+		return nil, perr(err)
+	}
+	return fsys, nil
+}
+
+func restoreImage(img *meta.Image, opts Options) (*FS, error) {
+	if img.SB.Incompat&meta.IncompatDataChecksums != 0 {
+		return nil, fmt.Errorf("the image has data checksums, which this holefs can make but not yet mount: %w", syscall.EOPNOTSUPP)
+	}
+	snap, err := img.Load(nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w (run holefs fsck)", err)
+	}
+	files := make(map[uint64][]meta.Extent, len(snap.Extents))
+	for ino, xs := range snap.Extents {
+		rec, ok := snap.Inodes[ino]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("extents of inode %d, which does not exist (run holefs fsck): %w", ino, syscall.EUCLEAN)
+		case rec.Mode&syscall.S_IFMT != syscall.S_IFREG:
+			return nil, fmt.Errorf("extents of inode %d, which is not a regular file (run holefs fsck): %w", ino, syscall.EUCLEAN)
+		case rec.Nlink == 0:
+			// An orphan: vfs.Restore drops it and the commit below makes
+			// that durable before anything can allocate its blocks.
+			continue
+		}
+		files[ino] = xs
+	}
+	file, err := blockdev.OpenFile(img.DataPath(), img.SB.Blocks)
+	if err != nil {
+		return nil, err
+	}
+	dev := withLatency(file, opts)
+	j := img.Journal(meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval})
+	store, err := extentfs.Restore(img.SB.Blocks, files, j)
+	if err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("%w (run holefs fsck)", err)
+	}
+	lookup := func(ino uint64) blockmap.File {
+		if f, ok := store.File(ino); ok {
+			return f
+		}
+		return nil
+	}
+	copts, vhooks := engineOptions(opts)
+	v, err := vfs.Restore(vfs.Backend{Store: store, Device: dev, Journal: j}, copts, vhooks, snap, lookup)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	j.Start(store)
+	// Orphans (files unlinked while open when the image was last used)
+	// were dropped by Restore: commit that now, so their blocks are free.
+	if err := j.Commit(); err != nil {
+		return nil, errors.Join(err, v.Close())
+	}
+	return &FS{v: v, name: img.Dir, img: img}, nil
+}

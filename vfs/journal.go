@@ -1,0 +1,160 @@
+package vfs
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/internal/lockcheck"
+	"github.com/holefs/holefs/meta"
+	"github.com/holefs/holefs/pagecache"
+)
+
+// The log functions record namespace changes in the image's journal; the
+// caller holds nsMu, which orders the log. They do nothing without an
+// image.
+
+func (f *FS) logInode(in *Inode) {
+	j := f.backend.Journal
+	if j == nil {
+		return
+	}
+	j.PutInode(meta.Static{Ino: in.ino, Mode: in.typ | in.perm, Nlink: uint32(in.nlink), Target: in.target})
+	in.entry.Dirty()
+}
+
+// logDirent records that dir's entry name now names in; nil removes it.
+func (f *FS) logDirent(dir *Inode, name string, in *Inode) {
+	if j := f.backend.Journal; j != nil {
+		var ino uint64
+		if in != nil {
+			ino = in.ino
+		}
+		j.PutDirent(dir.ino, name, ino)
+	}
+}
+
+// logDrop records that an inode is gone. It comes before the inode's
+// blocks are freed (evict), as the quarantine requires.
+func (f *FS) logDrop(in *Inode) {
+	if j := f.backend.Journal; j != nil {
+		j.DropInode(in.ino)
+	}
+}
+
+// durableFile is a block map whose extents a commit can read.
+type durableFile interface {
+	DurableExtents() ([]meta.Extent, bool)
+}
+
+// Snapshot implements meta.Source: what a commit writes of this inode.
+func (in *Inode) Snapshot() (d meta.Dynamic, xs []meta.Extent, hasExtents, ok bool) {
+	d = meta.Dynamic{Mtime: in.mtime.Load(), Ctime: in.ctime.Load()}
+	d.Atime = d.Mtime // holefs keeps no access time (noatime)
+	if in.mapping == nil {
+		return d, nil, false, true
+	}
+	d.Size = in.mapping.Size()
+	df, isDurable := in.blocks.(durableFile)
+	if !isDurable {
+		return d, nil, false, true
+	}
+	xs, ok = df.DurableExtents()
+	return d, xs, true, ok
+}
+
+// commit makes everything durable: the image's journal commit, or a device
+// flush without an image.
+func (f *FS) commit() error {
+	if j := f.backend.Journal; j != nil {
+		return j.Commit()
+	}
+	return f.flushDevice()
+}
+
+// Restore returns the filesystem held by an image's snapshot. files
+// returns the restored block map of a regular file (nil: none, the file
+// has no extents). Inodes with no links — files unlinked while open when
+// the image was last used — are dropped, their blocks freed by the next
+// commit. A snapshot whose records do not fit together (a dirent naming a
+// missing inode, a missing root) fails with EUCLEAN: holefs fsck repairs
+// it.
+func Restore(backend Backend, cacheOpts pagecache.Options, hooks *Hooks, snap *meta.Snapshot, files func(ino uint64) blockmap.File) (*FS, error) {
+	f := &FS{cache: pagecache.NewCache(cacheOpts), backend: backend, hooks: hooks, inodes: map[uint64]*Inode{}}
+	f.nsMu.Init(lockcheck.RankNamespace, 0)
+	fail := func(format string, args ...any) (*FS, error) {
+		f.cache.Close()
+		return nil, fmt.Errorf("restore: "+format+" (run holefs fsck): %w", append(args, syscall.EUCLEAN)...)
+	}
+	j := backend.Journal
+	f.nsMu.Lock()
+	defer f.nsMu.Unlock()
+	for ino, rec := range snap.Inodes {
+		f.nextIno = max(f.nextIno, ino+1)
+		if rec.Nlink == 0 {
+			j.DropInode(ino)
+			continue
+		}
+		in := &Inode{fs: f, ino: ino, typ: rec.Mode & syscall.S_IFMT, perm: rec.Mode &^ syscall.S_IFMT,
+			nlink: int32(rec.Nlink), target: rec.Target}
+		in.mtime.Store(rec.Mtime)
+		in.ctime.Store(rec.Ctime)
+		var blocks blockmap.File
+		if in.typ == syscall.S_IFREG && files != nil {
+			blocks = files(ino)
+		}
+		f.initInode(in, blocks)
+		if in.mapping != nil {
+			in.mapping.SetSize(rec.Size)
+		}
+	}
+	for _, d := range snap.Dirents {
+		dir, child := f.inodes[d.Dir], f.inodes[d.Ino]
+		switch {
+		case dir == nil || !dir.IsDir():
+			return fail("entry %q of inode %d: not a directory", d.Name, d.Dir)
+		case child == nil:
+			return fail("entry %q of directory %d names inode %d, which does not exist", d.Name, d.Dir, d.Ino)
+		}
+		dir.entries[d.Name] = child
+		if child.IsDir() {
+			child.parent = dir
+		}
+	}
+	root := f.inodes[meta.RootIno]
+	if root == nil || !root.IsDir() {
+		return fail("the root directory (inode %d) is missing", meta.RootIno)
+	}
+	root.parent = root
+	f.root = root
+	return f, nil
+}
+
+// initInode finishes a new or restored inode: its lock, its block map and
+// page cache (regular files; blocks nil makes a new map), its journal
+// entry, and its place in the inode table. The caller holds nsMu.
+func (f *FS) initInode(in *Inode, blocks blockmap.File) {
+	in.lock.Init(lockcheck.RankInode, uintptr(in.ino))
+	switch in.typ {
+	case syscall.S_IFDIR:
+		in.entries = map[string]*Inode{}
+	case syscall.S_IFREG:
+		if blocks == nil {
+			blocks = f.backend.Store.NewFile(in.ino)
+		}
+		in.blocks = blocks
+		in.mapping = f.cache.NewMapping(pagecache.MappingOptions{
+			Blocks: blocks, Device: f.backend.Device, Host: &in.lock,
+			Unevictable: f.backend.Memory, Key: uintptr(in.ino),
+		})
+	}
+	if j := f.backend.Journal; j != nil {
+		in.entry = j.Entry(in.ino)
+		in.entry.SetSource(in)
+	}
+	f.inodes[in.ino] = in
+}
+
+// now is the inode timestamp clock.
+func now() int64 { return time.Now().UnixNano() }
