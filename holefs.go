@@ -86,6 +86,9 @@ type Options struct {
 	// UnsafeLockNone allows LockNone on an image. Without it Open refuses:
 	// that mode corrupts files on purpose.
 	UnsafeLockNone bool
+	// WrapDevice, if set, wraps an image's data device, for tests that
+	// record its writes or inject faults (see blockdev.Faulty).
+	WrapDevice func(blockdev.Device) blockdev.Device
 }
 
 // Hooks are test hooks. Each runs on the goroutine of the operation.
@@ -102,6 +105,10 @@ type Hooks struct {
 	// "zero", "collapse", "insert", "truncate", "evict") after the page
 	// cache of its range is truncated and before its blocks are removed.
 	AfterTruncatePages func(ino uint64, op string)
+	// BeforeCommit and AfterCommit run around the metadata transaction of
+	// each commit of an image (after its data flush), with no engine lock
+	// held but the commit's own: a crash test copies meta.db there.
+	BeforeCommit, AfterCommit func()
 }
 
 // FS is a filesystem. It is safe for concurrent use.

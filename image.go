@@ -69,7 +69,14 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 		return nil, err
 	}
 	dev := withLatency(file, opts)
-	j := img.Journal(meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval})
+	if opts.WrapDevice != nil {
+		dev = opts.WrapDevice(dev)
+	}
+	jopts := meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval}
+	if h := opts.Hooks; h != nil {
+		jopts.BeforeCommit, jopts.AfterCommit = h.BeforeCommit, h.AfterCommit
+	}
+	j := img.Journal(jopts)
 	store, err := extentfs.Restore(img.SB.Blocks, files, j)
 	if err != nil {
 		dev.Close()

@@ -96,6 +96,10 @@ type JournalOptions struct {
 	// MaxPending starts a background commit when this many records and
 	// dirty inodes are queued, bounding the journal's memory; default 8192.
 	MaxPending int
+	// BeforeCommit and AfterCommit, if set, run around each metadata
+	// transaction, after the data flush (test hooks: a crash test copies
+	// meta.db there; between the two a crash may leave either state).
+	BeforeCommit, AfterCommit func()
 }
 
 // Journal batches changes and commits them to an image's meta.db.
@@ -304,6 +308,12 @@ func (j *Journal) write(log []record, snaps []snapshot) error {
 		if err := j.opts.Flush(); err != nil {
 			return fmt.Errorf("meta: commit: flush data device: %w", err)
 		}
+	}
+	if j.opts.BeforeCommit != nil {
+		j.opts.BeforeCommit()
+	}
+	if j.opts.AfterCommit != nil {
+		defer j.opts.AfterCommit()
 	}
 	err := j.img.db.Update(func(tx *bbolt.Tx) error {
 		w, err := newWriter(tx)
