@@ -128,6 +128,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	punch := fl.Bool("punch", false, "add a punch/zero-range issuer (1 op/ms) to mixed-rw")
 	seed := fl.Uint64("seed", def.Seed, "seed of every operation sequence")
 	sleepDev := fl.Bool("sleep-device", false, "delay device I/O with time.Sleep as Options.Latency does (about 1 ms minimum on an idle process) instead of a precise timer")
+	imageDir := fl.String("image-dir", "", "directory for image's durable image and plain-file reference (default $TMPDIR or /tmp)")
 	asJSON := fl.Bool("json", false, "print the results as JSON instead of tables")
 	pngPath := fl.String("png", "", "also write a plot of the results to this PNG file")
 	svgPath := fl.String("svg", "", "also write a plot of the results to this SVG file")
@@ -163,7 +164,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	cfg := def
 	cfg.Duration, cfg.Readers, cfg.Writers = *duration, *readers, *writers
 	cfg.Latency, cfg.Jitter, cfg.CacheBytes = *latency, *jitter, int64(cache)
-	cfg.Punch, cfg.Seed, cfg.SleepDevice = *punch, *seed, *sleepDev
+	cfg.Punch, cfg.Seed, cfg.SleepDevice, cfg.ImageDir = *punch, *seed, *sleepDev, *imageDir
 	if err := cfg.Validate(); err != nil {
 		return bad("%v", err)
 	}

@@ -62,6 +62,9 @@ type Config struct {
 	// TempDir holds the files of the os.File references and of memory's
 	// file-backed device (default /dev/shm if present, else os.TempDir).
 	TempDir string
+	// ImageDir holds image's durable image and its plain-file reference
+	// (default os.TempDir: a disk filesystem, where durability costs).
+	ImageDir string
 }
 
 // DefaultConfig is the configuration of a plain `holefs bench`.
@@ -194,7 +197,7 @@ type Workload struct {
 
 // Workloads lists every workload in the order `all` runs them.
 func Workloads() []Workload {
-	return []Workload{mixedRW, hit, seq, punchScale, memory, churn}
+	return []Workload{mixedRW, hit, seq, punchScale, memory, churn, image}
 }
 
 // Names returns the workload names.

@@ -1,0 +1,236 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/holefs/holefs"
+)
+
+var image = Workload{
+	Name: "image",
+	Brief: "a durable image against plain files on the same filesystem: 4 KiB write+fsync " +
+		"(the metadata commit per fsync), small-file creates, 1 MiB sequential writes then fsync",
+	Steps: func(Config) int { return 6 },
+	Run:   runImage,
+	Plots: []PlotSpec{
+		{Title: "image: fsync latency (4 KiB write + fsync)", Metrics: []string{"fsync_mean"}, YLabel: "µs"},
+	},
+}
+
+// imageTarget is one side of the comparison: a holefs image or a plain
+// directory, with the operations the workload needs.
+type imageTarget struct {
+	name   string
+	create func(name string) (imageFile, error)
+	sync   func() error
+}
+
+type imageFile interface {
+	WriteAt([]byte, int64) (int, error)
+	Sync() error
+	Close() error
+}
+
+func (c Config) imageDir() string {
+	if c.ImageDir != "" {
+		return c.ImageDir
+	}
+	return os.TempDir()
+}
+
+func runImage(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
+	base, err := os.MkdirTemp(cfg.imageDir(), "holefs-bench-image-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(base)
+	imgPath := filepath.Join(base, "img")
+	if err := holefs.Mkfs(imgPath, holefs.MkfsOptions{SizeBytes: 4 << 30}); err != nil {
+		return nil, err
+	}
+	fsys, err := holefs.Open(imgPath, holefs.Options{CacheBytes: roundPages(cfg.CacheBytes)})
+	if err != nil {
+		return nil, err
+	}
+	plainDir := filepath.Join(base, "plain")
+	if err := os.Mkdir(plainDir, 0o755); err != nil {
+		fsys.Close()
+		return nil, err
+	}
+	targets := []imageTarget{
+		{name: "holefs image",
+			create: func(name string) (imageFile, error) { return fsys.Create(name) },
+			sync:   fsys.Sync},
+		{name: "plain files",
+			create: func(name string) (imageFile, error) { return os.Create(filepath.Join(plainDir, name)) },
+			sync:   func() error { return syncDir(plainDir) }},
+	}
+	note := "on " + cfg.imageDir() + " (" + fsType(cfg.imageDir()) + ")"
+	var rows []Result
+	for _, t := range targets {
+		for _, phase := range []func(context.Context, Config, Progress, imageTarget) (Result, error){imageFsync, imageCreate, imageSeq} {
+			r, err := phase(ctx, cfg, p, t)
+			if err != nil {
+				fsys.Close()
+				return rows, fmt.Errorf("%s: %w", t.name, err)
+			}
+			r.Note = note
+			rows = append(rows, r)
+			if ctx.Err() != nil {
+				fsys.Close()
+				return rows, ctx.Err()
+			}
+		}
+	}
+	if err := fsys.Close(); err != nil {
+		return rows, err
+	}
+	rows = addRatio(rows, "image", "fsync_mean", "holefs image fsync", "plain files fsync", "", 0)
+	rows = addRatio(rows, "image", "creates", "holefs image create", "plain files create", "", 0)
+	rows = addRatio(rows, "image", "throughput", "holefs image seq write", "plain files seq write", "", 0)
+	return rows, nil
+}
+
+// imageFsync overwrites random 4 KiB blocks of a 1 MiB file, each
+// followed by fsync: every fsync writes one page back and commits.
+func imageFsync(ctx context.Context, cfg Config, p Progress, t imageTarget) (Result, error) {
+	p.Step("image " + t.name + " fsync")
+	f, err := t.create("fsync")
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+	const size = 1 << 20
+	buf := fillPattern(cfg.Seed, size)
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return Result{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return Result{}, err
+	}
+	rng := cfg.rng("image-fsync", 0)
+	var h hist
+	var lerr error
+	tm := timed(ctx, 0, cfg.Duration, p, 1, func(_ int, run *run) {
+		for !run.stopped() {
+			off := rng.Int64N(size/pageSize) * pageSize
+			t0 := time.Now()
+			if _, lerr = f.WriteAt(buf[off:off+pageSize], off); lerr != nil {
+				return
+			}
+			if lerr = f.Sync(); lerr != nil {
+				return
+			}
+			h.record(time.Since(t0))
+		}
+	})
+	if lerr != nil {
+		return Result{}, lerr
+	}
+	r := row("image", t.name+" fsync")
+	r.add("fsyncs", "ops/s", float64(h.n)/tm.seconds())
+	r.add("fsync_mean", "µs", h.mean()/1e3)
+	r.add("fsync_p99", "µs", h.quantile(0.99)/1e3)
+	return r, nil
+}
+
+// imageCreate creates, writes 4 KiB to and closes small files, with one
+// sync of everything at the end (included in the time).
+func imageCreate(ctx context.Context, cfg Config, p Progress, t imageTarget) (Result, error) {
+	p.Step("image " + t.name + " create")
+	buf := fillPattern(cfg.Seed+1, pageSize)
+	var n int
+	var lerr error
+	tm := timed(ctx, 0, cfg.Duration, p, 1, func(_ int, run *run) {
+		for !run.stopped() {
+			f, err := t.create(fmt.Sprintf("small-%07d", n))
+			if err != nil {
+				lerr = err
+				return
+			}
+			if _, err := f.WriteAt(buf, 0); err != nil {
+				f.Close()
+				lerr = err
+				return
+			}
+			if lerr = f.Close(); lerr != nil {
+				return
+			}
+			n++
+		}
+		lerr = t.sync()
+	})
+	if lerr != nil {
+		return Result{}, lerr
+	}
+	r := row("image", t.name+" create")
+	r.add("creates", "files/s", float64(n)/tm.seconds())
+	return r, nil
+}
+
+// imageSeq writes a file front to back in 1 MiB writes, then fsyncs
+// (included in the time).
+func imageSeq(ctx context.Context, cfg Config, p Progress, t imageTarget) (Result, error) {
+	p.Step("image " + t.name + " seq write")
+	f, err := t.create("seq")
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+	buf := fillPattern(cfg.Seed+2, 1<<20)
+	const limit = 2 << 30 // stays inside the 4 GiB image
+	var off int64
+	var lerr error
+	tm := timed(ctx, 0, cfg.Duration, p, 1, func(_ int, run *run) {
+		for !run.stopped() && off < limit {
+			if _, lerr = f.WriteAt(buf, off); lerr != nil {
+				return
+			}
+			off += int64(len(buf))
+		}
+		lerr = f.Sync()
+	})
+	if lerr != nil {
+		return Result{}, lerr
+	}
+	r := row("image", t.name+" seq write")
+	r.add("throughput", "MB/s", float64(off)/tm.seconds()/1e6)
+	return r, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// fsType names the filesystem holding dir, for the notes: a durable image
+// on tmpfs measures the engine, on a disk filesystem the disk.
+func fsType(dir string) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return "unknown filesystem"
+	}
+	switch uint32(st.Type) {
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4"
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("filesystem magic %#x", uint32(st.Type))
+}
