@@ -227,7 +227,7 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 		flag = os.O_RDONLY
 	}
 	db, err := bbolt.Open(metaPath, 0o600, &bbolt.Options{Timeout: opts.Wait, ReadOnly: opts.ReadOnly,
-		OpenFile: func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
+		OpenFile:       func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
 		NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {

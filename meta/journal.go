@@ -121,9 +121,9 @@ type Journal struct {
 	commits uint64            // +checklocks:commitMu; successful commits
 	failed  error             // +checklocks:commitMu; the last commit's error, nil after a success
 
-	kick   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 	started atomic.Bool
 	closed  atomic.Bool
 }
