@@ -33,6 +33,7 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	seed := fl.Uint64("seed", 0, "seed of the workers' random choices (default: a random seed, printed)")
 	mode := fl.String("mode", "invalidate", "lock mode: invalidate, rwsem or none")
 	backend := fl.String("backend", holefs.BackendExtent, "backend: extentfs or memfs")
+	image := fl.Bool("image", false, "run on a durable image in a temporary directory, committed every 5 ms, and check every file again after reopening it (extentfs)")
 	cache := fl.String("cache-bytes", "512KiB", "page cache size: bytes, or with a KiB, MiB or GiB suffix")
 	latency := fl.Duration("latency", 0, "delay of every device I/O (extentfs)")
 	files := fl.Int("files", 4, "number of shared files")
@@ -112,7 +113,7 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 		return usageErr("--workers: %v", err)
 	}
 	cfg := torture.Config{
-		Backend: *backend, Mode: lm, Duration: *duration, Ops: *ops, Seed: *seed,
+		Backend: *backend, Image: *image, Mode: lm, Duration: *duration, Ops: *ops, Seed: *seed,
 		Files: *files, FileBlocks: *fileBlocks, CacheBytes: cacheBytes, Latency: *latency,
 		RemoveDelay: *removeDelay, FillDelay: *fillDelay, Workers: wk,
 		StopOnFirst: *stopOnFirst, MaxViolations: *maxViol, StrictDirect: *strictDirect,
@@ -135,8 +136,8 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	if targetSet {
 		fmt.Fprintf(stdout, "torture: target %s, seed %d, %d files of %d blocks\n", *target, *seed, *files, *fileBlocks)
 	} else {
-		fmt.Fprintf(stdout, "torture: mode %v, backend %s, seed %d, %d files of %d blocks, cache %d bytes\n",
-			lm, *backend, *seed, *files, *fileBlocks, cfg.Defaults().CacheBytes)
+		fmt.Fprintf(stdout, "torture: %s, seed %d, %d files of %d blocks, cache %d bytes\n",
+			cfg.Defaults().Describe(), *seed, *files, *fileBlocks, cfg.Defaults().CacheBytes)
 	}
 	var prog *progress
 	if !*quiet {

@@ -30,6 +30,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -92,6 +93,11 @@ type Config struct {
 	Target string
 	// Backend is holefs.BackendExtent (default) or holefs.BackendMemory.
 	Backend string
+	// Image runs on a durable image (extentfs) in a temporary directory,
+	// committed every few milliseconds so that commits and the freed-block
+	// quarantine race the workers; after the run the image is closed,
+	// reopened, and every file checked again.
+	Image bool
 	// Mode is the filesystem's lock mode.
 	Mode holefs.LockMode
 	// Duration bounds the run's time; Ops bounds its operations (each
@@ -172,6 +178,9 @@ func (c Config) Validate() error {
 	} else if c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendMemory {
 		errs = append(errs, fmt.Errorf("unknown backend %q (want %s or %s)", c.Backend, holefs.BackendExtent, holefs.BackendMemory))
 	}
+	if c.Image && (c.Target != "" || c.Backend != holefs.BackendExtent) {
+		errs = append(errs, fmt.Errorf("an image needs the %s backend and no target", holefs.BackendExtent))
+	}
 	if !slices.Contains(holefs.LockModes, c.Mode) {
 		errs = append(errs, fmt.Errorf("unknown lock mode %v", c.Mode))
 	}
@@ -219,6 +228,9 @@ func (c Config) Validate() error {
 func (c Config) Describe() string {
 	if c.Target != "" {
 		return "target " + c.Target
+	}
+	if c.Image {
+		return fmt.Sprintf("mode %v, backend %s on an image", c.Mode, c.Backend)
 	}
 	return fmt.Sprintf("mode %v, backend %s", c.Mode, c.Backend)
 }
@@ -332,6 +344,9 @@ type torture struct {
 	cfg   Config
 	fsys  fileSystem
 	lib   *holefs.FS // the in-process filesystem (nil with a Target)
+	opts  holefs.Options
+	// imageDir holds an image run's image; removed at the end.
+	imageDir string
 	model *model
 	// directOK: the filesystem takes O_DIRECT (extentfs; a target whose
 	// O_DIRECT open did not fail with EINVAL).
@@ -407,7 +422,27 @@ func (t *torture) openLib() error {
 		}
 		opts.Hooks = h
 	}
-	fsys, err := holefs.Open("", opts)
+	path := ""
+	if cfg.Image {
+		dir, err := os.MkdirTemp("", "holefs-torture-image-")
+		if err != nil {
+			return err
+		}
+		t.imageDir, path = dir, filepath.Join(dir, "img")
+		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: opts.SizeBytes}); err != nil {
+			return err
+		}
+		opts.SizeBytes = 0
+		opts.CommitInterval = imageCommitInterval
+		opts.UnsafeLockNone = true // none mode must show its races here too
+	}
+	t.opts = opts
+	// A file device is not block-atomic (blockdev.Device: concurrent I/O
+	// to one block has no defined result, as on a disk): a buffered fill
+	// that reads a block while a direct write rewrites it can get a mix,
+	// as on Linux. The model then accepts byte mixes of allowed values.
+	t.model.torn = cfg.Image
+	fsys, err := holefs.Open(path, opts)
 	if err != nil {
 		return err
 	}
@@ -501,7 +536,30 @@ loop:
 	if err := fsys.Close(); err != nil {
 		t.addViolation(Violation{Kind: KindError, Detail: fmt.Sprintf("FS.Close: %v", err)})
 	}
+	if t.imageDir != "" {
+		t.reopenCheck()
+	}
 	return t.report(elapsed, workers), nil
+}
+
+// imageCommitInterval is how often an image run commits in the background:
+// often enough that hundreds of commits race the workers each second.
+const imageCommitInterval = 5 * time.Millisecond
+
+// reopenCheck reopens an image run's image after Close and checks every
+// file again: what Close committed is what the workers last wrote.
+func (t *torture) reopenCheck() {
+	defer os.RemoveAll(t.imageDir)
+	fsys, err := holefs.Open(filepath.Join(t.imageDir, "img"), t.opts)
+	if err != nil {
+		t.addViolation(Violation{Kind: KindError, Detail: fmt.Sprintf("reopen the image: %v", err)})
+		return
+	}
+	t.fsys = libFS{fsys}
+	t.finalCheck()
+	if err := fsys.Close(); err != nil {
+		t.addViolation(Violation{Kind: KindError, Detail: fmt.Sprintf("FS.Close after reopen: %v", err)})
+	}
 }
 
 // removeTarget removes a target's directory when the run ends without
