@@ -341,13 +341,13 @@ func (t *torture) dioLock(v *victim) func() {
 
 // torture is one run.
 type torture struct {
-	cfg   Config
-	fsys  fileSystem
-	lib   *holefs.FS // the in-process filesystem (nil with a Target)
-	opts  holefs.Options
+	cfg  Config
+	fsys fileSystem
+	lib  *holefs.FS // the in-process filesystem (nil with a Target)
+	opts holefs.Options
 	// imageDir holds an image run's image; removed at the end.
 	imageDir string
-	model *model
+	model    *model
 	// directOK: the filesystem takes O_DIRECT (extentfs; a target whose
 	// O_DIRECT open did not fail with EINVAL).
 	directOK bool
