@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -39,6 +40,12 @@ type Config struct {
 	// its own goroutine: under LockNone it races this tester's removers,
 	// as it would any program's.
 	ReadaheadBytes int64
+	// ImageDir, if set, is an empty directory: the run uses a durable
+	// image made there (extentfs) and adds two operations, a remount
+	// (close the filesystem, open the image again) and a crash check
+	// (fsync, copy the image's files as they are on disk, open the copy
+	// and compare).
+	ImageDir string
 }
 
 // Failure is a mismatch between the file and the model.
@@ -70,6 +77,9 @@ type tester struct {
 	log     []string
 	op      int
 	memfs   bool
+	opts    holefs.Options
+	image   string // the image's path; "" in memory
+	crashes int    // crash copies made, for their names
 }
 
 // Run applies cfg.Ops random operations and returns the first mismatch as
@@ -81,13 +91,23 @@ func Run(cfg Config) error {
 	if cfg.CacheMiB == 0 {
 		cfg.CacheMiB = 1
 	}
-	fsys, err := holefs.Open("", holefs.Options{Backend: cfg.Backend, LockMode: cfg.Mode,
-		CacheBytes: cfg.CacheMiB << 20, SizeBytes: 64 << 20, ReadaheadBytes: cfg.ReadaheadBytes})
+	opts := holefs.Options{Backend: cfg.Backend, LockMode: cfg.Mode,
+		CacheBytes: cfg.CacheMiB << 20, SizeBytes: 64 << 20, ReadaheadBytes: cfg.ReadaheadBytes}
+	path := ""
+	if cfg.ImageDir != "" {
+		path = filepath.Join(cfg.ImageDir, "img")
+		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: opts.SizeBytes}); err != nil {
+			return err
+		}
+		opts.SizeBytes, opts.UnsafeLockNone = 0, true
+	}
+	fsys, err := holefs.Open(path, opts)
 	if err != nil {
 		return err
 	}
-	defer fsys.Close()
-	t := &tester{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, 0x5f5)), fs: fsys, memfs: cfg.Backend == holefs.BackendMemory}
+	t := &tester{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, 0x5f5)), fs: fsys, memfs: cfg.Backend == holefs.BackendMemory,
+		opts: opts, image: path}
+	defer func() { t.fs.Close() }()
 	if t.f, err = fsys.Create("fsx"); err != nil {
 		return err
 	}
@@ -106,6 +126,15 @@ func Run(cfg Config) error {
 		{6, t.punch}, {5, t.zero}, {4, t.collapse}, {4, t.insert}, {4, t.allocate},
 		{4, t.seek}, {4, t.copyRange}, {3, t.direct}, {3, t.reopen}, {3, t.sync},
 		{3, t.dropCache}, {2, t.remap},
+	}
+	if path != "" {
+		ops = append(ops, struct {
+			weight int
+			fn     func() error
+		}{2, t.remount}, struct {
+			weight int
+			fn     func() error
+		}{1, t.crashCheck})
 	}
 	total := 0
 	for _, o := range ops {
@@ -399,6 +428,83 @@ func (t *tester) reopen() error {
 	var err error
 	if t.f, err = t.fs.OpenFile("fsx", os.O_RDWR, 0); err != nil {
 		return t.fail("reopen: %v", err)
+	}
+	return nil
+}
+
+// remount closes the filesystem and opens the image again: everything the
+// model holds must have been committed by Close.
+func (t *tester) remount() error {
+	t.logf("remount")
+	if t.view != nil {
+		if err := t.view.Unmap(); err != nil {
+			return t.fail("unmap: %v", err)
+		}
+		t.view = nil
+	}
+	if err := t.f.Close(); err != nil {
+		return t.fail("close: %v", err)
+	}
+	if err := t.other.Close(); err != nil {
+		return t.fail("close: %v", err)
+	}
+	if err := t.fs.Close(); err != nil {
+		return t.fail("close the filesystem: %v", err)
+	}
+	fsys, err := holefs.Open(t.image, t.opts)
+	if err != nil {
+		return t.fail("open the image again: %v", err)
+	}
+	t.fs = fsys
+	if t.f, err = fsys.OpenFile("fsx", os.O_RDWR, 0); err != nil {
+		return t.fail("reopen: %v", err)
+	}
+	if t.other, err = fsys.OpenFile("src", os.O_RDWR, 0); err != nil {
+		return t.fail("reopen: %v", err)
+	}
+	return t.compareAll("after remount")
+}
+
+// crashCheck fsyncs, then opens a copy of the image's files as they are on
+// disk: what a crash now would leave. The fsynced file must be whole.
+func (t *tester) crashCheck() error {
+	t.logf("fsync and crash copy")
+	if err := t.f.Sync(); err != nil {
+		return t.fail("fsync: %v", err)
+	}
+	t.crashes++
+	dst := filepath.Join(t.cfg.ImageDir, fmt.Sprintf("crash%d", t.crashes))
+	if err := copyImage(t.image, dst); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dst)
+	fsys, err := holefs.Open(dst, t.opts)
+	if err != nil {
+		return t.fail("open the crash copy: %v", err)
+	}
+	defer fsys.Close()
+	got, err := fsys.ReadFile("fsx")
+	if err != nil {
+		return t.fail("crash copy: read: %v", err)
+	}
+	if !bytes.Equal(got, t.model) {
+		return t.fail("crash copy: fsynced file of %d bytes differs from the model's %d: %s", len(got), len(t.model), diff(got, t.model, 0))
+	}
+	return nil
+}
+
+func copyImage(src, dst string) error {
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"data", "meta.db"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), b, 0o600); err != nil {
+			return err
+		}
 	}
 	return nil
 }

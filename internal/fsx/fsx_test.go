@@ -20,6 +20,19 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// TestFsxImage runs the tester on a durable image, with remounts and
+// crash copies among the operations.
+func TestFsxImage(t *testing.T) {
+	for seed := 1; seed <= *seeds; seed++ {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			t.Parallel()
+			if err := Run(Config{Backend: holefs.BackendExtent, Seed: uint64(seed), Ops: *ops, ImageDir: t.TempDir()}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // TestFsx runs the shadow-model tester on every backend and lock mode. One
 // goroutine cannot race itself, so LockNone must pass too once async
 // readahead (a fill path on a goroutine of its own) is off: it then checks
