@@ -1,6 +1,7 @@
 package holefs
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -144,16 +145,29 @@ func (f *File) CopyRange(dst *File, srcOff, dstOff, n int64) (int64, error) {
 	return c, f.err("copy_file_range", err)
 }
 
-// Clone shares n bytes at srcOff of f into dst at dstOff
-// (FICLONERANGE). No backend has shared extents yet: EOPNOTSUPP, as on a
-// filesystem without reflink.
+// Clone makes n bytes of dst at dstOff share the blocks of f at srcOff
+// (FICLONERANGE; n 0 means to f's EOF): they read the same at once, and a
+// later write to either copies the block it writes (reflink). Offsets must
+// be multiples of 4096 and so must n unless the range ends at f's EOF;
+// overlapping ranges of one file are EINVAL. Backends without shared
+// blocks (memfs, images for now) return EOPNOTSUPP.
 func (f *File) Clone(dst *File, srcOff, dstOff, n int64) error {
-	return f.err("clone", syscall.EOPNOTSUPP)
+	return f.err("clone", f.h.Clone(dst.h, srcOff, dstOff, n))
 }
 
-// Dedupe shares identical ranges (FIDEDUPERANGE); EOPNOTSUPP like Clone.
+// ErrDedupeDiffers is what Dedupe returns, wrapped, when the ranges are
+// not byte-for-byte equal; nothing is changed then.
+var ErrDedupeDiffers = errors.New("ranges differ")
+
+// Dedupe makes n bytes of dst at dstOff share the blocks of f at srcOff
+// if they hold the same bytes (FIDEDUPERANGE), clipped to both files'
+// EOF; alignment as for Clone. Unequal ranges return ErrDedupeDiffers.
 func (f *File) Dedupe(dst *File, srcOff, dstOff, n int64) error {
-	return f.err("dedupe", syscall.EOPNOTSUPP)
+	_, same, err := f.h.Dedupe(dst.h, srcOff, dstOff, n)
+	if err == nil && !same {
+		err = ErrDedupeDiffers
+	}
+	return f.err("dedupe", err)
 }
 
 // ReadDir reads directory entries in name order (io/fs.ReadDirFile): with

@@ -54,11 +54,20 @@ const (
 	BackendExtent = "extentfs"
 	// BackendMemory is the tmpfs-like backend: the page cache is the storage.
 	BackendMemory = "memfs"
+	// BackendPassthrough stores each file as a file of Options.BackingDir,
+	// a directory of another filesystem, under the same name (cifs- and
+	// ceph-like: the engine's page cache sits on top).
+	BackendPassthrough = "passthrough"
+	// BackendLog is the log-structured (f2fs-like) extentfs: every write
+	// goes out of place to the log head and frees the block it replaces;
+	// a background cleaner (and FS.Clean) compacts free space.
+	BackendLog = "logfs"
 )
 
 // Options configure a filesystem.
 type Options struct {
-	// Backend is BackendExtent (default) or BackendMemory.
+	// Backend is BackendExtent (default), BackendMemory, BackendLog or
+	// BackendPassthrough.
 	Backend string
 	// SizeBytes is the device size (extentfs) or the capacity (memfs);
 	// default 1 GiB. An in-memory device costs memory only where written.
@@ -87,8 +96,22 @@ type Options struct {
 	// that mode corrupts files on purpose.
 	UnsafeLockNone bool
 	// WrapDevice, if set, wraps an image's data device, for tests that
-	// record its writes or inject faults (see blockdev.Faulty).
+	// record its writes or inject faults (see blockdev.Faulty); on
+	// BackendPassthrough, each file's devices (its backing file).
 	WrapDevice func(blockdev.Device) blockdev.Device
+	// BackingDir is the directory BackendPassthrough keeps its files in:
+	// Open loads the tree it holds, and every change made through the FS
+	// is made there too, under the same names. While the FS is open, a
+	// second FS cannot open it (EBUSY); other programs may change its
+	// files, which the FS notices (see RevalidateInterval).
+	BackingDir string
+	// RevalidateInterval is how often BackendPassthrough checks its open
+	// files for changes made from outside (by their size, modification
+	// and change times) and drops the cached pages of changed ones; each
+	// open checks too. Default 1 s; negative: only on open. Dirty pages of
+	// a file changed from outside are dropped, not written over the
+	// change, and the next fsync of every handle reports ESTALE.
+	RevalidateInterval time.Duration
 }
 
 // Hooks are test hooks. Each runs on the goroutine of the operation.
@@ -136,17 +159,24 @@ func Open(imagePath string, opts Options) (*FS, error) {
 	}
 	var backend vfs.Backend
 	switch opts.Backend {
-	case "", BackendExtent:
+	case "", BackendExtent, BackendLog:
 		dev := opts.Device
 		if dev == nil {
 			dev = withLatency(blockdev.NewMemory(opts.SizeBytes/blockdev.BlockSize), opts)
 		}
-		backend = vfs.Backend{Store: extentfs.New(dev.NumBlocks()), Device: dev}
+		store := extentfs.New(dev.NumBlocks())
+		if opts.Backend == BackendLog {
+			store = extentfs.NewLog(dev.NumBlocks())
+		}
+		backend = vfs.Backend{Store: store, Device: dev}
 	case BackendMemory:
 		backend = vfs.Backend{Store: memfs.New(opts.SizeBytes / blockmap.PageSize), Memory: true}
+	case BackendPassthrough:
+		return openPassthrough(opts)
 	default:
 		return nil, &fs.PathError{Op: "open", Path: "(memory)",
-			Err: fmt.Errorf("unknown backend %q (want %s or %s): %w", opts.Backend, BackendExtent, BackendMemory, syscall.EINVAL)}
+			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s or %s): %w", opts.Backend,
+				BackendExtent, BackendMemory, BackendLog, BackendPassthrough, syscall.EINVAL)}
 	}
 	copts, vhooks := engineOptions(opts)
 	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil
@@ -388,6 +418,15 @@ func (f *FS) Close() error {
 
 // Statfs returns the block size and the total and free blocks.
 func (f *FS) Statfs() (bsize, total, free int64) { return f.v.Statfs() }
+
+// Clean runs one pass of a log-structured filesystem's cleaner (BackendLog;
+// one also runs in the background while less than a quarter of the space
+// is free): the live blocks of the emptiest 1 MiB segment move to the log
+// head. It returns the pages moved; other backends return EOPNOTSUPP.
+func (f *FS) Clean() (int64, error) {
+	n, err := f.v.Clean()
+	return n, pathErr("clean", f.name, err)
+}
 
 // CacheStats returns the page cache's counters.
 func (f *FS) CacheStats() pagecache.Stats { return f.v.Cache().Stats() }

@@ -779,7 +779,7 @@ func TestPathErrors(t *testing.T) {
 		{"seek data past EOF", func() error { _, err := f.Seek(1, holefs.SeekData); return err }, "seek", "d/f", syscall.ENXIO},
 		{"mmap unaligned", func() error { _, err := f.Mmap(1, pg, false); return err }, "mmap", "d/f", syscall.EINVAL},
 		{"mmap writable ro", func() error { _, err := ro.Mmap(0, pg, true); return err }, "mmap", "d/f", syscall.EACCES},
-		{"clone", func() error { return f.Clone(f, 0, pg, pg) }, "clone", "d/f", syscall.EOPNOTSUPP},
+		{"clone unaligned", func() error { return f.Clone(f, 1, pg, pg) }, "clone", "d/f", syscall.EINVAL},
 		{"copy overlap", func() error { _, err := f.CopyRange(f, 0, 0, 1); return err }, "copy_file_range", "d/f", syscall.EINVAL},
 		{"missing image", func() error { _, err := holefs.Open("/nonexistent/img", holefs.Options{}); return err }, "open", "/nonexistent/img", syscall.ENOENT},
 		{"bad backend", func() error { _, err := holefs.Open("", holefs.Options{Backend: "zfs"}); return err }, "open", "(memory)", syscall.EINVAL},

@@ -3,7 +3,8 @@
 // device blocks (both 4 KiB), never page-cache pages.
 //
 // Backends live in subpackages: extentfs (ext4-like extents on a block
-// device) and memfs (tmpfs-like: the page cache is the storage).
+// device), memfs (tmpfs-like: the page cache is the storage) and
+// passthrough (each file is a file of a directory of another filesystem).
 //
 // Locking: a File's methods take the backend's extent-map lock and, when
 // they allocate or free, the allocator lock below it (LOCKING.md). Callers
@@ -12,7 +13,11 @@
 // called from fill paths and writeback, which hold neither.
 package blockmap
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/holefs/holefs/blockdev"
+)
 
 // PageSize is the size of a file page and of a device block.
 const PageSize = 4096
@@ -53,6 +58,10 @@ type Extent struct {
 	Count int64 // number of pages, > 0
 	Kind  Kind
 	Block int64 // device block of Page for Unwritten and Mapped; -1 for holes
+	// Shared: the Mapped blocks are also mapped by another file or range
+	// (a clone). A page read from them must not remember its block: a
+	// write goes out of place (Remapper).
+	Shared bool
 }
 
 // End returns the page index just past the extent.
@@ -107,4 +116,76 @@ type Store interface {
 	NewFile(ino uint64) File
 	// Statfs returns the total and free block counts.
 	Statfs() (total, free int64)
+}
+
+// Remapper is a File that writes some pages out of place: blocks shared
+// with another file by a clone are copied on write, and a log-structured
+// map writes every page to a new block. Writeback and direct I/O ask it
+// where to write instead of writing where Lookup points.
+type Remapper interface {
+	File
+	// WriteTarget returns where to write the pages from index on (at
+	// most max): in place (Kind Mapped or Unwritten, as Lookup says; an
+	// Unwritten run still needs MarkWritten after the write), out of
+	// place (outOfPlace true: a new block, then CommitWrite or
+	// AbortWrite), or a Hole.
+	WriteTarget(index, max int64) (e Extent, outOfPlace bool, err error)
+	// CommitWrite remaps [index, index+n) to the blocks WriteTarget gave
+	// out of place, once their data is on the device, and releases the
+	// blocks they replace.
+	CommitWrite(index, n int64) error
+	// AbortWrite releases out-of-place blocks of [index, index+n) whose
+	// write failed.
+	AbortWrite(index, n int64) error
+	// WritesInPlace reports whether a page, once written, may be written
+	// again at the same block without asking (false for a log).
+	WritesInPlace() bool
+}
+
+// Cloner is a File that can share another file's blocks (reflink).
+type Cloner interface {
+	File
+	// CloneFrom makes pages [dstIdx, dstIdx+n) share the blocks of pages
+	// [srcIdx, srcIdx+n) of src, dropping what they mapped; holes and
+	// unwritten extents of src become holes. src is a File of the same
+	// store (EXDEV otherwise) and may be this one, with ranges that do
+	// not overlap. The caller holds both files' inode and invalidate
+	// locks exclusive, has written back the source range and truncated
+	// the destination's pages.
+	CloneFrom(src File, srcIdx, dstIdx, n int64) error
+}
+
+// DeviceFile is a File whose blocks are on a device of its own instead of
+// the filesystem's: block i of that device is page i of the file, and
+// Lookup's Block is the page index. passthrough's files are such maps, the
+// device being the backing file. The VFS checks for it when it sets up a
+// file's page cache and direct I/O.
+type DeviceFile interface {
+	File
+	// Device returns the device direct I/O reads and writes: its writes
+	// go where they are asked, growing the storage when they reach past
+	// its end, as a direct write past EOF must.
+	Device() blockdev.Device
+	// WritebackDevice returns the device the page cache reads and writes
+	// back through. Writeback writes whole pages, with the bytes past EOF
+	// of the last one zeroed; this device never writes past size(), the
+	// file size in bytes, so that the storage of the last page does not
+	// grow past the end of the file, whose size is visible to others.
+	WritebackDevice(size func() int64) blockdev.Device
+}
+
+// Owner is a run of pages of one file.
+type Owner struct {
+	Ino         uint64
+	Page, Count int64
+}
+
+// Cleaner is a log-structured Store whose free space the VFS compacts.
+type Cleaner interface {
+	Store
+	// CleanVictim returns the pages whose blocks the cleaner should move
+	// now (the live data of the emptiest segment), or nothing. The VFS
+	// relocates them by rewriting them out of place under the inode and
+	// invalidate locks.
+	CleanVictim() []Owner
 }

@@ -243,7 +243,9 @@ func (j *Journal) Commits() uint64 {
 }
 
 // Commit makes every change logged or dirtied before it was called
-// durable, in the order described in the package documentation. On error
+// durable, in the order described in the package documentation. With
+// nothing to commit it still flushes the data device, so data written in
+// place since the last commit is durable when an fsync returns. On error
 // nothing is lost: the changes stay queued for the next commit, and the
 // sealed quarantine stays sealed.
 func (j *Journal) Commit() error {
@@ -270,7 +272,10 @@ func (j *Journal) Commit() error {
 		if j.quarantine != nil {
 			j.quarantine.Release(gen)
 		}
-		return nil
+		// No metadata changed, but writeback may have overwritten
+		// written blocks in place since the last commit, which dirties
+		// nothing: an fsync returning now still needs them durable.
+		return j.flush()
 	}
 	snaps := make([]snapshot, 0, len(dirty))
 	for _, e := range dirty {
@@ -303,11 +308,19 @@ type snapshot struct {
 	hasExtents bool
 }
 
-func (j *Journal) write(log []record, snaps []snapshot) error {
+// flush makes the data device's completed writes durable.
+func (j *Journal) flush() error {
 	if j.opts.Flush != nil {
 		if err := j.opts.Flush(); err != nil {
 			return fmt.Errorf("meta: commit: flush data device: %w", err)
 		}
+	}
+	return nil
+}
+
+func (j *Journal) write(log []record, snaps []snapshot) error {
+	if err := j.flush(); err != nil {
+		return err
 	}
 	if j.opts.BeforeCommit != nil {
 		j.opts.BeforeCommit()

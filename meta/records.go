@@ -206,6 +206,9 @@ func DecodeDirent(key, value []byte) (Dirent, error) {
 	}
 	d := Dirent{Dir: be.Uint64(key), Name: string(key[8:])}
 	what := "dirent " + utoa(d.Dir) + "/" + quote(d.Name)
+	if d.Dir == 0 {
+		return Dirent{}, corrupt("%s: directory inode 0 is invalid", what)
+	}
 	if err := CheckName(d.Name); err != nil {
 		return Dirent{}, corrupt("%s: %v", what, err)
 	}
@@ -269,6 +272,9 @@ func DecodeExtent(key, value []byte, nblocks int64) (uint64, Extent, error) {
 	ino := be.Uint64(key)
 	x := Extent{Page: int64(be.Uint64(key[8:]))}
 	what := "inode " + utoa(ino) + " extent at page " + itoa(x.Page)
+	if ino == 0 {
+		return 0, Extent{}, corrupt("%s: inode number 0 is invalid", what)
+	}
 	v, err := unseal(what, key, value)
 	if err != nil {
 		return 0, Extent{}, err
@@ -309,7 +315,11 @@ func DecodeXattr(key, value []byte) (Xattr, error) {
 		return Xattr{}, corrupt("xattr key %x: %d bytes, want an inode and a name", key, len(key))
 	}
 	x := Xattr{Ino: be.Uint64(key), Name: string(key[8:])}
-	v, err := unseal("inode "+utoa(x.Ino)+" xattr "+quote(x.Name), key, value)
+	what := "inode " + utoa(x.Ino) + " xattr " + quote(x.Name)
+	if x.Ino == 0 {
+		return Xattr{}, corrupt("%s: inode number 0 is invalid", what)
+	}
+	v, err := unseal(what, key, value)
 	if err != nil {
 		return Xattr{}, err
 	}

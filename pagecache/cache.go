@@ -57,6 +57,12 @@ type Stats struct {
 	Pages, DirtyPages     int64 // current
 	UnevictablePages      int64 // current (memfs pages)
 	LimitPages, SlackPage int64
+	// InvalidateWaits counts acquisitions of the mappings' invalidate
+	// locks that found them taken, shared (fills) and exclusive
+	// (removers) apart; InvalidateWait* is the time those waited. Cache
+	// hits take no invalidate lock and are not counted.
+	InvalidateSharedWaits, InvalidateExclusiveWaits int64
+	InvalidateSharedWait, InvalidateExclusiveWait   time.Duration
 }
 
 // Cache is the memory shared by the mappings of one filesystem: page
@@ -86,6 +92,7 @@ type Cache struct {
 	stats struct {
 		misses, fill, ra, asyncRA, wbPages, wbIOs, evictions, throttled, overLimit atomic.Int64
 	}
+	invWait lockcheck.WaitStats // every mapping's invalidate lock
 	// hits is sharded (see countHit): one shared counter on the lockless
 	// hit path would bounce its cache line between every reading core.
 	hits [16]struct {
@@ -159,6 +166,9 @@ func (c *Cache) Stats() Stats {
 		Evictions: s.evictions.Load(), ThrottledWrites: s.throttled.Load(),
 		OverLimit: s.overLimit.Load(), Pages: c.nrPages.Load(), DirtyPages: c.nrDirty.Load(),
 		UnevictablePages: c.nrUnevictable.Load(), LimitPages: c.limit, SlackPage: c.slack,
+		InvalidateSharedWaits: c.invWait.SharedWaits.Load(), InvalidateExclusiveWaits: c.invWait.ExclusiveWaits.Load(),
+		InvalidateSharedWait:    time.Duration(c.invWait.SharedNanos.Load()),
+		InvalidateExclusiveWait: time.Duration(c.invWait.ExclusiveNanos.Load()),
 	}
 }
 

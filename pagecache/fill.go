@@ -105,7 +105,7 @@ func (m *Mapping) readPages(pages []*Page) error {
 				p.set(pgError)
 			} else {
 				p.clear(pgError)
-				if e.Kind == blockmap.Mapped {
+				if e.Kind == blockmap.Mapped && m.cacheBlocks && !e.Shared {
 					p.block = e.Block + int64(k)
 				}
 				p.set(pgUptodate)

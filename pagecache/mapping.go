@@ -37,6 +37,12 @@ type Mapping struct {
 	host        *lockcheck.RWMutex
 	unevictable bool
 	key         uintptr
+	// remap is blocks when it writes some pages out of place (shared
+	// blocks, a log); writeback then asks it where each page goes.
+	remap blockmap.Remapper
+	// cacheBlocks lets a page remember its block and be written there
+	// again without a lookup; false for a log, where every write moves.
+	cacheBlocks bool
 
 	// invalidate is held shared by fill paths while they create pages and
 	// look up their blocks, exclusive by every path that truncates pages
@@ -64,8 +70,13 @@ type Mapping struct {
 
 // NewMapping returns an empty mapping of a file in c.
 func (c *Cache) NewMapping(o MappingOptions) *Mapping {
-	m := &Mapping{c: c, blocks: o.Blocks, dev: o.Device, host: o.Host, unevictable: o.Unevictable, key: o.Key}
+	m := &Mapping{c: c, blocks: o.Blocks, dev: o.Device, host: o.Host, unevictable: o.Unevictable, key: o.Key,
+		cacheBlocks: true}
+	if r, ok := o.Blocks.(blockmap.Remapper); ok {
+		m.remap, m.cacheBlocks = r, r.WritesInPlace()
+	}
 	m.invalidate.Init(lockcheck.RankInvalidate, o.Key)
+	m.invalidate.SetWaitStats(&c.invWait)
 	m.indexMu.Init(lockcheck.RankCache)
 	m.dirtyMu.Init(lockcheck.RankCache)
 	m.viewMu.Init(lockcheck.RankView)
@@ -108,6 +119,25 @@ func (m *Mapping) NrDirty() int64 { return m.nrDirty.Load() }
 // InvalidateLock returns the mapping's invalidate lock, for the VFS's
 // block-removing operations and two-file locking.
 func (m *Mapping) InvalidateLock() *lockcheck.RWMutex { return &m.invalidate }
+
+// ForgetBlocks makes the pages of [first, last) forget their blocks and
+// waits for their writeback in flight, so that every later write asks the
+// block map where to go: a clone is about to share those blocks, and a page
+// must not write into a shared block in place. The caller holds the
+// invalidate lock exclusive, so no fill can remember a block again.
+func (m *Mapping) ForgetBlocks(first, last int64) {
+	m.index.walk(first, last, func(p *Page) bool {
+		if !p.tryGet() {
+			return true
+		}
+		p.lock()
+		p.waitWriteback()
+		p.block = -1
+		p.unlock()
+		p.put()
+		return true
+	})
+}
 
 // Blocks returns the mapping's block map.
 func (m *Mapping) Blocks() blockmap.File { return m.blocks }
@@ -299,6 +329,12 @@ func (e *errseq) set(errno syscall.Errno) {
 		}
 	}
 }
+
+// SetError records an error for every file handle's next fsync, as a
+// failed writeback does (Linux's mapping_set_error): for data lost
+// without a writeback, such as dirty pages dropped because the storage
+// changed behind the cache.
+func (m *Mapping) SetError(errno syscall.Errno) { m.wbErr.set(errno) }
 
 // ErrSample returns the writeback-error cursor for a newly opened file
 // handle: errors already reported by some handle are behind it, an unseen

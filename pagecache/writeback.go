@@ -145,6 +145,9 @@ func (m *Mapping) writeRun(pages []*Page, buf []byte) (int, error) {
 	for int(want) < len(pages) && pages[want].block < 0 {
 		want++
 	}
+	if m.remap != nil {
+		return m.writeRemapped(pages, buf, want)
+	}
 	e, err := m.blocks.Lookup(first.index, want)
 	if err == nil && e.Kind == blockmap.Hole {
 		// Blocks are allocated when data is written (write, page_mkwrite,
@@ -175,6 +178,50 @@ func (m *Mapping) writeRun(pages []*Page, buf []byte) (int, error) {
 	}
 	for k, p := range pages[:n] {
 		p.block = e.Block + int64(k)
+	}
+	return n, nil
+}
+
+// writeRemapped is writeRun for a block map that writes out of place: it
+// asks the map where the first pages go, writes them, and commits the
+// remap or marks unwritten blocks written.
+func (m *Mapping) writeRemapped(pages []*Page, buf []byte, want int64) (int, error) {
+	first := pages[0]
+	e, moved, err := m.remap.WriteTarget(first.index, want)
+	if err == nil && e.Kind == blockmap.Hole {
+		// As in writeRun: only a LockNone race leaves a dirty page over a
+		// hole. Allocate rather than drop data.
+		if err = m.blocks.Allocate(first.index, e.Count); err == nil {
+			e, moved, err = m.remap.WriteTarget(first.index, e.Count)
+		}
+	}
+	if err != nil {
+		return 1, err
+	}
+	n := int(e.Count)
+	if e.Kind != blockmap.Mapped && e.Kind != blockmap.Unwritten {
+		return n, syscall.EIO
+	}
+	m.c.stats.wbIOs.Add(1)
+	if err := m.dev.WriteBlocks(buf[:n*PageSize], e.Block); err != nil {
+		if moved {
+			_ = m.remap.AbortWrite(first.index, e.Count)
+		}
+		return n, err
+	}
+	switch {
+	case moved:
+		err = m.remap.CommitWrite(first.index, e.Count)
+	case e.Kind == blockmap.Unwritten:
+		err = m.blocks.MarkWritten(first.index, e.Count)
+	}
+	if err != nil {
+		return n, err
+	}
+	if m.cacheBlocks {
+		for k, p := range pages[:n] {
+			p.block = e.Block + int64(k)
+		}
 	}
 	return n, nil
 }

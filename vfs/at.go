@@ -79,6 +79,9 @@ func (f *FS) CreateAt(dir *Inode, name string, perm uint32, excl bool, o Owner) 
 		}
 		return in, false, nil
 	}
+	if err := f.fwdCreate(dir, name, syscall.S_IFREG|perm&0o7777, ""); err != nil {
+		return nil, false, err
+	}
 	in := f.newInode(syscall.S_IFREG | perm&0o7777)
 	in.initOwner(dir, o)
 	f.link(dir, name, in)
@@ -94,6 +97,9 @@ func (f *FS) MkdirAt(dir *Inode, name string, perm uint32, o Owner) (*Inode, err
 	}
 	if _, ok := dir.entries[name]; ok {
 		return nil, syscall.EEXIST
+	}
+	if err := f.fwdCreate(dir, name, syscall.S_IFDIR|perm&0o7777, ""); err != nil {
+		return nil, err
 	}
 	in := f.newInode(syscall.S_IFDIR | perm&0o7777)
 	in.initOwner(dir, o)
@@ -113,6 +119,9 @@ func (f *FS) SymlinkAt(dir *Inode, name, target string, o Owner) (*Inode, error)
 	}
 	if _, ok := dir.entries[name]; ok {
 		return nil, syscall.EEXIST
+	}
+	if err := f.fwdCreate(dir, name, syscall.S_IFLNK|0o777, target); err != nil {
+		return nil, err
 	}
 	in := f.newInode(syscall.S_IFLNK | 0o777)
 	in.target = target
@@ -150,6 +159,9 @@ func (f *FS) LinkAt(in, dir *Inode, name string) error {
 	if _, ok := dir.entries[name]; ok {
 		return syscall.EEXIST
 	}
+	if err := f.fwdLink(in, dir, name); err != nil {
+		return err
+	}
 	f.link(dir, name, in)
 	return nil
 }
@@ -163,7 +175,7 @@ func (f *FS) UnlinkAt(dir *Inode, name string) error {
 	if err == nil {
 		if dir.entries[name].IsDir() {
 			err = syscall.EISDIR
-		} else {
+		} else if err = f.fwdRemove(dir, name); err == nil {
 			dead = f.unlinkEntry(dir, name)
 		}
 	}
@@ -202,6 +214,9 @@ func (f *FS) RmdirAt(dir *Inode, name string) error {
 		return syscall.ENOTDIR
 	case len(in.entries) > 0:
 		return syscall.ENOTEMPTY
+	}
+	if err := f.fwdRemove(dir, name); err != nil {
+		return err
 	}
 	f.unlinkEntry(dir, name)
 	return nil

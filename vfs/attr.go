@@ -53,7 +53,14 @@ type SetAttr struct {
 // CAP_FOWNER and CAP_CHOWN.
 func (in *Inode) Setattr(a SetAttr) error {
 	f := in.fs
+	if err := in.syncForTimes(a); err != nil {
+		return err
+	}
 	f.nsMu.Lock()
+	if err := f.fwdSetattr(in, a); err != nil {
+		f.nsMu.Unlock()
+		return err
+	}
 	if a.Valid&SetMode != 0 {
 		in.perm = a.Mode & 0o7777
 	}

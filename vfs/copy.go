@@ -4,6 +4,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"github.com/holefs/holefs/blockmap"
 )
 
 // lockTwo takes the inode locks of two files exclusive in inode-number
@@ -77,6 +79,9 @@ func (h *File) copyLocked(dst *File, srcOff, dstOff, n int64) (int64, error) {
 	if n == 0 {
 		return 0, nil
 	}
+	if done, ok, err := h.copyByClone(dst, srcOff, dstOff, n); ok {
+		return done, err
+	}
 	first := dstOff / pageSize
 	if err := dsti.blocks.Allocate(first, (dstOff+n+pageSize-1)/pageSize-first); err != nil {
 		return 0, errno(err)
@@ -100,4 +105,30 @@ func (h *File) copyLocked(dst *File, srcOff, dstOff, n int64) (int64, error) {
 	}
 	dsti.touch()
 	return done, nil
+}
+
+// copyByClone shares the blocks instead of copying them when the backend
+// can and the range allows it (block-aligned, or ending at the source's
+// EOF at or past the destination's), as Linux's copy_file_range tries a
+// reflink first. ok false: copy instead. The caller holds both inode
+// locks.
+func (h *File) copyByClone(dst *File, srcOff, dstOff, n int64) (int64, bool, error) {
+	c, ok := dst.in.blocks.(blockmap.Cloner)
+	if !ok || h.in.fs.backend.Journal != nil {
+		return 0, false, nil
+	}
+	r, err := remapChecks(h.in, dst.in, srcOff, dstOff, n, false)
+	if err != nil || r.count != n {
+		return 0, false, nil
+	}
+	lockTwoInvalidate(h.in, dst.in)
+	defer unlockTwoInvalidate(h.in, dst.in)
+	if err := remapLocked(c, h.in, dst.in, srcOff, dstOff, r, "clone"); err != nil {
+		return 0, true, err
+	}
+	if end := dstOff + n; end > dst.in.mapping.Size() {
+		dst.in.setSize(end)
+	}
+	dst.in.touch()
+	return n, true, nil
 }

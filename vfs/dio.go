@@ -48,7 +48,7 @@ func (h *File) readDirect(p []byte, off int64) (int, error) {
 		}
 		buf := p[(page*pageSize - off):(e.End()*pageSize - off)]
 		if e.Kind == blockmap.Mapped {
-			if err := in.fs.backend.Device.ReadBlocks(buf, e.Block); err != nil {
+			if err := in.device().ReadBlocks(buf, e.Block); err != nil {
 				return int(page*pageSize - off), errno(err)
 			}
 		} else {
@@ -120,24 +120,18 @@ func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int,
 	if err := in.blocks.Allocate(first, count); err != nil {
 		return 0, errno(err)
 	}
+	if _, ok := in.blocks.(blockmap.Remapper); ok {
+		// Pages that survived the invalidation (pinned, mapped) may know
+		// blocks this write is about to move: a later writeback must ask
+		// the map instead of writing a block that is freed by then.
+		m.ForgetBlocks(first, first+count)
+	}
 	for page := first; page < first+count; {
-		e, err := in.blocks.Lookup(page, first+count-page)
+		n, err := in.writeBlocks(p[(page-first)*pageSize:], page, first+count-page)
 		if err != nil {
 			return int((page - first) * pageSize), errno(err)
 		}
-		if e.Kind != blockmap.Mapped && e.Kind != blockmap.Unwritten {
-			return int((page - first) * pageSize), syscall.EIO
-		}
-		buf := p[(page-first)*pageSize : (e.End()-first)*pageSize]
-		if err := in.fs.backend.Device.WriteBlocks(buf, e.Block); err != nil {
-			return int((page - first) * pageSize), errno(err)
-		}
-		if e.Kind == blockmap.Unwritten {
-			if err := in.blocks.MarkWritten(page, e.Count); err != nil {
-				return int((page - first) * pageSize), errno(err)
-			}
-		}
-		page = e.End()
+		page += n
 	}
 	// Pages a reader pinned through the invalidation above, or filled from
 	// the old blocks while we wrote, get the new bytes.
@@ -155,4 +149,37 @@ func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int,
 	}
 	in.touch()
 	return len(p), nil
+}
+
+// writeBlocks writes the first of the pages [page, page+max), whose blocks
+// are allocated, straight to the device, asking the block map where they
+// go when it writes out of place; it returns how many pages it wrote.
+func (in *Inode) writeBlocks(p []byte, page, max int64) (int64, error) {
+	var e blockmap.Extent
+	var moved bool
+	var err error
+	if r, ok := in.blocks.(blockmap.Remapper); ok {
+		e, moved, err = r.WriteTarget(page, max)
+	} else {
+		e, err = in.blocks.Lookup(page, max)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if e.Kind != blockmap.Mapped && e.Kind != blockmap.Unwritten {
+		return 0, syscall.EIO
+	}
+	if err := in.device().WriteBlocks(p[:e.Count*pageSize], e.Block); err != nil {
+		if moved {
+			_ = in.blocks.(blockmap.Remapper).AbortWrite(page, e.Count)
+		}
+		return 0, err
+	}
+	switch {
+	case moved:
+		err = in.blocks.(blockmap.Remapper).CommitWrite(page, e.Count)
+	case e.Kind == blockmap.Unwritten:
+		err = in.blocks.MarkWritten(page, e.Count)
+	}
+	return e.Count, err
 }

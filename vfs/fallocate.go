@@ -104,6 +104,9 @@ func (h *File) checkFallocate(mode uint32, off, n int64) error {
 	if h.in.fs.backend.Memory && (zero || collapse || insert) {
 		return syscall.EOPNOTSUPP
 	}
+	if mode&h.in.fs.unsupported() != 0 {
+		return syscall.EOPNOTSUPP
+	}
 	if mode&unix.FALLOC_FL_UNSHARE_RANGE != 0 {
 		return syscall.EOPNOTSUPP
 	}
@@ -121,6 +124,9 @@ func (in *Inode) allocate(off, n int64, keepSize bool) error {
 		return errno(err)
 	}
 	if m := in.mapping; !keepSize && off+n > m.Size() {
+		if err := in.fwdResize(off + n); err != nil {
+			return err
+		}
 		m.ZeroTail(m.Size())
 		in.setSize(off + n)
 	}
@@ -194,6 +200,9 @@ func (in *Inode) zeroRange(off, n int64, keepSize bool) error {
 		return err
 	}
 	if m := in.mapping; !keepSize && off+n > m.Size() {
+		if err := in.fwdResize(off + n); err != nil {
+			return err
+		}
 		m.ZeroTail(m.Size())
 		in.setSize(off + n)
 	}

@@ -48,6 +48,10 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 	}
 	in.opens++
 	f.nsMu.Unlock()
+	if err := in.revalidate(); err != nil {
+		_ = in.release()
+		return nil, err
+	}
 	h := &File{in: in, flags: flags, frontend: frontend}
 	if in.mapping != nil {
 		h.errSince = in.mapping.ErrSample()
@@ -203,6 +207,9 @@ func (h *File) Truncate(size int64) error {
 func (in *Inode) truncate(size int64) error {
 	m := in.mapping
 	old := m.Size()
+	if err := in.fwdResize(size); err != nil {
+		return err
+	}
 	in.touch()
 	if size >= old {
 		m.ZeroTail(old)
@@ -221,7 +228,8 @@ func (in *Inode) truncate(size int64) error {
 }
 
 // Sync writes back the file's dirty pages, commits the image's metadata
-// (or flushes the device of a filesystem without an image), and reports a
+// (or flushes the device of a filesystem without an image, or the file's
+// own device: its backing file), and reports a
 // writeback error that happened since this handle last checked (once per
 // handle, like Linux's fsync). For a directory it commits its entries.
 func (h *File) Sync() error {
@@ -234,7 +242,7 @@ func (h *File) Sync() error {
 	// This call's own writeback errors are recorded in the mapping's error
 	// sequence like everyone else's; ErrCheck reports them once per handle.
 	_ = m.Sync(0, 0)
-	ferr := h.in.fs.commit()
+	ferr := h.in.commit()
 	h.mu.Lock()
 	serr := m.ErrCheck(&h.errSince)
 	h.mu.Unlock()

@@ -26,6 +26,9 @@ type Backend struct {
 	// Journal commits the namespace and block maps to an image; nil for a
 	// filesystem that lives in memory only. Close closes it.
 	Journal *meta.Journal
+	// Backing mirrors the namespace in a directory of another filesystem
+	// (passthrough; see Load); nil otherwise. Close closes it.
+	Backing Backing
 }
 
 // Hooks let tests stop an operation at a chosen point.
@@ -49,6 +52,12 @@ type FS struct {
 	closed  atomic.Bool
 
 	changeHook atomic.Pointer[func(Change)] // see SetChangeHook
+
+	reval *revalidator // periodic revalidation of a Backing's files; nil if none; immutable
+
+	// cleanStop stops the background cleaner of a log-structured store
+	// (clean.go); nil without one. cleanDone closes when it has stopped.
+	cleanStop, cleanDone chan struct{}
 }
 
 // New returns a filesystem with an empty root directory on backend.
@@ -61,6 +70,10 @@ func New(backend Backend, cacheOpts pagecache.Options, hooks *Hooks) *FS {
 	f.root.parent = f.root
 	f.root.nlink = 2
 	f.nsMu.Unlock()
+	if _, ok := backend.Store.(blockmap.Cleaner); ok {
+		f.cleanStop, f.cleanDone = make(chan struct{}), make(chan struct{})
+		go f.cleaner(f.cleanStop, f.cleanDone)
+	}
 	return f
 }
 
@@ -113,6 +126,9 @@ func (f *FS) Sync() error {
 }
 
 func (f *FS) flushDevice() error {
+	if b := f.backend.Backing; b != nil {
+		return b.Sync()
+	}
 	if f.backend.Device == nil {
 		return nil
 	}
@@ -124,6 +140,11 @@ func (f *FS) Close() error {
 	if f.closed.Swap(true) {
 		return syscall.EINVAL
 	}
+	f.reval.close()
+	if f.cleanStop != nil {
+		close(f.cleanStop)
+		<-f.cleanDone
+	}
 	first := f.cache.Close()
 	if j := f.backend.Journal; j != nil {
 		if err := j.Close(); err != nil && first == nil {
@@ -134,6 +155,11 @@ func (f *FS) Close() error {
 	}
 	if f.backend.Device != nil {
 		if err := f.backend.Device.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if b := f.backend.Backing; b != nil {
+		if err := b.Close(); err != nil && first == nil {
 			first = err
 		}
 	}

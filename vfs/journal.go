@@ -36,11 +36,13 @@ func (f *FS) logDirent(dir *Inode, name string, in *Inode) {
 }
 
 // logDrop records that an inode is gone. It comes before the inode's
-// blocks are freed (evict), as the quarantine requires.
+// blocks are freed (evict), as the quarantine requires. A Backing forgets
+// the inode too.
 func (f *FS) logDrop(in *Inode) {
 	if j := f.backend.Journal; j != nil {
 		j.DropInode(in.ino)
 	}
+	f.fwdForget(in)
 }
 
 // durableFile is a block map whose extents a commit can read.
@@ -145,7 +147,7 @@ func (f *FS) initInode(in *Inode, blocks blockmap.File) {
 		}
 		in.blocks = blocks
 		in.mapping = f.cache.NewMapping(pagecache.MappingOptions{
-			Blocks: blocks, Device: f.backend.Device, Host: &in.lock,
+			Blocks: blocks, Device: in.mappingDevice(blocks), Host: &in.lock,
 			Unevictable: f.backend.Memory, Key: uintptr(in.ino),
 		})
 	}

@@ -167,6 +167,9 @@ func (f *FS) Create(path string, perm uint32, excl bool) (*Inode, bool, error) {
 		}
 		return in, false, nil
 	}
+	if err := f.fwdCreate(dir, name, syscall.S_IFREG|perm&0o7777, ""); err != nil {
+		return nil, false, err
+	}
 	in := f.newInode(syscall.S_IFREG | perm&0o7777)
 	f.link(dir, name, in)
 	return in, true, nil
@@ -222,6 +225,9 @@ func (f *FS) Mkdir(path string, perm uint32) error {
 	if _, ok := dir.entries[name]; ok {
 		return syscall.EEXIST
 	}
+	if err := f.fwdCreate(dir, name, syscall.S_IFDIR|perm&0o7777, ""); err != nil {
+		return err
+	}
 	f.link(dir, name, f.newInode(syscall.S_IFDIR|perm&0o7777))
 	return nil
 }
@@ -242,6 +248,9 @@ func (f *FS) Symlink(target, path string) error {
 	}
 	if _, ok := dir.entries[name]; ok {
 		return syscall.EEXIST
+	}
+	if err := f.fwdCreate(dir, name, syscall.S_IFLNK|0o777, target); err != nil {
+		return err
 	}
 	in := f.newInode(syscall.S_IFLNK | 0o777)
 	in.target = target
@@ -268,6 +277,9 @@ func (f *FS) Link(oldPath, newPath string) error {
 	if _, ok := dir.entries[name]; ok {
 		return syscall.EEXIST
 	}
+	if err := f.fwdLink(in, dir, name); err != nil {
+		return err
+	}
 	f.link(dir, name, in)
 	return nil
 }
@@ -287,6 +299,9 @@ func (f *FS) Unlink(path string) error {
 		err = syscall.ENOENT
 	case in.IsDir():
 		err = syscall.EISDIR
+	}
+	if err == nil {
+		err = f.fwdRemove(dir, name)
 	}
 	var dead *Inode
 	if err == nil {
@@ -315,6 +330,9 @@ func (f *FS) Rmdir(path string) error {
 		return syscall.ENOTDIR
 	case len(in.entries) > 0:
 		return syscall.ENOTEMPTY
+	}
+	if err := f.fwdRemove(dir, name); err != nil {
+		return err
 	}
 	f.unlinkEntry(dir, name)
 	return nil
@@ -392,7 +410,12 @@ func (f *FS) move(odir *Inode, oname string, ndir *Inode, nname string, src, dst
 		case dst.IsDir() && len(dst.entries) > 0:
 			return nil, syscall.ENOTEMPTY
 		}
+		if err := f.fwdRename(odir, oname, ndir, nname, 0, src, dst); err != nil {
+			return nil, err
+		}
 		dead = f.unlinkEntry(ndir, nname)
+	} else if err := f.fwdRename(odir, oname, ndir, nname, 0, src, nil); err != nil {
+		return nil, err
 	}
 	delete(odir.entries, oname)
 	ndir.entries[nname] = src
@@ -421,6 +444,9 @@ func (f *FS) exchange(odir *Inode, oname string, ndir *Inode, nname string, src,
 	}
 	if (src.IsDir() && f.isAncestor(src, ndir)) || (dst.IsDir() && f.isAncestor(dst, odir)) {
 		return syscall.EINVAL
+	}
+	if err := f.fwdRename(odir, oname, ndir, nname, RenameExchange, src, dst); err != nil {
+		return err
 	}
 	odir.entries[oname], ndir.entries[nname] = dst, src
 	if odir != ndir {

@@ -3,6 +3,7 @@ package extentfs
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/google/btree"
@@ -42,6 +43,15 @@ type allocator struct {
 	gen        uint64       // guarded by mu; generation of held
 	nheld      int64        // guarded by mu; blocks in held and sealed
 	lateErrs   []error      // guarded by mu; double frees found leaving quarantine
+
+	refs      refTree     // guarded by mu; reference counts of shared (cloned) blocks
+	anyShared atomic.Bool // refs is not empty; read without mu on every Lookup
+
+	// log makes allocation log-structured: every request is served from
+	// the log head onward, wrapping at the end of the device, so writes
+	// go out sequentially wherever the file's previous blocks are.
+	log  bool  // immutable
+	head int64 // guarded by mu; the next block the log writes
 }
 
 // sealedRuns are the blocks freed in one quarantine generation.
@@ -54,6 +64,7 @@ func newAllocator(nblocks int64) *allocator {
 	a := &allocator{
 		free:  btree.NewG(32, func(x, y run) bool { return x.start < y.start }),
 		total: nblocks,
+		refs:  newRefTree(),
 	}
 	a.mu.Init(lockcheck.RankAllocator)
 	if nblocks > 0 {
@@ -90,9 +101,51 @@ func (a *allocator) alloc(reqs []allocReq) ([][]run, error) {
 	}
 	out := make([][]run, len(reqs))
 	for i, r := range reqs {
+		if a.log {
+			out[i] = a.takeLog(r.n)
+			continue
+		}
 		out[i] = a.take(r.goal, r.n)
 	}
 	return out, nil
+}
+
+// takeLog takes n blocks from the log head onward, wrapping once; the
+// caller checked nfree >= n.
+func (a *allocator) takeLog(n int64) []run {
+	var got []run
+	for n > 0 {
+		var f run
+		ok := false
+		if p, found := a.runAtOrBefore(a.head); found && p.end() > a.head {
+			f, ok = run{a.head, p.end() - a.head}, true
+			a.carve(p, f)
+		} else {
+			a.free.AscendGreaterOrEqual(run{start: a.head}, func(r run) bool {
+				f, ok = r, true
+				return false
+			})
+			if !ok {
+				f, ok = a.free.Min()
+			}
+			if !ok {
+				break // unreachable while nfree is right
+			}
+			a.carve(f, f)
+		}
+		k := min(n, f.count)
+		if k < f.count {
+			a.insertFree(run{f.start + k, f.count - k})
+		}
+		if l := len(got) - 1; l >= 0 && got[l].end() == f.start {
+			got[l].count += k
+		} else {
+			got = append(got, run{f.start, k})
+		}
+		n -= k
+		a.head = f.start + k
+	}
+	return got
 }
 
 // take removes n blocks from the free set; the caller checked nfree >= n.
@@ -175,16 +228,40 @@ func (a *allocator) release(runs []run) error {
 			}
 			r = run{lo, hi - lo}
 		}
-		if a.quarantine {
-			a.held = append(a.held, r)
-			a.nheld += r.count
-			continue
-		}
-		if err := a.releaseRun(r); err != nil {
-			errs = append(errs, err)
+		freed := a.refs.dropRef(r)
+		a.anyShared.Store(a.refs.t.Len() > 0)
+		for _, f := range freed {
+			if a.quarantine {
+				a.held = append(a.held, f)
+				a.nheld += f.count
+				continue
+			}
+			if err := a.releaseRun(f); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// share adds a reference to every block of runs (a clone).
+func (a *allocator) share(runs []run) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range runs {
+		a.refs.addRef(r)
+	}
+	a.anyShared.Store(a.refs.t.Len() > 0)
+}
+
+// firstShared returns the first shared run inside r.
+func (a *allocator) firstShared(r run) (run, bool) {
+	if !a.anyShared.Load() {
+		return run{}, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.refs.firstShared(r)
 }
 
 // seal closes the current quarantine generation and returns its number.

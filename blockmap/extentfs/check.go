@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -90,7 +91,6 @@ func (fs *FS) CheckInvariants() error {
 		bad("quarantine holds %d blocks, its count says %d", nheld, a.nheld)
 	}
 
-	var used int64
 	for _, f := range files {
 		if f.released {
 			bad("file %d: released but still registered", f.id)
@@ -121,23 +121,83 @@ func (fs *FS) CheckInvariants() error {
 		if sum != f.blocks {
 			bad("file %d: extents hold %d blocks, block count says %d", f.id, sum, f.blocks)
 		}
-		used += sum
-	}
-	if a.first+nfree+nheld+used != a.total {
-		bad("reserved %d + free %d + quarantined %d + used %d != total %d", a.first, nfree, nheld, used, a.total)
+		var cows int64
+		for _, fork := range []struct {
+			name string
+			t    extentTree
+		}{{"cow", f.cow}, {"in-flight", f.inflight}} {
+			fork.t.t.Ascend(func(x extent) bool {
+				cows += x.count
+				all = append(all, owned{run{x.block, x.count}, fmt.Sprintf("file %d %s page %d", f.id, fork.name, x.page)})
+				return true
+			})
+		}
+		if cows != f.cowCount {
+			bad("file %d: CoW forks hold %d blocks, their count says %d", f.id, cows, f.cowCount)
+		}
 	}
 
-	slices.SortFunc(all, func(x, y owned) int { return cmp.Compare(x.start, y.start) })
-	for i := 1; i < len(all); i++ {
-		// Compare with the run reaching furthest so far, not just the
-		// previous one, so a long run covering several others is caught.
-		p, x := all[i-1], all[i]
-		if x.start < p.end() {
-			bad("block %d owned by %s and by %s", x.start, p.owner, x.owner)
+	// Sweep the block space: every block is reserved, free, quarantined,
+	// reserved for a CoW write, or mapped by data forks exactly as many
+	// times as its reference count says (1 when it is not in the tree).
+	type edge struct {
+		at    int64
+		delta int
+		data  bool
+	}
+	var edges []edge
+	for _, o := range all {
+		data := strings.HasPrefix(o.owner, "file ") && !strings.Contains(o.owner, " cow ") && !strings.Contains(o.owner, " in-flight ")
+		edges = append(edges, edge{o.start, 1, data}, edge{o.end(), -1, data})
+	}
+	a.refs.t.Ascend(func(r refRun) bool {
+		if r.count <= 0 || r.refs < 2 {
+			bad("reference count run at block %d: count %d, refs %d", r.start, r.count, r.refs)
 		}
-		if p.end() > x.end() {
-			all[i] = p
+		edges = append(edges, edge{r.start, 0, false}, edge{r.end(), 0, false})
+		return true
+	})
+	slices.SortFunc(edges, func(x, y edge) int { return cmp.Compare(x.at, y.at) })
+	var dataN, otherN int
+	var distinct int64
+	for i := 0; i < len(edges); {
+		at := edges[i].at
+		for ; i < len(edges) && edges[i].at == at; i++ {
+			if edges[i].data {
+				dataN += edges[i].delta
+			} else {
+				otherN += edges[i].delta
+			}
 		}
+		if i == len(edges) {
+			break
+		}
+		next := edges[i].at
+		if next == at {
+			continue
+		}
+		refs := int64(1)
+		if rr, ok := a.refs.containing(at); ok {
+			refs = rr.refs
+		}
+		switch {
+		case otherN > 1 || otherN == 1 && dataN > 0:
+			bad("blocks [%d, %d) owned twice (free, quarantined, reserved or mapped)", at, next)
+		case dataN > 0 && int64(dataN) != refs:
+			bad("blocks [%d, %d) mapped %d times, reference count %d", at, next, dataN, refs)
+		case dataN == 0 && refs != 1:
+			bad("blocks [%d, %d) mapped by nobody but have reference count %d", at, next, refs)
+		}
+		if dataN > 0 {
+			distinct += next - at
+		}
+	}
+	var cowTotal int64
+	for _, f := range files {
+		cowTotal += f.cowCount
+	}
+	if a.first+nfree+nheld+distinct+cowTotal != a.total {
+		bad("reserved %d + free %d + quarantined %d + mapped %d + CoW %d != total %d", a.first, nfree, nheld, distinct, cowTotal, a.total)
 	}
 
 	if len(problems) == 0 {

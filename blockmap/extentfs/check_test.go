@@ -19,10 +19,10 @@ func TestCheckInvariantsCatches(t *testing.T) {
 		{"block owned by two files", func(fs *FS, f, g *File) {
 			g.tree.t.ReplaceOrInsert(extent{page: 10, count: 1, block: 2})
 			g.blocks++
-		}, "block 2 owned by"},
+		}, "blocks [2, 3) mapped 2 times, reference count 1"},
 		{"block owned and free", func(fs *FS, f, g *File) {
 			fs.alloc.insertFree(run{1, 1})
-		}, "block 1 owned by"},
+		}, "blocks [1, 2) owned twice"},
 		{"extents not merged", func(fs *FS, f, g *File) {
 			f.tree.t.ReplaceOrInsert(extent{page: 0, count: 2, block: 0, unwritten: true})
 			f.tree.t.ReplaceOrInsert(extent{page: 2, count: 2, block: 2, unwritten: true})

@@ -84,12 +84,18 @@ func (fs *FS) Seal() uint64 { return fs.alloc.seal() }
 func (fs *FS) Release(gen uint64) { fs.alloc.unquarantine(gen) }
 
 // reclaim commits the journal when an allocation found only quarantined
-// space, and reports whether that freed anything to retry with.
-func (fs *FS) reclaim() bool {
+// space, and reports whether that freed anything to retry with. If the
+// commit fails it returns the commit's error, which the allocation must
+// return instead of ENOSPC: the space exists, a failing device (EIO,
+// usually) keeps it from being released.
+func (fs *FS) reclaim() (bool, error) {
 	if fs.journal == nil || fs.alloc.quarantined() == 0 {
-		return false
+		return false, nil
 	}
-	return fs.journal.Commit() == nil
+	if err := fs.journal.Commit(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // DurableExtents returns the file's extents for a commit; ok is false once

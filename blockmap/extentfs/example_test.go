@@ -26,8 +26,8 @@ func Example() {
 	fmt.Println("total", total, "free", free)
 	fmt.Println("check:", fs.CheckInvariants())
 	// Output:
-	// a: [{0 4 mapped 0}]
-	// a: [{0 1 mapped 0} {2 2 mapped 2}]
+	// a: [{0 4 mapped 0 false}]
+	// a: [{0 1 mapped 0 false} {2 2 mapped 2 false}]
 	// b: page 0 -> block 1 (unwritten)
 	// total 16 free 12
 	// check: <nil>

@@ -20,15 +20,19 @@ type File struct {
 
 	mu       lockcheck.RWMutex // RankExtentMap, key id
 	entry    *meta.Entry       // the inode's journal entry; nil without an image; immutable
-	tree     extentTree        // guarded by mu
-	blocks   int64             // guarded by mu; blocks owned, kept so Blocks is O(1)
+	tree     extentTree        // guarded by mu; the data fork: what reads see
+	blocks   int64             // guarded by mu; blocks of the data fork, kept so Blocks is O(1)
+	cow      extentTree        // guarded by mu; the CoW fork: blocks reserved for out-of-place writes (cow.go)
+	inflight extentTree        // guarded by mu; CoW blocks being written, remapped by CommitWrite
+	cowCount int64             // guarded by mu; blocks in cow and inflight
 	released bool              // guarded by mu
 }
 
 var _ blockmap.File = (*File)(nil)
 
 func newFile(fs *FS, id uint64) *File {
-	f := &File{fs: fs, id: id, tree: newExtentTree(), entry: fs.journal.Entry(id)}
+	f := &File{fs: fs, id: id, tree: newExtentTree(), cow: newExtentTree(), inflight: newExtentTree(),
+		entry: fs.journal.Entry(id)}
 	f.mu.Init(lockcheck.RankExtentMap, uintptr(id))
 	return f
 }
@@ -51,7 +55,17 @@ func (f *File) Lookup(index, max int64) (blockmap.Extent, error) {
 	end := index + max
 	if x, ok := f.tree.containing(index); ok {
 		off := index - x.page
-		return blockmap.Extent{Page: index, Count: min(x.end(), end) - index, Kind: x.kind(), Block: x.block + off}, nil
+		e := blockmap.Extent{Page: index, Count: min(x.end(), end) - index, Kind: x.kind(), Block: x.block + off}
+		if !x.unwritten {
+			if sh, ok := f.fs.alloc.firstShared(run{e.Block, e.Count}); ok {
+				if sh.start == e.Block {
+					e.Count, e.Shared = sh.count, true
+				} else {
+					e.Count = sh.start - e.Block
+				}
+			}
+		}
+		return e, nil
 	}
 	holeEnd := end
 	f.tree.t.AscendGreaterOrEqual(extent{page: index}, func(x extent) bool {
@@ -68,7 +82,7 @@ func (f *File) Lookup(index, max int64) (blockmap.Extent, error) {
 // allocated and F free runs.
 func (f *File) Allocate(index, n int64) error {
 	return f.change("allocate", index, n, func() error {
-		return f.fill(f.tree.holes(index, index+n))
+		return f.fill(f.tree.holes(index, index+n), f.cowNeeds(index, index+n))
 	})
 }
 
@@ -91,8 +105,14 @@ func (f *File) change(op string, index, n int64, fn func() error) error {
 		if err == nil {
 			return nil
 		}
-		if !retried && errors.Is(err, syscall.ENOSPC) && f.fs.reclaim() {
-			continue
+		if !retried && errors.Is(err, syscall.ENOSPC) {
+			freed, cerr := f.fs.reclaim()
+			if freed {
+				continue
+			}
+			if cerr != nil {
+				err = cerr
+			}
 		}
 		if f.released {
 			return err
@@ -106,15 +126,16 @@ func (f *File) change(op string, index, n int64, fn func() error) error {
 // correctness rests on (package meta).
 func (f *File) dirty() { f.entry.Dirty() }
 
-// fill allocates and maps the holes, all or none.
-func (f *File) fill(hs []hole) error {
-	if len(hs) == 0 {
+// fill allocates and maps the holes, and reserves the CoW blocks of the
+// pages in cows (cow.go), all or none.
+func (f *File) fill(hs []hole, cows []hole) error {
+	if len(hs) == 0 && len(cows) == 0 {
 		return nil
 	}
 	f.dirty()
-	reqs := make([]allocReq, len(hs))
-	for i, h := range hs {
-		reqs[i] = allocReq{goal: h.goal, n: h.count}
+	reqs := make([]allocReq, 0, len(hs)+len(cows))
+	for _, h := range append(hs, cows...) {
+		reqs = append(reqs, allocReq{goal: h.goal, n: h.count})
 	}
 	runs, err := f.fs.alloc.alloc(reqs)
 	if err != nil {
@@ -127,6 +148,14 @@ func (f *File) fill(hs []hole) error {
 			page += r.count
 		}
 		f.blocks += h.count
+	}
+	for i, h := range cows {
+		page := h.page
+		for _, r := range runs[len(hs)+i] {
+			f.cow.insert(extent{page: page, count: r.count, block: r.start, unwritten: true})
+			page += r.count
+		}
+		f.cowCount += h.count
 	}
 	return nil
 }
@@ -164,7 +193,8 @@ func (f *File) markWritten(index, e int64) error {
 // allocation anywhere reuses them. Cost: O((k+1) log n + k log F).
 func (f *File) Punch(index, n int64) error {
 	return f.change("punch", index, n, func() error {
-		return f.drop(f.tree.cut(index, index+n))
+		err := f.drop(f.tree.cut(index, index+n))
+		return errors.Join(err, f.dropCow(f.cow.cut(index, index+n)))
 	})
 }
 
@@ -189,7 +219,15 @@ func (f *File) drop(xs []extent) error {
 func (f *File) ZeroRange(index, n int64) error {
 	return f.change("zerorange", index, n, func() error {
 		e := index + n
-		if err := f.fill(f.tree.holes(index, e)); err != nil {
+		// A shared block must not become an unwritten block of this file:
+		// unwritten blocks are written in place. Punch the shared parts
+		// first; they are holes now and get new blocks below (if that
+		// fails for want of space they stay holes, which read as zeros
+		// too).
+		if err := f.punchShared(index, e); err != nil {
+			return err
+		}
+		if err := f.fill(f.tree.holes(index, e), nil); err != nil {
 			return err
 		}
 		f.dirty()
@@ -197,7 +235,7 @@ func (f *File) ZeroRange(index, n int64) error {
 			x.unwritten = true
 			f.tree.insert(x)
 		}
-		return nil
+		return f.dropCow(f.cow.cut(index, e))
 	})
 }
 
@@ -209,7 +247,9 @@ func (f *File) Collapse(index, n int64) error {
 	return f.change("collapse", index, n, func() error {
 		e := index + n
 		f.dirty()
-		err := f.drop(f.tree.cut(index, e))
+		// Dirty pages past index were written back by the caller, so the
+		// CoW fork from index on holds only stale reservations.
+		err := errors.Join(f.drop(f.tree.cut(index, e)), f.dropCow(f.cow.cutFrom(index)))
 		// The map change completes even if freeing reported corruption, so
 		// the file is left in the shape the caller asked for.
 		for _, x := range f.tree.cutFrom(e) {
@@ -230,6 +270,9 @@ func (f *File) Insert(index, n int64) error {
 			return fmt.Errorf("last extent would end past the maximum file size of %d pages: %w", MaxPages, syscall.EFBIG)
 		}
 		f.dirty()
+		if err := f.dropCow(f.cow.cutFrom(index)); err != nil {
+			return err
+		}
 		for _, x := range f.tree.cutFrom(index) {
 			x.page += n
 			// The shifted extents were maximal before and stay so: nothing
@@ -255,7 +298,7 @@ func (f *File) Truncate(index int64) error {
 	if f.released {
 		return errReleased(op)
 	}
-	if err := f.drop(f.tree.cutFrom(index)); err != nil {
+	if err := errors.Join(f.drop(f.tree.cutFrom(index)), f.dropCow(f.cow.cutFrom(index))); err != nil {
 		return fmt.Errorf("extentfs: %s(index=%d): %w", op, index, err)
 	}
 	return nil
@@ -308,7 +351,9 @@ func (f *File) Release() error {
 	xs := f.tree.all()
 	f.tree.t.Clear(false)
 	f.released = true
-	err := f.drop(xs)
+	err := errors.Join(f.drop(xs), f.dropCow(f.cow.all()), f.dropCow(f.inflight.all()))
+	f.cow.t.Clear(false)
+	f.inflight.t.Clear(false)
 	f.mu.Unlock()
 	// Outside the extent-map lock: filesMu is taken outermost by
 	// CheckInvariants.

@@ -4,6 +4,8 @@
 //
 //	holefs [demo] [flags]   reproduce the fill-vs-punch race on an in-memory
 //	                        filesystem in every lock mode (the default command)
+//	holefs mkfs PATH        create an image
+//	holefs fsck PATH        check an image, and with --repair fix it
 //	holefs help             print this help
 package main
 
@@ -22,6 +24,17 @@ Usage:
                           punching on an in-memory filesystem, in every lock mode
   holefs torture [flags]  random concurrent race torture with a data checker (-h for flags)
   holefs bench [flags]    benchmark workloads per lock mode, as a table, JSON or plot (-h for flags)
+  holefs crash [flags]    check every crash state of recorded workloads on images (-h for flags)
+  holefs mkfs PATH [--size 64G] [--data-checksums] [--force]
+                          create an image: a directory holding a sparse data file and meta.db
+  holefs fsck PATH [--repair]
+                          check an image (exit status as e2fsck's); --repair fixes what is safe
+  holefs mount [flags] MOUNTPOINT
+                          mount a filesystem through FUSE: the default image, --image PATH
+                          or --memory (-h for flags)
+  holefs umount [--lazy] MOUNTPOINT
+                          unmount it and wait until it is flushed and closed
+  holefs stat MOUNTPOINT  print a mount's cache, lock and FUSE counters
   holefs help             print this help
 
 Run 'holefs demo -h' for the demo's flags.
@@ -47,6 +60,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = tortureCmd(args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)
+	case "crash":
+		err = crashCmd(args, stdout, stderr)
+	case "mkfs":
+		err = mkfsCmd(args, stdout, stderr)
+	case "fsck":
+		err = fsckCmd(args, stdout, stderr)
+	case "mount":
+		err = mountCmd(args, stdout, stderr)
+	case "umount":
+		err = umountCmd(args, stdout, stderr)
+	case "stat":
+		err = statCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -54,6 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "holefs: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+	var status exitStatus
 	switch {
 	case err == nil:
 		return 0
@@ -61,6 +87,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	case errors.As(err, &status):
+		if status.err != nil {
+			fmt.Fprintf(stderr, "holefs %s: %v\n", cmd, status.err)
+		}
+		return status.code
 	}
 	fmt.Fprintf(stderr, "holefs %s: %v\n", cmd, err)
 	return 1

@@ -32,7 +32,9 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	ops := fl.Int64("ops", 0, "stop after this many operations (0: until --duration)")
 	seed := fl.Uint64("seed", 0, "seed of the workers' random choices (default: a random seed, printed)")
 	mode := fl.String("mode", "invalidate", "lock mode: invalidate, rwsem or none")
-	backend := fl.String("backend", holefs.BackendExtent, "backend: extentfs or memfs")
+	backend := fl.String("backend", holefs.BackendExtent, "backend: extentfs, memfs, logfs or passthrough")
+	backingDir := fl.String("backing-dir", "", "passthrough: make the backing directory in `DIR` (a fresh subdirectory, removed at the end;\n"+
+		"default the system's temporary directory)")
 	image := fl.Bool("image", false, "run on a durable image in a temporary directory, committed every 5 ms, and check every file again after reopening it (extentfs)")
 	cache := fl.String("cache-bytes", "512KiB", "page cache size: bytes, or with a KiB, MiB or GiB suffix")
 	latency := fl.Duration("latency", 0, "delay of every device I/O (extentfs)")
@@ -78,8 +80,9 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("--mode: %v", err)
 	}
-	if *backend != holefs.BackendExtent && *backend != holefs.BackendMemory {
-		return usageErr("--backend: unknown backend %q (want extentfs or memfs)", *backend)
+	if *backend != holefs.BackendExtent && *backend != holefs.BackendMemory && *backend != holefs.BackendLog &&
+		*backend != holefs.BackendPassthrough {
+		return usageErr("--backend: unknown backend %q (want extentfs, memfs, logfs or passthrough)", *backend)
 	}
 	cacheBytes, err := parseBytes(*cache)
 	if err != nil {
@@ -93,7 +96,7 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 			seedSet = true
 		case "target":
 			targetSet = true
-		case "backend", "mode", "cache-bytes", "latency", "remove-delay", "fill-delay":
+		case "backend", "backing-dir", "mode", "cache-bytes", "latency", "remove-delay", "fill-delay":
 			engineFlags = append(engineFlags, "--"+f.Name)
 		}
 	})
@@ -113,13 +116,13 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 		return usageErr("--workers: %v", err)
 	}
 	cfg := torture.Config{
-		Backend: *backend, Image: *image, Mode: lm, Duration: *duration, Ops: *ops, Seed: *seed,
+		Backend: *backend, BackingDir: *backingDir, Image: *image, Mode: lm, Duration: *duration, Ops: *ops, Seed: *seed,
 		Files: *files, FileBlocks: *fileBlocks, CacheBytes: cacheBytes, Latency: *latency,
 		RemoveDelay: *removeDelay, FillDelay: *fillDelay, Workers: wk,
 		StopOnFirst: *stopOnFirst, MaxViolations: *maxViol, StrictDirect: *strictDirect,
 	}
 	if targetSet {
-		cfg.Target, cfg.Backend, cfg.Mode, cfg.CacheBytes, cfg.Latency = *target, "", 0, 0, 0
+		cfg.Target, cfg.Backend, cfg.BackingDir, cfg.Mode, cfg.CacheBytes, cfg.Latency = *target, "", "", 0, 0, 0
 	}
 	if *files == 0 || *fileBlocks == 0 || *maxViol == 0 {
 		return usageErr("--files, --file-blocks and --max-violations must be positive")

@@ -3,6 +3,7 @@ package lockcheck
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -49,8 +50,22 @@ type RWMutex struct {
 	excl    atomic.Bool
 	readers atomic.Int32
 	waiters atomic.Int32
-	key     uintptr // orders locks of the same rank; 0 means the lock's address
+	key     uintptr    // orders locks of the same rank; 0 means the lock's address
+	wait    *WaitStats // where blocked acquisitions are timed; nil: not timed
 }
+
+// WaitStats accumulates how often, and for how long, goroutines were
+// blocked taking the locks that share it, shared and exclusive apart.
+// Only acquisitions that find the lock taken are timed: an uncontended one
+// costs nothing more than before.
+type WaitStats struct {
+	SharedWaits, SharedNanos       atomic.Int64
+	ExclusiveWaits, ExclusiveNanos atomic.Int64
+}
+
+// SetWaitStats makes the lock time its blocked acquisitions into s. Call
+// it once, before first use.
+func (m *RWMutex) SetWaitStats(s *WaitStats) { m.wait = s }
 
 // Init sets the lock's rank and the key that orders it among locks of the
 // same rank (0 = its address). Call it once before first use.
@@ -71,7 +86,15 @@ func (m *RWMutex) Lock() {
 	Acquire(m.rank, m.orderKey())
 	if !m.mu.TryLock() {
 		m.waiters.Add(1)
+		var start time.Time
+		if m.wait != nil {
+			start = time.Now()
+		}
 		m.mu.Lock()
+		if m.wait != nil {
+			m.wait.ExclusiveWaits.Add(1)
+			m.wait.ExclusiveNanos.Add(int64(time.Since(start)))
+		}
 		m.waiters.Add(-1)
 	}
 	m.excl.Store(true)
@@ -91,7 +114,15 @@ func (m *RWMutex) RLock() {
 	Acquire(m.rank, m.orderKey())
 	if !m.mu.TryRLock() {
 		m.waiters.Add(1)
+		var start time.Time
+		if m.wait != nil {
+			start = time.Now()
+		}
 		m.mu.RLock()
+		if m.wait != nil {
+			m.wait.SharedWaits.Add(1)
+			m.wait.SharedNanos.Add(int64(time.Since(start)))
+		}
 		m.waiters.Add(-1)
 	}
 	m.readers.Add(1)

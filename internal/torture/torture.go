@@ -59,6 +59,7 @@ const (
 	WorkFsync     = "fsync"     // File.Sync, sometimes FS.Sync
 	WorkCopy      = "copy"      // copy_file_range within a file
 	WorkNeighbour = "neighbour" // creates, writes, verifies and deletes other files constantly
+	WorkClean     = "clean"     // runs the log-structured backend's cleaner, which moves live blocks (logfs only)
 	// WorkVerify reads through the page cache like WorkRead, but never
 	// while a remover runs on the file (the torture serializes them), so
 	// its own fills cannot race: it checks what the other fill paths left
@@ -69,7 +70,7 @@ const (
 
 // WorkerKinds lists every worker kind.
 var WorkerKinds = []string{WorkRead, WorkFault, WorkMapWrite, WorkReadahead, WorkFadvise, WorkMadvise,
-	WorkWrite, WorkDirect, WorkRemove, WorkFsync, WorkCopy, WorkNeighbour, WorkVerify}
+	WorkWrite, WorkDirect, WorkRemove, WorkFsync, WorkCopy, WorkNeighbour, WorkVerify, WorkClean}
 
 // FillPaths are the worker kinds that race page-cache fills with removers.
 var FillPaths = []string{WorkRead, WorkFault, WorkReadahead, WorkFadvise, WorkMadvise}
@@ -79,6 +80,7 @@ func DefaultWorkers() map[string]int {
 	return map[string]int{
 		WorkRead: 2, WorkFault: 1, WorkMapWrite: 1, WorkReadahead: 1, WorkFadvise: 1, WorkMadvise: 1,
 		WorkWrite: 2, WorkDirect: 1, WorkRemove: 2, WorkFsync: 1, WorkCopy: 1, WorkNeighbour: 1, WorkVerify: 1,
+		WorkClean: 1,
 	}
 }
 
@@ -91,8 +93,14 @@ type Config struct {
 	// targetFS). Backend, Mode, CacheBytes, Latency, RemoveDelay and
 	// FillDelay must then be left zero.
 	Target string
-	// Backend is holefs.BackendExtent (default) or holefs.BackendMemory.
+	// Backend is holefs.BackendExtent (default), holefs.BackendMemory,
+	// holefs.BackendLog or holefs.BackendPassthrough.
 	Backend string
+	// BackingDir is where a passthrough run keeps its backing directory
+	// (a fresh subdirectory, removed at the end); default os.TempDir.
+	// After the run the backing files are read directly and through the
+	// filesystem opened again on them.
+	BackingDir string
 	// Image runs on a durable image (extentfs) in a temporary directory,
 	// committed every few milliseconds so that commits and the freed-block
 	// quarantine race the workers; after the run the image is closed,
@@ -175,8 +183,13 @@ func (c Config) Validate() error {
 		if err := checkTarget(c.Target); err != nil {
 			errs = append(errs, fmt.Errorf("target: %w", err))
 		}
-	} else if c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendMemory {
-		errs = append(errs, fmt.Errorf("unknown backend %q (want %s or %s)", c.Backend, holefs.BackendExtent, holefs.BackendMemory))
+	} else if c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendMemory && c.Backend != holefs.BackendLog &&
+		c.Backend != holefs.BackendPassthrough {
+		errs = append(errs, fmt.Errorf("unknown backend %q (want %s, %s, %s or %s)", c.Backend,
+			holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog, holefs.BackendPassthrough))
+	}
+	if c.BackingDir != "" && c.Backend != holefs.BackendPassthrough {
+		errs = append(errs, fmt.Errorf("a backing directory needs the %s backend", holefs.BackendPassthrough))
 	}
 	if c.Image && (c.Target != "" || c.Backend != holefs.BackendExtent) {
 		errs = append(errs, fmt.Errorf("an image needs the %s backend and no target", holefs.BackendExtent))
@@ -347,7 +360,10 @@ type torture struct {
 	opts holefs.Options
 	// imageDir holds an image run's image; removed at the end.
 	imageDir string
-	model    *model
+	// backingDir is a passthrough run's backing directory; removed at the
+	// end.
+	backingDir string
+	model      *model
 	// directOK: the filesystem takes O_DIRECT (extentfs; a target whose
 	// O_DIRECT open did not fail with EINVAL).
 	directOK bool
@@ -436,6 +452,14 @@ func (t *torture) openLib() error {
 		opts.CommitInterval = imageCommitInterval
 		opts.UnsafeLockNone = true // none mode must show its races here too
 	}
+	if cfg.Backend == holefs.BackendPassthrough {
+		dir, err := os.MkdirTemp(cfg.BackingDir, "holefs-torture-backing-")
+		if err != nil {
+			return err
+		}
+		t.backingDir, opts.BackingDir = dir, dir
+		opts.UnsafeLockNone = true
+	}
 	t.opts = opts
 	// A file device is not block-atomic (blockdev.Device: concurrent I/O
 	// to one block has no defined result, as on a disk): a buffered fill
@@ -447,7 +471,7 @@ func (t *torture) openLib() error {
 		return err
 	}
 	t.lib, t.fsys = fsys, libFS{fsys}
-	t.directOK = cfg.Backend == holefs.BackendExtent
+	t.directOK = cfg.Backend != holefs.BackendMemory
 	return nil
 }
 
@@ -539,6 +563,9 @@ loop:
 	if t.imageDir != "" {
 		t.reopenCheck()
 	}
+	if t.backingDir != "" {
+		t.backingCheck()
+	}
 	return t.report(elapsed, workers), nil
 }
 
@@ -553,6 +580,33 @@ func (t *torture) reopenCheck() {
 	fsys, err := holefs.Open(filepath.Join(t.imageDir, "img"), t.opts)
 	if err != nil {
 		t.addViolation(Violation{Kind: KindError, Detail: fmt.Sprintf("reopen the image: %v", err)})
+		return
+	}
+	t.fsys = libFS{fsys}
+	t.finalCheck()
+	if err := fsys.Close(); err != nil {
+		t.addViolation(Violation{Kind: KindError, Detail: fmt.Sprintf("FS.Close after reopen: %v", err)})
+	}
+}
+
+// backingCheck checks a passthrough run's backing files after Close: read
+// directly, as any program sees them, and through the filesystem opened
+// again on the directory, which loads its tree from there.
+func (t *torture) backingCheck() {
+	defer os.RemoveAll(t.backingDir)
+	for _, v := range t.files {
+		R := v.fm.beginRead()
+		data, err := os.ReadFile(filepath.Join(t.backingDir, v.name))
+		if err != nil {
+			t.unexpected("backing", "read "+v.name, err)
+			continue
+		}
+		t.countOp("final-read")
+		t.verify(v.fm, R, readDesc{name: "final-read", worker: "backing"}, 0, data, len(data)/BlockSize)
+	}
+	fsys, err := holefs.Open("", t.opts)
+	if err != nil {
+		t.addViolation(Violation{Kind: KindError, Detail: fmt.Sprintf("reopen the backing directory: %v", err)})
 		return
 	}
 	t.fsys = libFS{fsys}

@@ -98,6 +98,12 @@ func (w *worker) init() error {
 	switch w.kind {
 	case WorkNeighbour:
 		return nil
+	case WorkClean:
+		if t.lib == nil || t.cfg.Backend != holefs.BackendLog {
+			t.countUnsupported("clean")
+			return errWorkerUnsupported
+		}
+		return nil
 	case WorkVerify:
 		flags = os.O_RDONLY
 	case WorkDirect:
@@ -174,6 +180,8 @@ func (w *worker) stepFunc() func() {
 		return w.copyRange
 	case WorkNeighbour:
 		return w.neighbour
+	case WorkClean:
+		return w.clean
 	}
 	panic("torture: unknown worker kind " + w.kind)
 }
@@ -547,6 +555,17 @@ func (w *worker) fsync() {
 		w.t.unexpected(w.name, "Sync "+w.t.files[i].name, err)
 	}
 	w.op("fsync")
+}
+
+// clean runs a pass of the log-structured backend's cleaner: it moves the
+// live blocks of the emptiest segment, the shared files' among them, under
+// every other worker.
+func (w *worker) clean() {
+	time.Sleep(200 * time.Microsecond)
+	if _, err := w.t.lib.Clean(); err != nil {
+		w.t.unexpected(w.name, "Clean", err)
+	}
+	w.op("clean")
 }
 
 // copyRange copies blocks within one file (copy_file_range). Copies

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/holefs/holefs/internal/crash"
+)
+
+// crashCmd records random workloads on images through a recording device
+// and checks every crash state of them; with --faults, it also injects a
+// device error at every device operation of workloads. Exit status 1 on
+// any violation.
+func crashCmd(args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("crash", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	states := fl.Int("states", 10000, "check at least this many crash states (0: one workload)")
+	seed := fl.Uint64("seed", 1, "seed of the first workload; the next ones use seed+1, seed+2, ...")
+	ops := fl.Int("ops", 120, "operations per workload")
+	subsets := fl.Int("subsets", 6, "subsets of the unflushed writes per crash point, besides none and all")
+	blocks := fl.Int64("blocks", 48, "image size in 4 KiB blocks (small: freed blocks are reused at once)")
+	workers := fl.Int("workers", 0, "crash states checked in parallel (default GOMAXPROCS)")
+	dir := fl.String("dir", defaultScratch(), "directory for the images (tmpfs is fastest: every commit fsyncs)")
+	faults := fl.Int("faults", 0, "then, for this many workloads, fail each device operation in turn with EIO")
+	maxViol := fl.Int("max-violations", 20, "violations to print (all are counted)")
+	quiet := fl.Bool("quiet", false, "no progress output")
+	fl.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: holefs crash [flags]\n\n"+
+			"Runs random workloads (writes, overwrites, O_DIRECT, punch, zero range, truncate,\n"+
+			"fallocate, unlink of open files, renames, fsync of files and directories) on small\n"+
+			"images through a device that records every write and flush, and for every flush\n"+
+			"boundary and commit rebuilds the images a crash could leave (the metadata then\n"+
+			"committed, the data flushed, and subsets of the writes not yet flushed), mounts\n"+
+			"each, runs fsck and checks it against a model of what every fsync made durable:\n"+
+			"lost, stale (punched), foreign or corrupt data is a violation (exit status 1).\n\nFlags:\n")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fl.NArg() > 0 {
+		fmt.Fprintf(stderr, "holefs crash: unexpected argument %q\n", fl.Arg(0))
+		return errUsage
+	}
+	if *states < 0 || *ops <= 0 || *subsets < 0 || *blocks < 16 || *workers < 0 || *faults < 0 || *maxViol <= 0 {
+		fmt.Fprintf(stderr, "holefs crash: --states, --subsets, --workers and --faults must not be negative, "+
+			"--ops and --max-violations must be positive, --blocks at least 16\n")
+		return errUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	cfg := crash.Config{Seed: *seed, Ops: *ops, Subsets: *subsets, States: *states, Blocks: *blocks,
+		Workers: *workers, Dir: *dir, MaxViolations: *maxViol}
+	var prog *crashProgress
+	var onProgress func(crash.Progress)
+	if !*quiet {
+		prog = newCrashProgress(stderr, *states)
+		onProgress = prog.update
+	}
+	rep, err := crash.Run(ctx, cfg, onProgress)
+	if prog != nil {
+		prog.finish()
+	}
+	if rep == nil {
+		return err
+	}
+	crash.FormatReport(stdout, rep)
+	if err != nil {
+		return err // interrupted: the report covers what was checked
+	}
+	violations := rep.Violations
+
+	for i := range *faults {
+		s := *seed + uint64(i)
+		var fprog func(done, total int)
+		if !*quiet {
+			fprog = func(done, total int) {
+				if done%20 == 0 || done == total {
+					fmt.Fprintf(stderr, "crash: faults, seed %d: run %d of %d\n", s, done, total)
+				}
+			}
+		}
+		frep, err := crash.RunFaults(ctx, *dir, s, *ops, *blocks, fprog)
+		if frep == nil {
+			return err
+		}
+		crash.FormatFaultReport(stdout, frep, *maxViol)
+		if err != nil {
+			return err
+		}
+		violations += len(frep.Violations)
+	}
+	if violations > 0 {
+		return fmt.Errorf("%d violations", violations)
+	}
+	return nil
+}
+
+// defaultScratch is /dev/shm when it exists, else the temporary directory.
+func defaultScratch() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
+}
+
+// crashProgress shows a run's progress on stderr: a bar on a terminal, a
+// line every few seconds otherwise.
+type crashProgress struct {
+	w      io.Writer
+	target int
+	bar    *progressbar.ProgressBar
+	last   time.Duration
+}
+
+func newCrashProgress(w io.Writer, target int) *crashProgress {
+	p := &crashProgress{w: w, target: target}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && target > 0 {
+		p.bar = progressbar.NewOptions64(int64(target),
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionSetDescription("crash states"),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowDescriptionAtLineEnd(),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	return p
+}
+
+// update is called by crash.Run after every state, from its workers.
+func (p *crashProgress) update(s crash.Progress) {
+	if p.bar != nil {
+		p.bar.Describe(fmt.Sprintf("%d workloads, %d violations", s.Workloads, s.Violations))
+		_ = p.bar.Set64(int64(min(s.States, p.target)))
+		return
+	}
+	if s.Elapsed-p.last >= 2*time.Second {
+		p.last = s.Elapsed
+		fmt.Fprintf(p.w, "crash: %s: %d states checked (%.0f/s), %d workloads, %d violations\n",
+			s.Elapsed.Round(time.Second), s.States, float64(s.States)/s.Elapsed.Seconds(), s.Workloads, s.Violations)
+	}
+}
+
+func (p *crashProgress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/holefs/holefs/meta"
+)
+
+// TestFsck runs fsck, then fsck --repair, then fsck again on damaged
+// images, checking e2fsck's exit statuses and what each run prints.
+func TestFsck(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, img string)
+		check  []string // stdout of the first fsck, exit 4
+		repair []string // stdout of fsck --repair, exit 1
+	}{
+		{
+			name:   "damaged state record",
+			damage: func(t *testing.T, img string) { editMeta(t, img, flipValue("super", "state")) },
+			check:  []string{"error [state]: state record: checksum", "    --repair would rewrite the state record from the records", "IMG: 1 error left uncorrected (run holefs fsck --repair)"},
+			repair: []string{"error [state]", "    fixed: rewrite the state record", "IMG: 1 error fixed"},
+		},
+		{
+			name: "dangling directory entry",
+			damage: func(t *testing.T, img string) {
+				editMeta(t, img, func(tx *bbolt.Tx) error {
+					key := append(binary.BigEndian.AppendUint64(nil, meta.RootIno), "ghost"...)
+					return tx.Bucket([]byte("dirents")).Put(key, seal(key, binary.BigEndian.AppendUint64(nil, 77)))
+				})
+			},
+			check:  []string{`error [dangling-entry] inode 1 "/ghost": entry names inode 77, which does not exist`, "--repair would remove the entry"},
+			repair: []string{"fixed: remove the entry", "IMG: 1 error fixed"},
+		},
+		{
+			name: "damaged superblock",
+			damage: func(t *testing.T, img string) {
+				f, err := os.OpenFile(filepath.Join(img, meta.DataFile), os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if _, err := f.WriteAt([]byte{0xff}, 30); err != nil {
+					t.Fatal(err)
+				}
+			},
+			check:  []string{"error [superblock]: data block 0: superblock: checksum", "--repair would rewrite it from meta.db's copy", "IMG: 1 error left uncorrected"},
+			repair: []string{"fixed: rewrite it from meta.db's copy", "IMG: 1 error fixed"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "img")
+			mkfsAt(t, img)
+			tt.damage(t, img)
+			before := fileBytes(t, img)
+			fsckRun(t, []string{"fsck", img}, 4, subst(tt.check, img), "")
+			if after := fileBytes(t, img); after != before {
+				t.Error("fsck without --repair changed the image")
+			}
+			fsckRun(t, []string{"fsck", "--repair", img}, 1, subst(tt.repair, img), "")
+			fsckRun(t, []string{"fsck", img}, 0, []string{img + ": clean"}, "")
+		})
+	}
+}
+
+func TestFsckStatuses(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "img")
+	mkfsAt(t, img)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+		stderr string
+	}{
+		{name: "clean", args: []string{"fsck", "IMG"}, stdout: []string{"IMG: 1 MiB, 256 blocks of 4096 bytes, uuid ", "IMG: 1 inode (1 directory, 0 files, 0 symlinks, 0 orphans), 0 extents, 0 of 255 data blocks in use", "IMG: clean"}},
+		{name: "clean, repair", args: []string{"fsck", "IMG", "--repair", "--quiet"}, stdout: []string{"IMG: clean"}},
+		{name: "not an image", args: []string{"fsck", "IMG/.."}, code: 8, stderr: "no such file or directory"},
+		{name: "no such path", args: []string{"fsck", "IMG/nothing"}, code: 8, stderr: "no such file or directory"},
+		{name: "no path", args: []string{"fsck", "--repair"}, code: 16, stderr: "missing the image path"},
+		{name: "two paths", args: []string{"fsck", "IMG", "IMG"}, code: 16, stderr: "unexpected argument"},
+		{name: "unknown flag", args: []string{"fsck", "--fix", "IMG"}, code: 16, stderr: "flag provided but not defined: -fix"},
+		{name: "help", args: []string{"fsck", "-h"}, stderr: "Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsckRun(t, subst(tt.args, img), tt.code, subst(tt.stdout, img), tt.stderr)
+		})
+	}
+}
+
+// TestFsckBusy: fsck refuses an image another user has open for writing,
+// with or without --repair.
+func TestFsckBusy(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "img")
+	mkfsAt(t, img)
+	im, err := meta.Open(img, meta.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	for _, args := range [][]string{{"fsck", img}, {"fsck", "--repair", img}} {
+		fsckRun(t, args, 8, nil, "in use by another process (close it, or unmount it, first): device or resource busy")
+	}
+}
+
+func TestFsckNeitherSuperblock(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "img")
+	mkfsAt(t, img)
+	if err := os.WriteFile(filepath.Join(img, meta.DataFile), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	editMeta(t, img, flipValue("super", "sb"))
+	for _, args := range [][]string{{"fsck", img}, {"fsck", "--repair", img}} {
+		fsckRun(t, args, 8, nil, "neither superblock copy is valid (not a holefs image, or both are damaged)")
+	}
+}
+
+func fsckRun(t *testing.T, args []string, code int, stdout []string, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if got := run(args, &out, &errb); got != code {
+		t.Fatalf("%q: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", args, got, code, out.String(), errb.String())
+	}
+	for _, s := range stdout {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("%q: stdout lacks %q:\n%s", args, s, out.String())
+		}
+	}
+	if !strings.Contains(errb.String(), stderr) {
+		t.Errorf("%q: stderr lacks %q:\n%s", args, stderr, errb.String())
+	}
+}
+
+// editMeta applies fn to an image's meta.db directly.
+func editMeta(t *testing.T, img string, fn func(tx *bbolt.Tx) error) {
+	t.Helper()
+	db, err := bbolt.Open(filepath.Join(img, meta.MetaFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flipValue damages a record's value.
+func flipValue(bucket, key string) func(tx *bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		v := bytes.Clone(b.Get([]byte(key)))
+		v[0] ^= 1
+		return b.Put([]byte(key), v)
+	}
+}
+
+// seal appends a record's checksum, as meta.db's format has it: the
+// CRC-32C of the key and the value.
+func seal(key, value []byte) []byte {
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	return binary.BigEndian.AppendUint32(value, crc32.Update(crc32.Checksum(key, tab), tab, value))
+}
+
+// fileBytes returns the image's files' content, to tell whether a run
+// wrote to it.
+func fileBytes(t *testing.T, img string) string {
+	t.Helper()
+	var s strings.Builder
+	for _, name := range []string{meta.DataFile, meta.MetaFile} {
+		b, err := os.ReadFile(filepath.Join(img, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write(b)
+	}
+	return s.String()
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMkfs(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, img string)
+		args    []string // IMG is replaced by the image path
+		code    int
+		stdout  []string
+		stderr  string
+	}{
+		{name: "default size", args: []string{"mkfs", "IMG"},
+			stdout: []string{"made holefs image IMG\n", "size      64 GiB: 16777216 blocks of 4096 bytes", "uuid      ", "features  none", "format    version 1"}},
+		{name: "flags after the path", args: []string{"mkfs", "IMG", "--size", "1M", "--data-checksums"},
+			stdout: []string{"1 MiB: 256 blocks of 4096 bytes", "features  data-checksums"}},
+		{name: "flags before the path", args: []string{"mkfs", "--size=2G", "--block-size", "4096", "IMG"},
+			stdout: []string{"2 GiB: 524288 blocks"}},
+		{name: "existing image", prepare: mkfsAt, args: []string{"mkfs", "IMG", "--size", "1M"},
+			code: 1, stderr: "an image exists there; use --force to replace it (its data is lost)"},
+		{name: "existing image, forced", prepare: mkfsAt, args: []string{"mkfs", "--force", "IMG", "--size", "8M"},
+			stdout: []string{"8 MiB: 2048 blocks"}},
+		{name: "foreign directory", args: []string{"mkfs", "--force", "IMG"}, code: 1,
+			prepare: func(t *testing.T, img string) { writeFile(t, filepath.Join(img, "thesis.tex")) },
+			stderr:  `directory holds "thesis.tex", which is not part of an image; refusing to touch it`},
+		{name: "file in the way", args: []string{"mkfs", "--force", "IMG"}, code: 1,
+			prepare: func(t *testing.T, img string) { writeFile(t, img) },
+			stderr:  "exists and is not a directory (an image is a directory)"},
+		{name: "size not in blocks", args: []string{"mkfs", "IMG", "--size", "10000"}, code: 1,
+			stderr: "size 10000 is not a multiple of 4096 of at least 2 blocks: invalid argument"},
+		{name: "bad size", args: []string{"mkfs", "IMG", "--size", "lots"}, code: 2, stderr: `--size: bad byte size "lots"`},
+		{name: "other block size", args: []string{"mkfs", "IMG", "--block-size", "512"}, code: 1,
+			stderr: "block size 512 is not supported (holefs blocks are 4096 bytes)"},
+		{name: "no path", args: []string{"mkfs", "--size", "1M"}, code: 2, stderr: "holefs mkfs: missing the image path"},
+		{name: "two paths", args: []string{"mkfs", "IMG", "other"}, code: 2, stderr: `holefs mkfs: unexpected argument "other"`},
+		{name: "unknown flag", args: []string{"mkfs", "IMG", "--frob"}, code: 2, stderr: "flag provided but not defined: -frob"},
+		{name: "help", args: []string{"mkfs", "-h"}, stderr: "Usage: holefs mkfs PATH [flags]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "img")
+			if tt.prepare != nil {
+				tt.prepare(t, img)
+			}
+			var out, errb bytes.Buffer
+			args := subst(tt.args, img)
+			if code := run(args, &out, &errb); code != tt.code {
+				t.Fatalf("%q: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", args, code, tt.code, out.String(), errb.String())
+			}
+			for _, s := range tt.stdout {
+				if s = strings.ReplaceAll(s, "IMG", img); !strings.Contains(out.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, out.String())
+				}
+			}
+			if !strings.Contains(errb.String(), tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, errb.String())
+			}
+			if tt.code == 1 && strings.Count(errb.String(), "\n") != 1 {
+				t.Errorf("error is not one line:\n%s", errb.String())
+			}
+		})
+	}
+}
+
+func TestMkfsForceMakesANewImage(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "img")
+	uuid := func(args ...string) string {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"mkfs", img, "--size", "1M"}, args...), &out, &errb); code != 0 {
+			t.Fatalf("mkfs: exit %d: %s", code, errb.String())
+		}
+		_, after, _ := strings.Cut(out.String(), "uuid      ")
+		return strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])
+	}
+	if a, b := uuid(), uuid("--force"); a == b || len(a) != 36 {
+		t.Errorf("uuids %q and %q", a, b)
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB",
+		64 << 30: "64 GiB", 1<<40 + 1<<39: "1.5 TiB", 1 << 50: "1 PiB", 1 << 60: "1024 PiB"} {
+		if got := formatBytes(n); got != want {
+			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// mkfsAt makes a 1 MiB image at img.
+func mkfsAt(t *testing.T, img string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := run([]string{"mkfs", img, "--size", "1M"}, &out, &errb); code != 0 {
+		t.Fatalf("mkfs %s: exit %d: %s", img, code, errb.String())
+	}
+}
+
+func writeFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// subst replaces IMG in args with img.
+func subst(args []string, img string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, "IMG", img)
+	}
+	return out
+}

@@ -1,0 +1,447 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/fuse"
+)
+
+// daemonEnv, in the environment of a --daemon child, names the descriptor
+// on which it reports to its parent: "ok" once mounted, or the error.
+const daemonEnv = "HOLEFS_DAEMON_READY_FD"
+
+// mountCmd is holefs mount: it opens a filesystem, mounts it and serves it
+// until it is unmounted or the process gets SIGINT or SIGTERM, then
+// flushes and closes it.
+func mountCmd(args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("mount", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	memory := fl.Bool("memory", false, "mount a new in-memory filesystem (gone when unmounted)")
+	image := fl.String("image", "", "mount the image at `PATH` (made by holefs mkfs)")
+	daemon := fl.Bool("daemon", false, "run in the background; return once mounted")
+	metrics := fl.String("metrics", "", "serve Prometheus metrics on `ADDR` (a loopback host:port, e.g. 127.0.0.1:9100)")
+	cacheMode := fl.String("cache-mode", fuse.CacheWriteback.String(), "kernel caching: writeback, writethrough or direct")
+	size := fl.String("size", "1GiB", "size of a --memory filesystem: bytes, or with a KiB, MiB or GiB suffix")
+	cache := fl.String("cache-bytes", "256MiB", "the engine's page cache size")
+	debug := fl.Bool("debug", false, "log every FUSE request to stderr")
+	fl.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: holefs mount [--memory | --image PATH] [flags] MOUNTPOINT\n\n"+
+			"Mounts a holefs filesystem on MOUNTPOINT through FUSE and serves it until it is\n"+
+			"unmounted (holefs umount MOUNTPOINT) or the process gets SIGINT or SIGTERM.\n"+
+			"Without --memory or --image it mounts the default image, %s,\n"+
+			"created on first use.\n\nFlags:\n", defaultImagePath())
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	usageErr := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "holefs mount: "+format+"\n", a...)
+		return errUsage
+	}
+	switch {
+	case fl.NArg() == 0:
+		return usageErr("missing MOUNTPOINT (holefs mount -h for help)")
+	case fl.NArg() > 1:
+		return usageErr("unexpected argument %q", fl.Arg(1))
+	case *memory && *image != "":
+		return usageErr("--memory and --image are exclusive")
+	}
+	mode, err := fuse.ParseCacheMode(*cacheMode)
+	if err != nil {
+		return usageErr("--cache-mode: %v", err)
+	}
+	sizeBytes, err := parseBytes(*size)
+	if err != nil {
+		return usageErr("--size: %v", err)
+	}
+	cacheBytes, err := parseBytes(*cache)
+	if err != nil {
+		return usageErr("--cache-bytes: %v", err)
+	}
+	if *metrics != "" && !checkLoopback(*metrics) {
+		return usageErr("--metrics %s: not a loopback host:port; metrics have no authentication and are served on 127.0.0.1, ::1 or localhost only", *metrics)
+	}
+	mp, err := absDir(fl.Arg(0))
+	if err != nil {
+		return err
+	}
+	// Everything that can be checked without changing anything is
+	// checked before anything changes, in the parent of a daemon too, so
+	// a mistake is reported on the terminal.
+	if err := checkMountpoint(mp); err != nil {
+		return err
+	}
+	if err := checkFUSE(); err != nil {
+		return err
+	}
+	source := *image
+	if !*memory && source == "" {
+		source = defaultImagePath()
+	}
+	if *image != "" {
+		if err := checkImage(*image); err != nil {
+			return err
+		}
+	}
+	var metricsLn net.Listener
+	if *metrics != "" && os.Getenv(daemonEnv) == "" {
+		// Fail early on a taken port; a daemon's parent only checks.
+		if metricsLn, err = net.Listen("tcp", *metrics); err != nil {
+			return fmt.Errorf("--metrics %s: %v", *metrics, err)
+		}
+		if *daemon {
+			metricsLn.Close()
+			metricsLn = nil
+		}
+	}
+	if *daemon && os.Getenv(daemonEnv) == "" {
+		return spawnDaemon(args, mp)
+	}
+	if *debug && os.Getenv(daemonEnv) != "" {
+		*debug = false // a daemon has no terminal to log to
+	}
+	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes,
+		cacheBytes: cacheBytes, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
+	return m.run()
+}
+
+// mounter is one holefs mount run.
+type mounter struct {
+	mp          string
+	memory      bool
+	source      string // the image path; unused with memory
+	mode        fuse.CacheMode
+	sizeBytes   int64
+	cacheBytes  int64
+	metricsAddr string
+	metricsLn   net.Listener // already listening on metricsAddr, if set
+	debug       bool
+	stderr      io.Writer
+}
+
+// run mounts, reports readiness to a daemon's parent, serves until
+// unmounted or signalled, and shuts down cleanly.
+func (m *mounter) run() (err error) {
+	// Signals are caught from the start: one arriving once the mount is
+	// there must unmount it, not kill the server under it.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ready := daemonPipe()
+	defer func() {
+		if ready != nil && err != nil {
+			fmt.Fprintf(ready, "%v\n", err)
+			ready.Close()
+		}
+	}()
+	fsys, err := m.open()
+	if err != nil {
+		return err
+	}
+	srv, err := fuse.Mount(m.mp, fsys, fuse.Options{Cache: m.mode, FsName: m.fsName(), Debug: m.debug})
+	if err != nil {
+		_ = fsys.Close()
+		return mountError(m.mp, err)
+	}
+	src := &statsSource{fsys: fsys, srv: srv, source: m.fsName(), lockMode: holefs.LockInvalidate.String(), started: time.Now()}
+	// The state goes last: holefs umount waits for it to go, so that the
+	// image is closed when it returns.
+	shutdown := func() error {
+		err := closeFS(fsys)
+		removeState(m.mp)
+		return err
+	}
+	hs := &http.Server{Handler: metricsHandler(src), ReadHeaderTimeout: 5 * time.Second}
+	defer hs.Close()
+	if err := m.serveMetrics(hs); err != nil {
+		_ = srv.Unmount()
+		_ = shutdown()
+		return err
+	}
+	if err := writeState(mountState{PID: os.Getpid(), Mountpoint: m.mp, Source: m.fsName(), CacheMode: m.mode.String(),
+		Metrics: m.metricsAddr, Socket: statePath(m.mp, ".sock")}); err != nil {
+		_ = srv.Unmount()
+		_ = shutdown()
+		return fmt.Errorf("state file in %s: %v", stateDir(), err)
+	}
+	if ready != nil {
+		fmt.Fprintln(ready, "ok")
+		ready.Close()
+		ready = nil
+	} else {
+		fmt.Fprintf(m.stderr, "holefs: %s mounted on %s (%s cache); holefs umount %s or Ctrl-C to unmount\n",
+			m.fsName(), m.mp, m.mode, m.mp)
+	}
+	select {
+	case <-srv.Done(): // unmounted from outside
+	case sig := <-sigs:
+		m.unmountOnSignal(srv, fsys, sig, sigs)
+	}
+	return shutdown()
+}
+
+// unmountOnSignal unmounts after SIGINT or SIGTERM. A busy mount is
+// detached and the server goes on until the files open on it are closed;
+// a second signal stops waiting: the data is synced and the process
+// exits, and what is still open fails with ENOTCONN.
+func (m *mounter) unmountOnSignal(srv *fuse.Server, fsys *holefs.FS, sig os.Signal, sigs chan os.Signal) {
+	err := srv.Unmount()
+	if err == nil {
+		return
+	}
+	if !errors.Is(err, syscall.EBUSY) {
+		fmt.Fprintf(m.stderr, "holefs: %v\n", err)
+	}
+	if err := srv.Detach(); err != nil {
+		fmt.Fprintf(m.stderr, "holefs: %v\n", err)
+	}
+	fmt.Fprintf(m.stderr, "holefs: %v: %s is busy; detached it, serving the files still open until they are closed (signal again to stop now)\n", sig, m.mp)
+	select {
+	case <-srv.Done():
+	case <-sigs:
+		if err := fsys.Sync(); err != nil {
+			fmt.Fprintf(m.stderr, "holefs: sync: %v\n", err)
+		}
+		removeState(m.mp)
+		os.Exit(1)
+	}
+}
+
+// closeFS flushes and closes the filesystem.
+func closeFS(fsys *holefs.FS) error {
+	if err := fsys.Close(); err != nil {
+		return fmt.Errorf("closing the filesystem: %v", err)
+	}
+	return nil
+}
+
+// fsName is what /proc/mounts shows as the source.
+func (m *mounter) fsName() string {
+	if m.memory {
+		return "memory"
+	}
+	return m.source
+}
+
+// open opens the filesystem to mount, creating the default image on first
+// use.
+func (m *mounter) open() (*holefs.FS, error) {
+	opts := holefs.Options{CacheBytes: m.cacheBytes}
+	if m.memory {
+		opts.SizeBytes = m.sizeBytes
+		return holefs.Open("", opts)
+	}
+	if _, err := os.Stat(m.source); errors.Is(err, fs.ErrNotExist) && m.source == defaultImagePath() {
+		if err := os.MkdirAll(filepath.Dir(m.source), 0o700); err != nil {
+			return nil, fmt.Errorf("creating the default image: %v", err)
+		}
+		if err := holefs.Mkfs(m.source, holefs.MkfsOptions{}); err != nil {
+			return nil, fmt.Errorf("creating the default image: %v", err)
+		}
+	}
+	fsys, err := holefs.Open(m.source, opts)
+	if err != nil {
+		return nil, imageError(m.source, err)
+	}
+	return fsys, nil
+}
+
+// serveMetrics serves the metrics on the mount's Unix socket and, with
+// --metrics, on its TCP address.
+func (m *mounter) serveMetrics(srv *http.Server) error {
+	if err := os.MkdirAll(stateDir(), 0o700); err != nil {
+		return fmt.Errorf("state directory %s: %v", stateDir(), err)
+	}
+	sock := statePath(m.mp, ".sock")
+	_ = os.Remove(sock) // left by a mount that was killed
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("stats socket %s: %v", sock, err)
+	}
+	go srv.Serve(ln)
+	if m.metricsAddr != "" {
+		if m.metricsLn == nil {
+			if m.metricsLn, err = net.Listen("tcp", m.metricsAddr); err != nil {
+				return fmt.Errorf("--metrics %s: %v", m.metricsAddr, err)
+			}
+		}
+		go srv.Serve(m.metricsLn)
+	}
+	return nil
+}
+
+// defaultImagePath returns the image holefs mount uses without --memory or
+// --image: $XDG_DATA_HOME/holefs/default.img, with XDG_DATA_HOME
+// defaulting to ~/.local/share.
+func defaultImagePath() string {
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" || !filepath.IsAbs(data) {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = "/"
+		}
+		data = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(data, "holefs", "default.img")
+}
+
+// checkMountpoint checks that dir can be mounted on: an existing directory
+// that is not already a mount point.
+func checkMountpoint(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("mount point %s does not exist: create it (mkdir -p %s)", dir, dir)
+	case errors.Is(err, syscall.ENOTCONN):
+		return fmt.Errorf("mount point %s is a FUSE mount whose server is gone: clear it with holefs umount --lazy %s", dir, dir)
+	case err != nil:
+		return fmt.Errorf("mount point %s: %v", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("mount point %s is not a directory: mount on a directory", dir)
+	}
+	if e, ok, err := findMount(dir); err == nil && ok {
+		return fmt.Errorf("%s is already a mount point (%s, %s): unmount it first (holefs umount %s) or choose another directory", dir, e.fstype, e.source, dir)
+	}
+	return nil
+}
+
+// checkFUSE checks that this process can mount a FUSE filesystem.
+func checkFUSE() error {
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no /dev/fuse: load the FUSE module (modprobe fuse), or give the container the device (--device /dev/fuse)")
+	case err != nil && os.Geteuid() == 0:
+		return fmt.Errorf("cannot open /dev/fuse: %v: give the container access to the device", err)
+	}
+	if err == nil {
+		f.Close()
+	}
+	if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("fusermount3"); err != nil {
+			if _, err := exec.LookPath("fusermount"); err != nil {
+				return fmt.Errorf("mounting needs root, or the fusermount3 helper (package fuse3): run holefs mount as root or install fuse3")
+			}
+		}
+	}
+	return nil
+}
+
+// checkImage checks that an image named with --image exists.
+func checkImage(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no image at %s: create one with holefs mkfs %s, or use --memory", path, path)
+	}
+	return nil
+}
+
+// imageError turns a failure to open an image into a one-line error that
+// says what to do.
+func imageError(path string, err error) error {
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	cause := err.Error()
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		cause = pe.Err.Error()
+	}
+	switch errno {
+	case syscall.EBUSY:
+		return fmt.Errorf("image %s is in use by another process: unmount it (holefs umount) or stop the program using it", path)
+	case syscall.EUCLEAN:
+		return fmt.Errorf("image %s is corrupt (%s): check and repair it with holefs fsck %s", path, cause, path)
+	case syscall.ENOENT, syscall.ENOTDIR:
+		return fmt.Errorf("no image at %s (%s): create one with holefs mkfs %s", path, cause, path)
+	}
+	return fmt.Errorf("cannot open image %s: %s", path, cause)
+}
+
+// mountError turns a failure of mount(2) into a one-line error.
+func mountError(dir string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("not permitted to mount on %s (%v): run holefs mount as root", dir, err)
+	case errors.Is(err, syscall.EBUSY):
+		return fmt.Errorf("%s: %v", dir, err)
+	}
+	return fmt.Errorf("mounting on %s: %v", dir, err)
+}
+
+// daemonPipe returns the descriptor a --daemon child reports on, nil in a
+// foreground run.
+func daemonPipe() *os.File {
+	s := os.Getenv(daemonEnv)
+	if s == "" {
+		return nil
+	}
+	fd, err := strconv.Atoi(s)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "ready")
+}
+
+// spawnDaemon starts this command again as a daemon (its own session,
+// stdin from /dev/null, output to a log in the state directory) and waits
+// until it reports that the filesystem is mounted, or why it is not.
+func spawnDaemon(args []string, mp string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("--daemon: %v", err)
+	}
+	if err := os.MkdirAll(stateDir(), 0o700); err != nil {
+		return fmt.Errorf("--daemon: state directory %s: %v", stateDir(), err)
+	}
+	logPath := statePath(mp, ".log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("--daemon: %v", err)
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("--daemon: %v", err)
+	}
+	defer r.Close()
+	cmd := exec.Command(exe, append([]string{"mount"}, args...)...)
+	cmd.Env = append(os.Environ(), daemonEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return fmt.Errorf("--daemon: %v", err)
+	}
+	w.Close()
+	line, rerr := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSuffix(line, "\n")
+	if rerr == nil && line == "ok" {
+		go cmd.Wait() // reaps the daemon should this process outlive it
+		return nil
+	}
+	werr := cmd.Wait()
+	if line != "" {
+		return errors.New(line)
+	}
+	return fmt.Errorf("the daemon exited before the mount was ready (%v); see %s", werr, logPath)
+}

@@ -1,0 +1,100 @@
+package fuse
+
+import (
+	"context"
+	"io"
+	"math"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/holefs/holefs/vfs"
+)
+
+// handle is an open regular file: one engine handle per FUSE open, so
+// the engine's per-handle state (readahead window, the fsync error
+// cursor, O_APPEND, O_DIRECT) is the kernel file's.
+type handle struct {
+	s        *Server
+	h        *vfs.File
+	writable bool // opened for writing; immutable
+}
+
+var (
+	_ fs.FileReader    = (*handle)(nil)
+	_ fs.FileWriter    = (*handle)(nil)
+	_ fs.FileFlusher   = (*handle)(nil)
+	_ fs.FileReleaser  = (*handle)(nil)
+	_ fs.FileAllocater = (*handle)(nil)
+	_ fs.FileLseeker   = (*handle)(nil)
+)
+
+// openMask is what of open(2)'s flags the engine acts on; the kernel has
+// handled the rest (O_CREAT, O_EXCL, O_NOCTTY, O_CLOEXEC, ...).
+const openMask = syscall.O_ACCMODE | syscall.O_APPEND | syscall.O_DIRECT | syscall.O_TRUNC
+
+// open opens an engine handle for the kernel's open of n. O_DIRECT opens
+// an engine direct-I/O handle: offsets and lengths must then be multiples
+// of 4 KiB (EINVAL otherwise), as on a device with 4 KiB sectors.
+func (s *Server) open(n *node, flags uint32) (*handle, error) {
+	h, err := s.v.OpenFrontend(n.in, int(flags)&openMask)
+	if err != nil {
+		return nil, err
+	}
+	return &handle{s: s, h: h, writable: flags&syscall.O_ACCMODE != syscall.O_RDONLY}, nil
+}
+
+// Read reads from the engine's page cache (or the device, for O_DIRECT).
+func (fh *handle) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
+	n, err := fh.h.ReadAt(dest, off)
+	if err == io.EOF {
+		err = nil
+	}
+	if err != nil {
+		return nil, fh.s.errno(opRead, err)
+	}
+	return gofuse.ReadResultData(dest[:n]), 0
+}
+
+// Write writes into the engine's page cache (or the device, for O_DIRECT).
+// With O_APPEND (in the modes without the kernel's writeback cache, which
+// handles appends itself) the engine writes at its end of file, whatever
+// offset the kernel assumed.
+func (fh *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n, _, err := fh.h.WriteAt(data, off)
+	return uint32(n), fh.s.errno(opWrite, err)
+}
+
+// Flush is close(2) of one descriptor, after the kernel wrote back what
+// it cached for the file. holefs reports write errors at fsync, like a
+// local filesystem, not at close.
+func (fh *handle) Flush(ctx context.Context) syscall.Errno {
+	fh.s.refreshAttrs(fh.h.Inode().Ino())
+	return 0
+}
+
+// Release is the last close of the kernel's open file.
+func (fh *handle) Release(ctx context.Context) syscall.Errno {
+	return fh.s.errno(opRelease, fh.h.Close())
+}
+
+// Allocate is fallocate(2). The kernel forwards mode 0, KEEP_SIZE,
+// PUNCH_HOLE|KEEP_SIZE and ZERO_RANGE (with or without KEEP_SIZE) and
+// refuses COLLAPSE_RANGE and INSERT_RANGE itself (EOPNOTSUPP), so those
+// two are reachable only through the library.
+func (fh *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	if off > math.MaxInt64 || size > math.MaxInt64 {
+		return fh.s.errno(opFallocate, syscall.EFBIG)
+	}
+	return fh.s.errno(opFallocate, fh.h.Fallocate(mode, int64(off), int64(size)))
+}
+
+// Lseek answers SEEK_DATA and SEEK_HOLE (the kernel handles the others).
+func (fh *handle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	if off > math.MaxInt64 {
+		return 0, fh.s.errno(opLseek, syscall.ENXIO)
+	}
+	pos, err := fh.h.SeekDataHole(int64(off), int(whence))
+	return uint64(pos), fh.s.errno(opLseek, err)
+}

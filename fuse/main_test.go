@@ -1,0 +1,149 @@
+package fuse
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/internal/lockcheck"
+)
+
+// childEnv names the helper a re-executed test binary runs instead of the
+// tests (see runChild).
+const childEnv = "HOLEFS_FUSE_TEST_CHILD"
+
+// TestMain turns the lock-order checker on, or runs a child helper.
+func TestMain(m *testing.M) {
+	if name := os.Getenv(childEnv); name != "" {
+		flag.Parse()
+		os.Exit(runHelper(name, flag.Arg(0)))
+	}
+	lockcheck.Enable()
+	os.Exit(m.Run())
+}
+
+// mounted is a holefs filesystem mounted for one test.
+type mounted struct {
+	dir  string     // the mount point
+	fsys *holefs.FS // the same filesystem, through the library
+	srv  *Server
+}
+
+// path returns the path of name in the mount.
+func (m *mounted) path(name string) string { return m.dir + "/" + name }
+
+// mountFS mounts a fresh in-memory filesystem on a temporary directory. It
+// skips the test, saying why, only when FUSE is missing or mounting is not
+// permitted; it always unmounts when the test ends, failed or panicked,
+// detaching the mount if files are still open.
+func mountFS(t testing.TB, opts Options) *mounted {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("no FUSE on this machine (%v): load the fuse module or give the container /dev/fuse", err)
+	}
+	fsys, err := holefs.Open("", holefs.Options{SizeBytes: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	srv, err := Mount(dir, fsys, opts)
+	if err != nil {
+		_ = fsys.Close()
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || strings.Contains(err.Error(), "fusermount") {
+			t.Skipf("mounting is not permitted here: %v", err)
+		}
+		t.Fatalf("Mount: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("Unmount: %v; detaching", err)
+			if err := srv.Detach(); err != nil {
+				t.Errorf("Detach: %v", err)
+			}
+			select {
+			case <-srv.Done():
+			case <-time.After(10 * time.Second):
+				t.Errorf("server still running 10 s after detaching")
+				return // leave fsys open: the server may still use it
+			}
+		}
+		if err := fsys.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return &mounted{dir: dir, fsys: fsys, srv: srv}
+}
+
+// forEachMode runs fn in a subtest per cache mode, each with its own mount.
+func forEachMode(t *testing.T, fn func(t *testing.T, m *mounted)) {
+	for _, mode := range []CacheMode{CacheWriteback, CacheWritethrough, CacheDirect} {
+		t.Run(mode.String(), func(t *testing.T) {
+			fn(t, mountFS(t, Options{Cache: mode}))
+		})
+	}
+}
+
+// runChild runs a helper (see runHelper) in a child process: a test
+// binary whose page faults wait for this process's FUSE server would
+// otherwise stall the Go runtime, as a fault is not a system call the
+// scheduler can step around (a garbage collection waiting for the
+// faulting thread would wait for the server it stopped).
+func runChild(t *testing.T, helper string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$"}, args...)...)
+	cmd.Env = append(os.Environ(), childEnv+"="+helper)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child %s %v: %v\n%s", helper, args, err, out)
+	}
+	return string(out)
+}
+
+// runHelper runs in the child process; arg is its last argument.
+func runHelper(name, arg string) int {
+	h, ok := helpers[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
+		return 2
+	}
+	if err := h(arg); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+// helpers are what runChild can run.
+var helpers = map[string]func(arg string) error{}
+
+// errnoOf returns the errno of a system call's error.
+func errnoOf(err error) syscall.Errno {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return 0
+}
+
+// wantErrno fails the test unless err is errno (0: no error).
+func wantErrno(t testing.TB, err error, errno syscall.Errno, what string) {
+	t.Helper()
+	if errno == 0 {
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		return
+	}
+	if got := errnoOf(err); got != errno {
+		t.Errorf("%s: err = %v, want %v (%s)", what, err, errno, unix.ErrnoName(errno))
+	}
+}
