@@ -153,6 +153,10 @@ type Cloner interface {
 	// locks exclusive, has written back the source range and truncated
 	// the destination's pages.
 	CloneFrom(src File, srcIdx, dstIdx, n int64) error
+	// CanClone reports whether CloneFrom can work at all on this store
+	// (a durable image cannot share blocks yet), so callers can refuse
+	// before they touch the page cache.
+	CanClone() bool
 }
 
 // DeviceFile is a File whose blocks are on a device of its own instead of

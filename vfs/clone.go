@@ -97,7 +97,7 @@ func (h *File) remapPrep(dst *File) (blockmap.Cloner, error) {
 		return nil, syscall.EXDEV
 	}
 	c, ok := dst.in.blocks.(blockmap.Cloner)
-	if !ok {
+	if !ok || !c.CanClone() {
 		return nil, syscall.EOPNOTSUPP
 	}
 	return c, nil

@@ -114,7 +114,7 @@ func (h *File) copyLocked(dst *File, srcOff, dstOff, n int64) (int64, error) {
 // locks.
 func (h *File) copyByClone(dst *File, srcOff, dstOff, n int64) (int64, bool, error) {
 	c, ok := dst.in.blocks.(blockmap.Cloner)
-	if !ok || h.in.fs.backend.Journal != nil {
+	if !ok || !c.CanClone() {
 		return 0, false, nil
 	}
 	r, err := remapChecks(h.in, dst.in, srcOff, dstOff, n, false)

@@ -223,6 +223,10 @@ func (f *File) AbortWrite(index, n int64) error {
 	})
 }
 
+// CanClone reports whether files of this store can share blocks: not on
+// an image, whose format has no reference counts yet.
+func (f *File) CanClone() bool { return f.fs.journal == nil }
+
 // CloneFrom makes pages [dstIdx, dstIdx+n) of f share the blocks of pages
 // [srcIdx, srcIdx+n) of src (FICLONERANGE), dropping what f mapped there.
 // Holes and unwritten extents of src become holes of f. src may be f with

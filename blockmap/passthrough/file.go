@@ -1,6 +1,7 @@
 package passthrough
 
 import (
+	"runtime/debug"
 	"errors"
 	"fmt"
 	"io"
@@ -122,6 +123,7 @@ func (f *File) change(op string, refuse bool, fn func(fd int) error) error {
 		return fmt.Errorf("passthrough: %s: %w", op, err)
 	}
 	if attrsOf(&st) != f.known {
+		fmt.Fprintf(os.Stderr, "DEBUG %s: pre %+v known %+v\n%s\n", op, attrsOf(&st), f.known, debug.Stack())
 		f.stale.Store(true)
 		if refuse {
 			return fmt.Errorf("passthrough: %s: the backing file changed behind the cache: %w", op, syscall.ESTALE)

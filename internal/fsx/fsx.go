@@ -46,6 +46,14 @@ type Config struct {
 	// (fsync, copy the image's files as they are on disk, open the copy
 	// and compare).
 	ImageDir string
+	// BackingDir is the passthrough backend's directory (empty, required
+	// with that backend). The run adds two operations: a backing check
+	// (fsync, then read the backing file directly and compare, size
+	// included) and an outside change (write or truncate the backing file
+	// directly, reopen, and expect the change). Fallocate modes the
+	// backing filesystem refuses must fail with EOPNOTSUPP and change
+	// nothing.
+	BackingDir string
 }
 
 // Failure is a mismatch between the file and the model.
@@ -64,6 +72,8 @@ func (f *Failure) Error() string {
 	return fmt.Sprintf("fsx: op %d (seed %d): %s\nlast operations:\n  %s", f.Op, f.Seed, f.Detail, strings.Join(tail, "\n  "))
 }
 
+const pageSize = 4096
+
 type tester struct {
 	cfg     Config
 	r       *rand.Rand
@@ -77,9 +87,13 @@ type tester struct {
 	log     []string
 	op      int
 	memfs   bool
+	// refused are the fallocate modes the backend must refuse with
+	// EOPNOTSUPP (memfs, or what the backing filesystem lacks).
+	refused uint32
 	opts    holefs.Options
 	image   string // the image's path; "" in memory
 	crashes int    // crash copies made, for their names
+	cloneOK bool   // the backend shares blocks (Clone does not fail with EOPNOTSUPP)
 }
 
 // Run applies cfg.Ops random operations and returns the first mismatch as
@@ -101,12 +115,26 @@ func Run(cfg Config) error {
 		}
 		opts.SizeBytes, opts.UnsafeLockNone = 0, true
 	}
+	refused := uint32(0)
+	switch cfg.Backend {
+	case holefs.BackendMemory:
+		refused = unix.FALLOC_FL_ZERO_RANGE | unix.FALLOC_FL_COLLAPSE_RANGE | unix.FALLOC_FL_INSERT_RANGE
+	case holefs.BackendPassthrough:
+		if cfg.BackingDir == "" {
+			return errors.New("fsx: the passthrough backend needs Config.BackingDir")
+		}
+		opts.BackingDir, opts.UnsafeLockNone = cfg.BackingDir, true
+		var err error
+		if refused, err = refusedModes(cfg.BackingDir); err != nil {
+			return err
+		}
+	}
 	fsys, err := holefs.Open(path, opts)
 	if err != nil {
 		return err
 	}
 	t := &tester{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, 0x5f5)), fs: fsys, memfs: cfg.Backend == holefs.BackendMemory,
-		opts: opts, image: path}
+		opts: opts, image: path, refused: refused}
 	defer func() { t.fs.Close() }()
 	if t.f, err = fsys.Create("fsx"); err != nil {
 		return err
@@ -118,6 +146,9 @@ func Run(cfg Config) error {
 	if _, err := t.other.WriteAt(t.src, 0); err != nil {
 		return err
 	}
+	// An unaligned clone fails with EINVAL where clones work and with
+	// EOPNOTSUPP where they cannot, before anything is touched.
+	t.cloneOK = !errors.Is(t.other.Clone(t.f, 1, 0, 0), syscall.EOPNOTSUPP)
 	ops := []struct {
 		weight int
 		fn     func() error
@@ -125,7 +156,16 @@ func Run(cfg Config) error {
 		{20, t.write}, {20, t.read}, {6, t.mapRead}, {6, t.mapWrite}, {6, t.truncate},
 		{6, t.punch}, {5, t.zero}, {4, t.collapse}, {4, t.insert}, {4, t.allocate},
 		{4, t.seek}, {4, t.copyRange}, {3, t.direct}, {3, t.reopen}, {3, t.sync},
-		{3, t.dropCache}, {2, t.remap},
+		{3, t.dropCache}, {2, t.remap}, {3, t.clone}, {2, t.dedupe},
+	}
+	if cfg.Backend == holefs.BackendPassthrough {
+		ops = append(ops, struct {
+			weight int
+			fn     func() error
+		}{2, t.backingCheck}, struct {
+			weight int
+			fn     func() error
+		}{2, t.outsideChange})
 	}
 	if path != "" {
 		ops = append(ops, struct {
@@ -275,8 +315,8 @@ func (t *tester) zero() error {
 	}
 	t.logf("zero %d+%d keep=%v", off, n, keep)
 	err := t.f.Fallocate(mode, off, n)
-	if t.memfs {
-		return t.wantErrno(err, syscall.EOPNOTSUPP, "zero on memfs")
+	if t.refused&unix.FALLOC_FL_ZERO_RANGE != 0 {
+		return t.wantRefused(err, "zero")
 	}
 	if err != nil {
 		return t.fail("zero %d+%d: %v", off, n, err)
@@ -295,8 +335,8 @@ func (t *tester) collapse() error {
 	t.logf("collapse %d+%d (size %d)", off, n, t.size())
 	err := t.f.Fallocate(unix.FALLOC_FL_COLLAPSE_RANGE, off, n)
 	switch {
-	case t.memfs:
-		return t.wantErrno(err, syscall.EOPNOTSUPP, "collapse on memfs")
+	case t.refused&unix.FALLOC_FL_COLLAPSE_RANGE != 0:
+		return t.wantRefused(err, "collapse")
 	case off+n >= t.size():
 		return t.wantErrno(err, syscall.EINVAL, "collapse reaching EOF")
 	case err != nil:
@@ -312,8 +352,8 @@ func (t *tester) insert() error {
 	t.logf("insert %d+%d (size %d)", off, n, t.size())
 	err := t.f.Fallocate(unix.FALLOC_FL_INSERT_RANGE, off, n)
 	switch {
-	case t.memfs:
-		return t.wantErrno(err, syscall.EOPNOTSUPP, "insert on memfs")
+	case t.refused&unix.FALLOC_FL_INSERT_RANGE != 0:
+		return t.wantRefused(err, "insert")
 	case off >= t.size():
 		return t.wantErrno(err, syscall.EINVAL, "insert at or past EOF")
 	case err != nil:
@@ -367,6 +407,81 @@ func (t *tester) seek() error {
 		if whence == holefs.SeekHole && pos < t.size() && t.model[pos] != 0 {
 			return t.fail("SEEK_HOLE(%d) = %d, but that byte is data", off, pos)
 		}
+	}
+	return nil
+}
+
+// clone shares a page-aligned range of the source file into the file, or
+// a range of the file into another part of it (FICLONERANGE); sometimes
+// the range runs to the source's EOF with a partial last page.
+func (t *tester) clone() error {
+	fromSelf := t.r.IntN(3) == 0 && t.size() >= 2*pageSize
+	src, srcData := t.other, t.src
+	if fromSelf {
+		src, srcData = t.f, t.model
+	}
+	if len(srcData) == 0 {
+		return nil
+	}
+	srcPages := (int64(len(srcData)) + pageSize - 1) / pageSize
+	srcOff := t.r.Int64N(srcPages) * pageSize
+	n := int64(1+t.r.IntN(8)) * pageSize
+	if t.r.IntN(4) == 0 {
+		n = 0 // to EOF
+	}
+	count := int64(len(srcData)) - srcOff
+	if n > 0 {
+		count = min(n, count)
+	}
+	dstOff := t.r.Int64N(t.cfg.MaxSize/pageSize) * pageSize
+	if count%pageSize != 0 && dstOff+count < t.size() {
+		dstOff = (t.size() + pageSize - 1) / pageSize * pageSize // a partial EOF page lands at EOF
+	}
+	t.logf("clone %s %d -> %d+%d", map[bool]string{true: "self", false: "src"}[fromSelf], srcOff, dstOff, n)
+	err := src.Clone(t.f, srcOff, dstOff, n)
+	span := (count + pageSize - 1) / pageSize * pageSize
+	switch {
+	case t.memfs || t.image != "" || t.cfg.Backend == holefs.BackendPassthrough:
+		return t.wantErrno(err, syscall.EOPNOTSUPP, "clone on memfs, passthrough or an image")
+	case fromSelf && srcOff < dstOff+span && dstOff < srcOff+span:
+		return t.wantErrno(err, syscall.EINVAL, "clone of overlapping ranges")
+	case err != nil:
+		return t.fail("clone: %v", err)
+	}
+	data := append([]byte(nil), srcData[srcOff:srcOff+count]...)
+	if dstOff+count > t.size() {
+		t.setSize(dstOff + count)
+	}
+	copy(t.model[dstOff:], data)
+	return nil
+}
+
+// dedupe shares a range of the source with the file where they are equal
+// (after making them equal half the time).
+func (t *tester) dedupe() error {
+	if t.memfs || t.image != "" || t.cfg.Backend == holefs.BackendPassthrough {
+		return nil
+	}
+	pages := min(int64(len(t.src)), t.size()) / pageSize
+	if pages == 0 {
+		return nil
+	}
+	off := t.r.Int64N(pages) * pageSize
+	n := int64(1+t.r.IntN(int(min(4, pages-off/pageSize)))) * pageSize
+	if t.r.IntN(2) == 0 {
+		if _, err := t.f.WriteAt(t.src[off:off+n], off); err != nil {
+			return t.fail("write: %v", err)
+		}
+		copy(t.model[off:], t.src[off:off+n])
+	}
+	equal := bytes.Equal(t.model[off:off+n], t.src[off:off+n])
+	t.logf("dedupe %d+%d (equal %v)", off, n, equal)
+	err := t.other.Dedupe(t.f, off, off, n)
+	switch {
+	case equal && err != nil:
+		return t.fail("dedupe of equal ranges: %v", err)
+	case !equal && !errors.Is(err, holefs.ErrDedupeDiffers):
+		return t.fail("dedupe of different ranges: %v, want ErrDedupeDiffers", err)
 	}
 	return nil
 }
@@ -600,6 +715,92 @@ func (t *tester) mapWrite() error {
 	}
 	copy(t.model[off:], data)
 	return nil
+}
+
+// wantRefused checks that an operation the backend does not have failed
+// with EOPNOTSUPP and changed nothing.
+func (t *tester) wantRefused(err error, what string) error {
+	if err := t.wantErrno(err, syscall.EOPNOTSUPP, what+" (not supported by the backend)"); err != nil {
+		return err
+	}
+	return t.compareAll("after a refused " + what)
+}
+
+// refusedModes returns the fallocate modes the filesystem of dir refuses,
+// found with a scratch file there: what the passthrough backend must
+// refuse too.
+func refusedModes(dir string) (uint32, error) {
+	f, err := os.CreateTemp(dir, "fsx-probe-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 4*pg)); err != nil {
+		return 0, err
+	}
+	var refused uint32
+	for _, mode := range []uint32{unix.FALLOC_FL_ZERO_RANGE, unix.FALLOC_FL_COLLAPSE_RANGE, unix.FALLOC_FL_INSERT_RANGE} {
+		if errors.Is(unix.Fallocate(int(f.Fd()), mode, pg, pg), syscall.EOPNOTSUPP) {
+			refused |= mode
+		}
+	}
+	return refused, nil
+}
+
+// backingCheck fsyncs, then reads the backing file as any program would
+// and compares it, size included, with the model.
+func (t *tester) backingCheck() error {
+	t.logf("fsync and read the backing file")
+	if err := t.f.Sync(); err != nil {
+		return t.fail("fsync: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(t.cfg.BackingDir, "fsx"))
+	if err != nil {
+		return t.fail("read the backing file: %v", err)
+	}
+	if !bytes.Equal(got, t.model) {
+		return t.fail("backing file of %d bytes differs from the model's %d: %s", len(got), len(t.model), diff(got, t.model, 0))
+	}
+	return nil
+}
+
+// outsideChange fsyncs (so no local change is pending), then writes or
+// truncates the backing file directly, as another program would, and
+// reopens the file: the open must notice the change and drop the cache.
+func (t *tester) outsideChange() error {
+	if err := t.f.Sync(); err != nil {
+		return t.fail("fsync: %v", err)
+	}
+	b, err := os.OpenFile(filepath.Join(t.cfg.BackingDir, "fsx"), os.O_RDWR, 0)
+	if err != nil {
+		return t.fail("open the backing file: %v", err)
+	}
+	defer b.Close()
+	if t.r.IntN(3) == 0 {
+		n := t.r.Int64N(t.cfg.MaxSize)
+		t.logf("outside truncate %d", n)
+		t.unmapIfPast(n)
+		if err := b.Truncate(n); err != nil {
+			return t.fail("outside truncate: %v", err)
+		}
+		t.setSize(n)
+	} else {
+		off, n := t.span(16 << 10)
+		data := t.random(int(n))
+		t.logf("outside write %d+%d", off, n)
+		if _, err := b.WriteAt(data, off); err != nil {
+			return t.fail("outside write: %v", err)
+		}
+		if off+n > t.size() {
+			t.setSize(off + n)
+		}
+		copy(t.model[off:], data)
+	}
+	if err := t.reopen(); err != nil {
+		return err
+	}
+	return t.compareAll("after an outside change")
 }
 
 func (t *tester) wantErrno(err error, want syscall.Errno, what string) error {

@@ -38,7 +38,7 @@ func TestFsxImage(t *testing.T) {
 // readahead (a fill path on a goroutine of its own) is off: it then checks
 // the operations, not the protocol.
 func TestFsx(t *testing.T) {
-	for _, backend := range []string{holefs.BackendExtent, holefs.BackendMemory} {
+	for _, backend := range []string{holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog} {
 		for _, mode := range holefs.LockModes {
 			for seed := 1; seed <= *seeds; seed++ {
 				t.Run(fmt.Sprintf("%s/%s/seed%d", backend, mode, seed), func(t *testing.T) {
@@ -49,6 +49,47 @@ func TestFsx(t *testing.T) {
 					}
 					err := Run(cfg)
 					if err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestFsxPassthrough runs the tester on the passthrough backend in every
+// lock mode over a directory of the test's filesystem (every fallocate
+// mode on ext4 or xfs) and one of /dev/shm when there is one (tmpfs: zero
+// range, collapse and insert must fail with EOPNOTSUPP and change
+// nothing), with direct reads of the backing file and changes made to it
+// from outside among the operations.
+func TestFsxPassthrough(t *testing.T) {
+	bases := []string{""}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		bases = append(bases, "/dev/shm")
+	}
+	for _, base := range bases {
+		for _, mode := range holefs.LockModes {
+			for seed := 1; seed <= *seeds; seed++ {
+				name := "tempdir"
+				if base != "" {
+					name = "shm"
+				}
+				t.Run(fmt.Sprintf("%s/%s/seed%d", name, mode, seed), func(t *testing.T) {
+					t.Parallel()
+					dir := t.TempDir()
+					if base != "" {
+						var err error
+						if dir, err = os.MkdirTemp(base, "holefs-fsx-"); err != nil {
+							t.Skipf("no usable %s: %v", base, err)
+						}
+						t.Cleanup(func() { os.RemoveAll(dir) })
+					}
+					cfg := Config{Backend: holefs.BackendPassthrough, BackingDir: dir, Mode: mode, Seed: uint64(seed), Ops: *ops}
+					if mode == holefs.LockNone {
+						cfg.ReadaheadBytes = 4096
+					}
+					if err := Run(cfg); err != nil {
 						t.Fatal(err)
 					}
 				})

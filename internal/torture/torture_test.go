@@ -33,8 +33,11 @@ func TestCorrectModes(t *testing.T) {
 	if testing.Short() {
 		dur = time.Second
 	}
-	for _, backend := range []string{holefs.BackendExtent, holefs.BackendMemory} {
+	for _, backend := range []string{holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog} {
 		for _, mode := range []holefs.LockMode{holefs.LockInvalidate, holefs.LockRWSem} {
+			if backend == holefs.BackendLog && mode == holefs.LockRWSem {
+				continue // the fill paths are the same code; CI time goes to invalidate
+			}
 			t.Run(backend+"/"+mode.String(), func(t *testing.T) {
 				cfg := Config{Backend: backend, Mode: mode, Duration: dur, Seed: 7,
 					Files: 3, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 20 * time.Microsecond}
@@ -43,13 +46,22 @@ func TestCorrectModes(t *testing.T) {
 					t.Fatalf("%d violations in mode %v:\n%s", rep.ViolationCount, mode, report(&rep))
 				}
 				for kind := range DefaultWorkers() {
+					if kind == WorkClean && backend != holefs.BackendLog {
+						if rep.Unsupported["clean"] == 0 {
+							t.Errorf("%s: clean not reported as unsupported", backend)
+						}
+						continue
+					}
 					if rep.WorkerOps[kind] == 0 && !(kind == WorkDirect && backend == holefs.BackendMemory) {
 						t.Errorf("worker kind %s did no operation:\n%s", kind, report(&rep))
 					}
 				}
 				want := []string{"read", "fault", "mapwrite", "readahead", "fadvise-willneed", "madvise-willneed",
 					"write", "punch", "truncate-down", "copy", "nb-write", "verify-read", "final-read"}
-				if backend == holefs.BackendExtent {
+				if backend == holefs.BackendLog {
+					want = append(want, "clean")
+				}
+				if backend != holefs.BackendMemory {
 					want = append(want, "direct-read", "direct-write", "zero", "collapse", "insert")
 				} else {
 					for _, op := range []string{"direct-read", "direct-write"} {
@@ -63,13 +75,25 @@ func TestCorrectModes(t *testing.T) {
 						t.Errorf("no %s operation:\n%s", op, report(&rep))
 					}
 				}
-				if rep.BlocksVerified == 0 || rep.Cache.Evictions == 0 && backend == holefs.BackendExtent {
+				if rep.BlocksVerified == 0 || rep.Cache.Evictions == 0 && backend != holefs.BackendMemory {
 					t.Errorf("nothing verified or no cache pressure:\n%s", report(&rep))
 				}
 				t.Logf("%s", rep.Summary())
 			})
 		}
 	}
+}
+
+// TestLogDetection: on the log-structured backend, where every overwrite
+// and every cleaner pass frees blocks, LockNone must show violations.
+func TestLogDetection(t *testing.T) {
+	cfg := Config{Backend: holefs.BackendLog, Mode: holefs.LockNone, Duration: 10 * time.Second, Seed: 13,
+		Files: 3, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 20 * time.Microsecond, StopOnFirst: true}
+	rep := run(t, cfg)
+	if rep.ViolationCount == 0 {
+		t.Fatalf("LockNone on logfs: no violation in %v:\n%s", cfg.Duration, report(&rep))
+	}
+	t.Logf("%s", rep.Summary())
 }
 
 // TestImage runs the full mix on a durable image, committed every 5 ms so
