@@ -718,11 +718,11 @@ func (c *fsck) checkSharedBlocks() {
 			for _, o := range hits {
 				s, e := max(o.start, x.Block), min(o.end, x.Block+x.Count)
 				keep(s)
-				p := x.Page + s - x.Block
+				p, op := x.Page+s-x.Block, o.page+s-o.start
 				c.report(Finding{Severity: Error, Kind: KindShared, Ino: ino, Page: p,
-					Problem: fmt.Sprintf("blocks [%d, %d) are also owned by inode %d at page %d", s, e, o.ino, o.page+s-o.start),
-					Fix: fmt.Sprintf("cut pages [%d, %d) out of inode %d: bytes [%d, %d) become a hole; inode %d keeps the blocks",
-						p, p+e-s, ino, p*BlockSize, (p+e-s)*BlockSize, o.ino)})
+					Problem: fmt.Sprintf("blocks [%d, %d) are also owned by inode %d at page %d", s, e, o.ino, op),
+					Fix: fmt.Sprintf("cut pages [%d, %d) out of inode %d: bytes [%d, %d) become a hole; inode %d keeps the blocks at page %d",
+						p, p+e-s, ino, p*BlockSize, (p+e-s)*BlockSize, o.ino, op)})
 				c.dirtyExtents[ino] = true
 				pos = e
 			}

@@ -133,6 +133,19 @@ func TestFsck(t *testing.T) {
 			want:      []string{"error state"},
 		},
 		{
+			name: "buckets where records belong",
+			damage: func(tx *bbolt.Tx) {
+				_, err := bucket(tx, bucketDirents).CreateBucket(direntKey(1, "nested"))
+				must(err)
+				must(bucket(tx, bucketSuper).Delete([]byte(keyState)))
+				_, err = bucket(tx, bucketSuper).CreateBucket([]byte(keyState))
+				must(err)
+			},
+			keepState: true,
+			want:      []string{"error bad-record", "error state"},
+			after:     func(t *testing.T, s *Snapshot) { noEntry(t, s, 1, "nested") },
+		},
+		{
 			name:      "missing state record",
 			damage:    func(tx *bbolt.Tx) { must(bucket(tx, bucketSuper).Delete([]byte(keyState))) },
 			keepState: true,
@@ -522,6 +535,18 @@ func TestPrecheck(t *testing.T) {
 			name: "meta.db copy damaged",
 			damage: func(t *testing.T, dir string) {
 				raw(t, dir, func(tx *bbolt.Tx) error { damage(tx, bucketSuper, []byte(keySB)); return nil })
+			},
+			want:    []string{"superblock true"},
+			openErr: syscall.EUCLEAN,
+		},
+		{
+			name: "bucket in place of the copy",
+			damage: func(t *testing.T, dir string) {
+				raw(t, dir, func(tx *bbolt.Tx) error {
+					must(bucket(tx, bucketSuper).Delete([]byte(keySB)))
+					_, err := bucket(tx, bucketSuper).CreateBucket([]byte(keySB))
+					return err
+				})
 			},
 			want:    []string{"superblock true"},
 			openErr: syscall.EUCLEAN,

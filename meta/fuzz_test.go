@@ -212,6 +212,8 @@ func FuzzFsck(f *testing.F) {
 		{opState, 0},                                             // reseal the state record
 		{opRecord, 0, 3, 1, 0, opState, 0},                       // 3 becomes a directory
 		{opRecord, 2, 0, 0, 1, 5, 0, opRecord, 2, 7, 1, 2, 6, 0}, // extents of inode 0 and of a missing inode
+		{opBucket, 0, 1, 's', 'b'},                               // a bucket for the superblock copy
+		{opBucket, 0, 4, 's', 't', 'a', 't', 'e', opBucket, 2, 8, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}, // buckets for the state record and an entry
 	} {
 		f.Add(prog)
 	}
@@ -264,6 +266,7 @@ const (
 	opMetaSB           // -; offset, byte, reseal: overwrite a byte of meta.db's copy
 	opTruncate         // blocks: truncate the data file
 	opState            // -: rewrite the state record from the records
+	opBucket           // bucket; key length, key...: a nested bucket where a record belongs
 	numOps
 )
 
@@ -352,6 +355,14 @@ func mutate(t *testing.T, dir string, recs []recKey, prog []byte) {
 				data = append(data, func() { must(truncate(dir, n*BlockSize)) })
 			case opState:
 				resealState(tx)
+			case opBucket:
+				b = tx.Bucket([]byte(buckets[int(sel)%len(buckets)]))
+				k := r.bytes(1 + int(r.next())%16)
+				if b.Get(k) != nil {
+					must(b.Delete(k))
+				}
+				_, err := b.CreateBucketIfNotExists(k)
+				must(err)
 			}
 		}
 		return nil

@@ -21,8 +21,8 @@ import (
 var errChanged = fmt.Errorf("meta: the image changed while fsck checked it (is it in use?): %w", syscall.EAGAIN)
 
 // commit writes the model's changes in one transaction: the damaged
-// records go first, so that a record fsck rewrites under the same key
-// survives.
+// records (the state record among them) go first, so that a record fsck
+// rewrites under the same key survives.
 func (c *fsck) commit() error {
 	c.progress("commit", 0, 0)
 	err := c.img.db.Update(func(tx *bbolt.Tx) error {
@@ -32,9 +32,6 @@ func (c *fsck) commit() error {
 			return errChanged
 		}
 		for _, p := range c.bad {
-			if p.Bucket == bucketSuper {
-				continue // the state record, rewritten below
-			}
 			if err := deleteKey(bucket(p.Bucket), p.Key); err != nil {
 				return err
 			}
@@ -224,10 +221,14 @@ func Precheck(dir string, repair bool) ([]Finding, error) {
 					return err
 				}
 			}
-			if writeMeta {
-				return tx.Bucket([]byte(bucketSuper)).Put([]byte(keySB), good.Encode()[:superblockSize])
+			if !writeMeta {
+				return nil
 			}
-			return nil
+			sup := tx.Bucket([]byte(bucketSuper))
+			if err := deleteKey(sup, []byte(keySB)); err != nil {
+				return err
+			}
+			return sup.Put([]byte(keySB), good.Encode()[:superblockSize])
 		})
 		if err != nil {
 			return found, perr(ioErr(err))

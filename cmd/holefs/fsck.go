@@ -119,11 +119,16 @@ func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, 
 		return fsckFailed, err
 	}
 	printFindings(stdout, rep.Findings, repair)
-	fmt.Fprintf(stdout, "%s: %s (%s, %s, %s, %s), %s, %d of %d data blocks in use (%s)\n", path,
+	fixed, left := countErrors(append(pre, rep.Findings...))
+	// The totals are of the image as Repair leaves it.
+	when := ""
+	if !repair && left > 0 {
+		when = "after --repair: "
+	}
+	fmt.Fprintf(stdout, "%s: %s%s (%s, %s, %s, %s), %s, %d of %d data blocks in use (%s)\n", path, when,
 		plural(rep.Inodes, "inode", "inodes"), plural(rep.Dirs, "directory", "directories"), plural(rep.Files, "file", "files"),
 		plural(rep.Symlinks, "symlink", "symlinks"), plural(rep.Orphans, "orphan", "orphans"), plural(rep.Extents, "extent", "extents"),
 		rep.Owned, img.SB.Blocks-1, formatBytes(rep.Owned*meta.BlockSize))
-	fixed, left := countErrors(append(pre, rep.Findings...))
 	summarize(stdout, path, fixed, left, rep.Count(meta.Warning), repair)
 	switch {
 	case left > 0:

@@ -37,7 +37,8 @@ func TestFsck(t *testing.T) {
 					return tx.Bucket([]byte("dirents")).Put(key, seal(key, binary.BigEndian.AppendUint64(nil, 77)))
 				})
 			},
-			check:  []string{`error [dangling-entry] inode 1 "/ghost": entry names inode 77, which does not exist`, "--repair would remove the entry"},
+			check: []string{`error [dangling-entry] inode 1 "/ghost": entry names inode 77, which does not exist`, "--repair would remove the entry",
+				"IMG: after --repair: 1 inode (1 directory, 0 files, 0 symlinks, 0 orphans), 0 extents"},
 			repair: []string{"fixed: remove the entry", "IMG: 1 error fixed"},
 		},
 		{

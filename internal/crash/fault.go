@@ -116,8 +116,8 @@ func needsDevice(k opKind) bool {
 }
 
 // spec says which workload to run: seed (ops generated operations, or
-// script), for faultRun with the data device's failAt-th operation and
-// all later ones failing with EIO (0: no fault); expect, if set, accepts
+// script); for faultRun, with the data device's failAt-th operation and
+// all later ones failing with EIO (0: no fault). expect, if set, accepts
 // errors besides injected ones (ENOSPC on a full image).
 type spec struct {
 	seed   uint64
@@ -125,6 +125,9 @@ type spec struct {
 	script []op
 	failAt int64
 	expect func(error) bool
+	// wrap, if set, wraps the device the filesystem sees, outside the
+	// recorder (a test's device that drops flushes).
+	wrap func(blockdev.Device) blockdev.Device
 }
 
 // faultRun copies the image template into root, runs c on it, then

@@ -155,7 +155,7 @@ func (w *workload) genCreate() bool {
 // genWrite writes 1 to 4 blocks of f: over its data, at its end, or past
 // it (leaving a hole).
 func (w *workload) genWrite(f *fileModel, direct bool) bool {
-	if f == nil || (direct && f.names == 0 && f.dio == nil) || (!direct && f.names == 0 && !f.open()) {
+	if f == nil || (direct && f.names == 0 && f.dio == nil) || (!direct && f.names == 0 && f.buf == nil) {
 		return false
 	}
 	end := f.size / BlockSize

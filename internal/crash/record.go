@@ -85,7 +85,13 @@ func record(dir string, c spec, nblocks int64) (*recording, error) {
 		},
 	}
 	fsys, err := holefs.Open(dir, holefs.Options{CommitInterval: -1, CacheBytes: cacheBytes, Hooks: hooks,
-		WrapDevice: func(d blockdev.Device) blockdev.Device { rec = blockdev.NewRecorder(d); return rec }})
+		WrapDevice: func(d blockdev.Device) blockdev.Device {
+			rec = blockdev.NewRecorder(d)
+			if c.wrap != nil {
+				return c.wrap(rec)
+			}
+			return rec
+		}})
 	if err != nil {
 		return nil, err
 	}

@@ -155,10 +155,12 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 }
 
 // checkAll checks every crash state of r on workers goroutines, each with
-// its own image directory under root.
+// its own image directory under root, and passes each state's violations
+// to add, one call at a time.
 func (r *recording) checkAll(ctx context.Context, root string, workers, extra int, add func([]Violation)) error {
 	states := make(chan crashState)
 	var wg sync.WaitGroup
+	var addMu sync.Mutex
 	for i := range workers {
 		dir := filepath.Join(root, fmt.Sprintf("c%d", i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -166,7 +168,10 @@ func (r *recording) checkAll(ctx context.Context, root string, workers, extra in
 		}
 		wg.Go(func() {
 			for s := range states {
-				add(r.check(dir, s))
+				vs := r.check(dir, s)
+				addMu.Lock()
+				add(vs)
+				addMu.Unlock()
 			}
 		})
 	}

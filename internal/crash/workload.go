@@ -175,9 +175,7 @@ func (w *workload) snapshot() snapshot {
 // run runs script, or if it is nil n generated operations, then closes
 // every handle and the filesystem.
 func (w *workload) run(n int, script []op) {
-	if err := w.do(op{kind: opMkdir, path: "d"}); err != nil {
-		return
-	}
+	w.do(op{kind: opMkdir, path: "d"})
 	if script != nil {
 		w.queue, n = script, len(script)
 	}
@@ -222,6 +220,9 @@ func (w *workload) valid(o op) bool {
 	case opClose:
 		f := w.files[o.id]
 		return f != nil && (o.direct && f.dio != nil || !o.direct && f.buf != nil)
+	case opWrite:
+		f := w.files[o.id]
+		return f != nil && !f.gone && (f.names > 0 || f.buf != nil)
 	case opDirect:
 		f := w.files[o.id]
 		return f != nil && !f.gone && (f.names > 0 || f.dio != nil)
@@ -267,19 +268,29 @@ func (w *workload) markf(format string, a ...any) int {
 	return w.mark(fmt.Sprintf(format, a...))
 }
 
-// handle returns an open handle of file f, buffered or O_DIRECT, opening
-// one by a name of the file if none is open.
-func (w *workload) handle(f *fileModel, direct bool) (*holefs.File, error) {
-	h := &f.buf
-	flag := os.O_RDWR
-	if direct {
-		h, flag = &f.dio, os.O_RDWR|syscall.O_DIRECT
-	}
-	if *h != nil {
-		return *h, nil
-	}
-	if !direct && f.dio != nil {
+// handleKind says which handle of a file an op needs.
+type handleKind uint8
+
+const (
+	anyHandle handleKind = iota // fsync, fallocate, truncate, read
+	bufHandle                   // a buffered write
+	dioHandle                   // an O_DIRECT write
+)
+
+// handle returns an open handle of file f of kind k, opening one by a
+// name of the file if none is open.
+func (w *workload) handle(f *fileModel, k handleKind) (*holefs.File, error) {
+	switch {
+	case k == anyHandle && f.buf == nil && f.dio != nil:
 		return f.dio, nil
+	case k == dioHandle && f.dio != nil:
+		return f.dio, nil
+	case k != dioHandle && f.buf != nil:
+		return f.buf, nil
+	}
+	h, flag := &f.buf, os.O_RDWR
+	if k == dioHandle {
+		h, flag = &f.dio, os.O_RDWR|syscall.O_DIRECT
 	}
 	name := w.nameOf(f.id)
 	if name == "" {
@@ -318,7 +329,11 @@ func signed(id uint64, off, n int64, gen int) []byte {
 // call makes op o's filesystem call. It returns the bytes a write wrote.
 func (w *workload) call(o op, seq int) (int64, error) {
 	if o.kind == opWrite || o.kind == opDirect {
-		h, err := w.handle(w.files[o.id], o.kind == opDirect)
+		k := bufHandle
+		if o.kind == opDirect {
+			k = dioHandle
+		}
+		h, err := w.handle(w.files[o.id], k)
 		if err != nil {
 			return 0, err
 		}
@@ -350,7 +365,7 @@ func (w *workload) callOther(o op) error {
 		w.byIno[ino] = o.id
 		return nil
 	case opPunch, opZero, opFalloc:
-		h, err := w.handle(f, false)
+		h, err := w.handle(f, anyHandle)
 		if err != nil {
 			return err
 		}
@@ -361,13 +376,13 @@ func (w *workload) callOther(o op) error {
 		}
 		return h.Fallocate(mode, o.off*bs, o.n*bs)
 	case opTruncate:
-		h, err := w.handle(f, false)
+		h, err := w.handle(f, anyHandle)
 		if err != nil {
 			return err
 		}
 		return h.Truncate(o.n * bs)
 	case opFsync:
-		h, err := w.handle(f, false)
+		h, err := w.handle(f, anyHandle)
 		if err != nil {
 			return err
 		}
@@ -405,7 +420,7 @@ func (w *workload) callOther(o op) error {
 // read reads file f whole through a handle and compares it with the model:
 // the running filesystem must return exactly the latest data.
 func (w *workload) read(f *fileModel) error {
-	h, err := w.handle(f, false)
+	h, err := w.handle(f, anyHandle)
 	if err != nil {
 		return err
 	}
