@@ -22,9 +22,17 @@ type env struct {
 // (rounded up, plus room for metadata-free slack), with no device latency
 // yet: callers fill files fast, then call measure.
 func newEnv(cfg Config, mode holefs.LockMode, cacheBytes, devBytes int64) (*env, error) {
+	return newBackendEnv(cfg, holefs.BackendExtent, mode, cacheBytes, devBytes)
+}
+
+// newBackendEnv is newEnv on another device-backed backend (logfs).
+func newBackendEnv(cfg Config, backend string, mode holefs.LockMode, cacheBytes, devBytes int64) (*env, error) {
 	nblocks := devBytes/pageSize + 1024
+	if backend == holefs.BackendLog {
+		nblocks += devBytes / pageSize / 2 // a log needs free space to write into
+	}
 	dev := newLatencyDevice(blockdev.NewMemory(nblocks), cfg.Seed, cfg.SleepDevice)
-	fsys, err := holefs.Open("", holefs.Options{Device: dev, CacheBytes: cacheBytes, LockMode: mode})
+	fsys, err := holefs.Open("", holefs.Options{Backend: backend, Device: dev, CacheBytes: cacheBytes, LockMode: mode})
 	if err != nil {
 		dev.Close()
 		return nil, err

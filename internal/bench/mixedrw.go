@@ -17,7 +17,7 @@ var mixedRW = Workload{
 	Name: "mixed-rw",
 	Brief: "N readers doing 4 KiB random buffered reads (mostly misses) of a file 4x the cache, " +
 		"beside M buffered writers of other ranges of the same file (and, with --punch, a punch/zero-range issuer), per lock mode",
-	Steps: func(Config) int { return len(holefs.LockModes) },
+	Steps: func(Config) int { return len(holefs.LockModes) + len(mixedBackends) },
 	Run:   runMixedRW,
 	Plots: []PlotSpec{
 		{Title: "mixed-rw: reader and writer throughput", Metrics: []string{"reader_ops", "writer_ops"}, YLabel: "ops/s"},
@@ -37,14 +37,34 @@ func (f *firstErr) set(err error) {
 	}
 }
 
+// mixedBackends are the other backends mixed-rw runs, in invalidate mode,
+// beside extentfs in every lock mode.
+var mixedBackends = []string{holefs.BackendLog}
+
 func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 	var rows []Result
+	type config struct {
+		backend string
+		mode    holefs.LockMode
+	}
+	var configs []config
 	for _, mode := range holefs.LockModes {
-		p.Step("mixed-rw " + mode.String())
-		r, err := mixedOnce(ctx, cfg, mode, p)
-		if err != nil {
-			return rows, fmt.Errorf("%s: %w", mode, err)
+		configs = append(configs, config{holefs.BackendExtent, mode})
+	}
+	for _, b := range mixedBackends {
+		configs = append(configs, config{b, holefs.LockInvalidate})
+	}
+	for _, c := range configs {
+		name := c.mode.String()
+		if c.backend != holefs.BackendExtent {
+			name = c.backend + " " + name
 		}
+		p.Step("mixed-rw " + name)
+		r, err := mixedOnce(ctx, cfg, c.backend, c.mode, p)
+		if err != nil {
+			return rows, fmt.Errorf("%s: %w", name, err)
+		}
+		r.Config = name
 		rows = append(rows, r)
 		if ctx.Err() != nil {
 			return rows, ctx.Err()
@@ -57,14 +77,14 @@ func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 	return rows, nil
 }
 
-func mixedOnce(ctx context.Context, cfg Config, mode holefs.LockMode, p Progress) (Result, error) {
+func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.LockMode, p Progress) (Result, error) {
 	cache := roundPages(cfg.CacheBytes)
 	fileBytes := 4 * cache
 	pages := fileBytes / pageSize
 	readPages := pages * 3 / 4 // readers: the first three quarters
 	writeStart, writePages := readPages, pages-readPages
 
-	e, err := newEnv(cfg, mode, cache, fileBytes)
+	e, err := newBackendEnv(cfg, backend, mode, cache, fileBytes)
 	if err != nil {
 		return Result{}, err
 	}
