@@ -311,7 +311,7 @@ var opNames = []string{
 	"madvise-willneed", "madvise-dontneed", "madvise-hint",
 	"write", "direct-read", "direct-write",
 	"punch", "zero", "collapse", "insert", "truncate-down", "truncate-up",
-	"fsync", "syncfs", "copy",
+	"fsync", "syncfs", "copy", "clean",
 	"nb-create", "nb-write", "nb-direct-write", "nb-read", "nb-direct-read", "nb-fsync", "nb-remove",
 	"verify-read", "final-read",
 }
