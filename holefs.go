@@ -137,8 +137,9 @@ type Hooks struct {
 // FS is a filesystem. It is safe for concurrent use.
 type FS struct {
 	v    *vfs.FS
-	name string      // what error messages call the filesystem
-	img  *meta.Image // nil for an in-memory filesystem
+	name string                // what error messages call the filesystem
+	img  *meta.Image           // nil for an in-memory filesystem
+	sums *blockdev.Checksummed // an image with data checksums; nil otherwise
 }
 
 // Open opens a filesystem. The path "" makes a new in-memory filesystem;
@@ -426,6 +427,15 @@ func (f *FS) Statfs() (bsize, total, free int64) { return f.v.Statfs() }
 func (f *FS) Clean() (int64, error) {
 	n, err := f.v.Clean()
 	return n, pathErr("clean", f.name, err)
+}
+
+// DataChecksumErrors returns how many reads failed their data checksum
+// (EIO) since Open, on an image made with MkfsOptions.DataChecksums.
+func (f *FS) DataChecksumErrors() int64 {
+	if f.sums == nil {
+		return 0
+	}
+	return f.sums.Mismatches()
 }
 
 // CacheStats returns the page cache's counters.

@@ -42,9 +42,6 @@ func openImage(path string, opts Options) (*FS, error) {
 }
 
 func restoreImage(img *meta.Image, opts Options) (*FS, error) {
-	if img.SB.Incompat&meta.IncompatDataChecksums != 0 {
-		return nil, fmt.Errorf("the image has data checksums, which this holefs can make but not yet mount: %w", syscall.EOPNOTSUPP)
-	}
 	snap, err := img.Load(nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w (run holefs fsck)", err)
@@ -72,12 +69,21 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 	if opts.WrapDevice != nil {
 		dev = opts.WrapDevice(dev)
 	}
+	var sums *blockdev.Checksummed
+	withSums := img.SB.Incompat&meta.IncompatDataChecksums != 0
+	if withSums {
+		sums = blockdev.NewChecksummed(dev, img.Checksum)
+		dev = sums
+	}
 	jopts := meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval}
+	if withSums {
+		jopts.Checksums = sums
+	}
 	if h := opts.Hooks; h != nil {
 		jopts.BeforeCommit, jopts.AfterCommit = h.BeforeCommit, h.AfterCommit
 	}
 	j := img.Journal(jopts)
-	store, err := extentfs.Restore(img.SB.Blocks, files, j)
+	store, err := extentfs.Restore(img.SB.Blocks, files, j, withSums)
 	if err != nil {
 		dev.Close()
 		return nil, fmt.Errorf("%w (run holefs fsck)", err)
@@ -100,5 +106,5 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 	if err := j.Commit(); err != nil {
 		return nil, errors.Join(err, v.Close())
 	}
-	return &FS{v: v, name: img.Dir, img: img}, nil
+	return &FS{v: v, name: img.Dir, img: img, sums: sums}, nil
 }

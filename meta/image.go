@@ -25,6 +25,7 @@ const (
 	bucketDirents = "dirents"
 	bucketExtents = "extents"
 	bucketXattrs  = "xattrs"
+	bucketCsums   = "csums" // images with IncompatDataChecksums: block -> CRC-32C
 	keySB         = "sb"
 	keyState      = "state"
 )
@@ -147,6 +148,11 @@ func writeMeta(path string, sb Superblock, now int64) error {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range buckets {
 			if _, err := tx.CreateBucket([]byte(b)); err != nil {
+				return err
+			}
+		}
+		if sb.Incompat&IncompatDataChecksums != 0 {
+			if _, err := tx.CreateBucket([]byte(bucketCsums)); err != nil {
 				return err
 			}
 		}
@@ -301,6 +307,26 @@ func (img *Image) checkSuperblockCopy() error {
 		}
 		return nil
 	})
+}
+
+// Checksum returns the committed checksum of a data block, on an image
+// with data checksums.
+func (img *Image) Checksum(block int64) (uint32, bool) {
+	var c uint32
+	ok := false
+	_ = img.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(bucketCsums))
+		if b == nil {
+			return nil
+		}
+		k := be.AppendUint64(nil, uint64(block))
+		v, err := unseal("checksum of block "+itoa(block), k, b.Get(k))
+		if err == nil && len(v) == 4 {
+			c, ok = be.Uint32(v), true
+		}
+		return nil
+	})
+	return c, ok
 }
 
 // Close closes meta.db and releases its lock.

@@ -96,6 +96,12 @@ type JournalOptions struct {
 	// MaxPending starts a background commit when this many records and
 	// dirty inodes are queued, bounding the journal's memory; default 8192.
 	MaxPending int
+	// Checksums, on an image with data checksums, hands over the
+	// checksums of the blocks written since the last commit.
+	Checksums interface {
+		Take() map[int64]uint32
+		Untake(map[int64]uint32)
+	}
 	// BeforeCommit and AfterCommit, if set, run around each metadata
 	// transaction, after the data flush (test hooks: a crash test copies
 	// meta.db there; between the two a crash may leave either state).
@@ -287,8 +293,15 @@ func (j *Journal) Commit() error {
 			snaps = append(snaps, snapshot{ino: e.ino, dyn: d, extents: ext, hasExtents: has})
 		}
 	}
-	err := j.write(log, snaps)
+	var sums map[int64]uint32
+	if j.opts.Checksums != nil {
+		sums = j.opts.Checksums.Take()
+	}
+	err := j.write(log, snaps, sums)
 	if err != nil {
+		if sums != nil {
+			j.opts.Checksums.Untake(sums)
+		}
 		j.requeue(log, dirty)
 		j.failed = err
 		return err
@@ -318,7 +331,7 @@ func (j *Journal) flush() error {
 	return nil
 }
 
-func (j *Journal) write(log []record, snaps []snapshot) error {
+func (j *Journal) write(log []record, snaps []snapshot, sums map[int64]uint32) error {
 	if err := j.flush(); err != nil {
 		return err
 	}
@@ -342,6 +355,9 @@ func (j *Journal) write(log []record, snaps []snapshot) error {
 			if err := w.update(s); err != nil {
 				return err
 			}
+		}
+		if err := w.putChecksums(tx, sums); err != nil {
+			return err
 		}
 		return w.finish()
 	})

@@ -143,6 +143,24 @@ func (w *writer) setExtents(ino uint64, xs []Extent) error {
 	return nil
 }
 
+// putChecksums stores data block checksums (images with data checksums).
+func (w *writer) putChecksums(tx *bbolt.Tx, sums map[int64]uint32) error {
+	if len(sums) == 0 {
+		return nil
+	}
+	b := tx.Bucket([]byte(bucketCsums))
+	if b == nil {
+		return corrupt("meta.db: bucket %q is missing", bucketCsums)
+	}
+	for block, c := range sums {
+		k := be.AppendUint64(nil, uint64(block))
+		if err := b.Put(k, sealed(k, be.AppendUint32(nil, c))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func deletePrefix(b *bbolt.Bucket, prefix []byte) error {
 	var keys [][]byte
 	c := b.Cursor()

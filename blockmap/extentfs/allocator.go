@@ -52,7 +52,16 @@ type allocator struct {
 	// go out sequentially wherever the file's previous blocks are.
 	log  bool  // immutable
 	head int64 // guarded by mu; the next block the log writes
+
+	// cow writes every written block out of place without the log's
+	// allocation policy: a block's content never changes while a
+	// committed map points at it, which is what makes data checksums
+	// crash-safe (Restore with data checksums).
+	cow bool // immutable
 }
+
+// outOfPlace reports whether every write of a written block moves.
+func (a *allocator) outOfPlace() bool { return a.log || a.cow }
 
 // sealedRuns are the blocks freed in one quarantine generation.
 type sealedRuns struct {

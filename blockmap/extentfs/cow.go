@@ -56,7 +56,7 @@ func (f *File) cowNeeds(s, e int64) []hole {
 			return true // holds no data yet: written in place
 		}
 		lo, hi := max(x.page, s), min(x.end(), e)
-		if f.fs.alloc.log {
+		if f.fs.alloc.outOfPlace() {
 			add(lo, hi-lo)
 			return true
 		}
@@ -117,9 +117,9 @@ func (f *File) dropCow(xs []extent) error {
 }
 
 // WritesInPlace reports whether the page cache may remember a page's block
-// and write there again without asking: not in a log-structured store,
-// where every write moves.
-func (f *File) WritesInPlace() bool { return !f.fs.alloc.log }
+// and write there again without asking: not in a log-structured store, or
+// on an image with data checksums, where every write moves.
+func (f *File) WritesInPlace() bool { return !f.fs.alloc.outOfPlace() }
 
 // WriteTarget returns where to write the pages starting at index (at most
 // max of them): a run that is written in place (Mapped or Unwritten, as
@@ -161,7 +161,7 @@ func (f *File) WriteTarget(index, max int64) (e blockmap.Extent, outOfPlace bool
 	if x.unwritten {
 		return e, false, nil
 	}
-	moveAll := f.fs.alloc.log
+	moveAll := f.fs.alloc.outOfPlace()
 	if !moveAll {
 		sh, shared := f.fs.alloc.firstShared(run{e.Block, e.Count})
 		switch {

@@ -16,13 +16,17 @@ import (
 // freed them is durable (FS implements meta.Quarantine). Extents that
 // overlap, or fall outside the device, are corruption: Restore fails with
 // EUCLEAN naming both owners, and holefs fsck can repair the image.
-func Restore(nblocks int64, files map[uint64][]meta.Extent, j *meta.Journal) (*FS, error) {
+//
+// With cow set every written block is written out of place (the block
+// keeps its content while a committed map points at it), as data checksums
+// need.
+func Restore(nblocks int64, files map[uint64][]meta.Extent, j *meta.Journal, cow bool) (*FS, error) {
 	if nblocks < 2 {
 		return nil, fmt.Errorf("extentfs: restore: device of %d blocks: %w", nblocks, syscall.EINVAL)
 	}
 	fs := &FS{alloc: newAllocator(0), files: make(map[uint64]*File), journal: j}
 	a := fs.alloc
-	a.total, a.first, a.quarantine = nblocks, 1, true
+	a.total, a.first, a.quarantine, a.cow = nblocks, 1, true, cow
 
 	type owned struct {
 		start, count int64

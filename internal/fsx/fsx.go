@@ -46,6 +46,9 @@ type Config struct {
 	// (fsync, copy the image's files as they are on disk, open the copy
 	// and compare).
 	ImageDir string
+	// DataChecksums makes the image with data checksums (every write then
+	// goes out of place, and every read is checked).
+	DataChecksums bool
 	// BackingDir is the passthrough backend's directory (empty, required
 	// with that backend). The run adds two operations: a backing check
 	// (fsync, then read the backing file directly and compare, size
@@ -110,7 +113,7 @@ func Run(cfg Config) error {
 	path := ""
 	if cfg.ImageDir != "" {
 		path = filepath.Join(cfg.ImageDir, "img")
-		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: opts.SizeBytes}); err != nil {
+		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: opts.SizeBytes, DataChecksums: cfg.DataChecksums}); err != nil {
 			return err
 		}
 		opts.SizeBytes, opts.UnsafeLockNone = 0, true

@@ -26,7 +26,9 @@ func TestFsxImage(t *testing.T) {
 	for seed := 1; seed <= *seeds; seed++ {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 			t.Parallel()
-			if err := Run(Config{Backend: holefs.BackendExtent, Seed: uint64(seed), Ops: *ops, ImageDir: t.TempDir()}); err != nil {
+			cfg := Config{Backend: holefs.BackendExtent, Seed: uint64(seed), Ops: *ops, ImageDir: t.TempDir(),
+				DataChecksums: seed%2 == 0}
+			if err := Run(cfg); err != nil {
 				t.Fatal(err)
 			}
 		})
