@@ -51,7 +51,7 @@ func mkfs(path string, opts MkfsOptions) (meta.Superblock, error) {
 	}
 	sb, err := meta.Create(path, meta.CreateOptions{Blocks: opts.SizeBytes / meta.BlockSize, Incompat: incompat, Force: opts.Force})
 	if err != nil {
-		return meta.Superblock{}, &fs.PathError{Op: "mkfs", Path: path, Err: err}
+		return meta.Superblock{}, err // a *fs.PathError naming path
 	}
 	return sb, nil
 }

@@ -84,6 +84,21 @@ func TestFsck(t *testing.T) {
 			},
 		},
 		{
+			name: "symlink without a target",
+			damage: func(tx *bbolt.Tx) {
+				// Sealed, so only the decoder's field check finds it.
+				k, v := encodeInode(Inode{Ino: 4, Mode: syscall.S_IFLNK | 0o777, Nlink: 1, Target: "x"})
+				body := v[:len(v)-5]
+				be.PutUint16(body[inodeFixed-2:], 0)
+				put(bucket(tx, bucketInodes), k, sealed(k, body))
+			},
+			want: []string{"error bad-record", "error dangling-entry"},
+			after: func(t *testing.T, s *Snapshot) {
+				noInode(t, s, 4)
+				noEntry(t, s, 1, "s")
+			},
+		},
+		{
 			name:   "damaged extent record",
 			damage: func(tx *bbolt.Tx) { damage(tx, bucketExtents, extentKey(3, 0)) },
 			want:   []string{"error bad-record"},

@@ -306,18 +306,18 @@ func mutate(t *testing.T, dir string, recs []recKey, prog []byte) {
 				}
 				off := int(r.next()) % len(v)
 				copy(v[off:], r.bytes(1+int(r.next())%4))
-				must(b.Put(key, reseal(rec, v, r.next()&1 != 0)))
+				put(b, key, reseal(rec, v, r.next()&1 != 0))
 			case opResize:
 				n := int(r.next()) % 40
 				v = append(v, make([]byte, max(0, n-len(v)))...)[:n]
-				must(b.Put(key, reseal(rec, v, r.next()&1 != 0)))
+				put(b, key, reseal(rec, v, r.next()&1 != 0))
 			case opDelete:
-				must(b.Delete(key))
+				must(deleteKey(b, key))
 			case opRename:
 				k2 := bytes.Clone(key)
 				k2[int(r.next())%len(k2)] = r.next()
-				must(b.Delete(key))
-				must(b.Put(k2, reseal(recKey{rec.bucket, string(k2)}, v, r.next()&1 != 0)))
+				must(deleteKey(b, key))
+				put(b, k2, reseal(recKey{rec.bucket, string(k2)}, v, r.next()&1 != 0))
 			case opRaw:
 				b = tx.Bucket([]byte(buckets[int(sel)%len(buckets)]))
 				k := r.bytes(1 + int(r.next())%20)
@@ -325,7 +325,7 @@ func mutate(t *testing.T, dir string, recs []recKey, prog []byte) {
 				if r.next()&1 != 0 {
 					v = sealed(k, v)
 				}
-				must(b.Put(k, v))
+				put(b, k, v)
 			case opRecord:
 				addRecord(tx, sel, &r)
 			case opData, opMetaSB:
@@ -337,7 +337,7 @@ func mutate(t *testing.T, dir string, recs []recKey, prog []byte) {
 						continue
 					}
 					sb[off] = val
-					must(sup.Put([]byte(keySB), resealSB(sb, fix)))
+					put(sup, []byte(keySB), resealSB(sb, fix))
 					continue
 				}
 				data = append(data, func() {

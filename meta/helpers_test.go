@@ -115,7 +115,7 @@ func resealState(tx *bbolt.Tx) {
 			return nil
 		})
 	}
-	must(super.Put([]byte(keyState), encodeState(st)))
+	put(super, []byte(keyState), encodeState(st))
 }
 
 func must(err error) {
@@ -126,19 +126,31 @@ func must(err error) {
 
 func bucket(tx *bbolt.Tx, name string) *bbolt.Bucket { return tx.Bucket([]byte(name)) }
 
-func putInode(tx *bbolt.Tx, in Inode) { must(bucket(tx, bucketInodes).Put(encodeInode(in))) }
+// put stores a record, replacing a nested bucket the fuzzer may have
+// made under its key.
+func put(b *bbolt.Bucket, k, v []byte) {
+	must(deleteKey(b, k))
+	must(b.Put(k, v))
+}
+
+func putInode(tx *bbolt.Tx, in Inode) {
+	k, v := encodeInode(in)
+	put(bucket(tx, bucketInodes), k, v)
+}
 
 func putDirent(tx *bbolt.Tx, dir uint64, name string, ino uint64) {
-	must(bucket(tx, bucketDirents).Put(encodeDirent(dir, name, ino)))
+	k, v := encodeDirent(dir, name, ino)
+	put(bucket(tx, bucketDirents), k, v)
 }
 
 func putExtent(tx *bbolt.Tx, ino uint64, x Extent) {
-	must(bucket(tx, bucketExtents).Put(encodeExtent(ino, x)))
+	k, v := encodeExtent(ino, x)
+	put(bucket(tx, bucketExtents), k, v)
 }
 
 func putXattr(tx *bbolt.Tx, ino uint64, name string, value []byte) {
 	k := xattrKey(ino, name)
-	must(bucket(tx, bucketXattrs).Put(k, sealed(k, value)))
+	put(bucket(tx, bucketXattrs), k, sealed(k, value))
 }
 
 // damage flips a bit of a record's value, breaking its checksum.
@@ -148,7 +160,7 @@ func damage(tx *bbolt.Tx, b string, key []byte) {
 		panic("damage: no record " + b + "/" + string(key))
 	}
 	v[0] ^= 0x40
-	must(bucket(tx, b).Put(key, v))
+	put(bucket(tx, b), key, v)
 }
 
 // openImage opens an image, closed when the test ends.

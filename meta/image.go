@@ -54,10 +54,10 @@ type CreateOptions struct {
 // no image that looks valid.
 func Create(dir string, opts CreateOptions) (Superblock, error) {
 	if opts.Blocks < 2 || opts.Blocks > maxBlocks {
-		return Superblock{}, fmt.Errorf("mkfs %s: size of %d blocks out of range [2, %d]: %w", dir, opts.Blocks, int64(maxBlocks), syscall.EINVAL)
+		return Superblock{}, mkfsErr(dir, fmt.Errorf("size of %d blocks out of range [2, %d]: %w", opts.Blocks, int64(maxBlocks), syscall.EINVAL))
 	}
 	if u := opts.Incompat &^ knownIncompat; u != 0 {
-		return Superblock{}, fmt.Errorf("mkfs %s: unknown features %#x: %w", dir, u, syscall.EINVAL)
+		return Superblock{}, mkfsErr(dir, fmt.Errorf("unknown features %#x: %w", u, syscall.EINVAL))
 	}
 	if err := prepareDir(dir, opts.Force); err != nil {
 		return Superblock{}, err
@@ -65,24 +65,34 @@ func Create(dir string, opts CreateOptions) (Superblock, error) {
 	now := time.Now().UnixNano()
 	sb, err := NewSuperblock(opts.Blocks, opts.Incompat, now)
 	if err != nil {
-		return Superblock{}, fmt.Errorf("mkfs %s: %w", dir, err)
+		return Superblock{}, mkfsErr(dir, err)
 	}
 	if err := writeData(filepath.Join(dir, DataFile), sb); err != nil {
-		return Superblock{}, fmt.Errorf("mkfs %s: %w", dir, err)
+		return Superblock{}, mkfsErr(dir, err)
 	}
 	tmp := filepath.Join(dir, MetaFile+".new")
 	os.Remove(tmp)
 	if err := writeMeta(tmp, sb, now); err != nil {
 		os.Remove(tmp)
-		return Superblock{}, fmt.Errorf("mkfs %s: %w", dir, err)
+		return Superblock{}, mkfsErr(dir, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, MetaFile)); err != nil {
-		return Superblock{}, fmt.Errorf("mkfs %s: %w", dir, err)
+		return Superblock{}, mkfsErr(dir, err)
 	}
 	if err := syncDir(dir); err != nil {
-		return Superblock{}, fmt.Errorf("mkfs %s: %w", dir, err)
+		return Superblock{}, mkfsErr(dir, err)
 	}
 	return sb, nil
+}
+
+// mkfsErr names the image in a Create error, the way os functions name
+// their file.
+func mkfsErr(dir string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == dir {
+		return err
+	}
+	return &fs.PathError{Op: "mkfs", Path: dir, Err: err}
 }
 
 // prepareDir makes dir, or checks that it may be (re)used: empty, or an
@@ -91,19 +101,19 @@ func prepareDir(dir string, force bool) error {
 	st, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
-			return fmt.Errorf("mkfs: %w", err)
+			return mkfsErr(dir, err)
 		}
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("mkfs: %w", err)
+		return mkfsErr(dir, err)
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("mkfs %s: exists and is not a directory (an image is a directory): %w", dir, syscall.ENOTDIR)
+		return mkfsErr(dir, fmt.Errorf("exists and is not a directory (an image is a directory): %w", syscall.ENOTDIR))
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("mkfs: %w", err)
+		return mkfsErr(dir, err)
 	}
 	image := false
 	for _, e := range ents {
@@ -111,15 +121,15 @@ func prepareDir(dir string, force bool) error {
 		case DataFile, MetaFile, MetaFile + ".new":
 			image = true
 		default:
-			return fmt.Errorf("mkfs %s: directory holds %q, which is not part of an image; refusing to touch it: %w", dir, e.Name(), syscall.ENOTEMPTY)
+			return mkfsErr(dir, fmt.Errorf("directory holds %q, which is not part of an image; refusing to touch it: %w", e.Name(), syscall.ENOTEMPTY))
 		}
 	}
 	if image && !force {
-		return fmt.Errorf("mkfs %s: an image exists there; use --force to replace it (its data is lost): %w", dir, syscall.EEXIST)
+		return mkfsErr(dir, fmt.Errorf("an image exists there; use --force to replace it (its data is lost): %w", syscall.EEXIST))
 	}
 	for _, e := range ents {
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("mkfs: %w", err)
+			return mkfsErr(dir, err)
 		}
 	}
 	return nil
