@@ -102,13 +102,13 @@ func (h *File) writeDirect(p []byte, off int64) (int, int64, error) {
 			defer in.lock.RUnlock()
 		}
 	}
-	n, err := h.writeDirectLocked(p, off, end, extending)
+	n, err := h.writeDirectLocked(p, off, extending)
 	return n, off, err
 }
 
 // writeDirectLocked is writeDirect with the inode lock held (exclusive
 // when extending).
-func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int, error) {
+func (h *File) writeDirectLocked(p []byte, off int64, extending bool) (int, error) {
 	in := h.in
 	m := in.mapping
 	first, count := off/pageSize, int64(len(p))/pageSize
@@ -129,12 +129,28 @@ func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int,
 	for page := first; page < first+count; {
 		n, err := in.writeBlocks(p[(page-first)*pageSize:], page, first+count-page)
 		if err != nil {
-			return int((page - first) * pageSize), errno(err)
+			// A short write: the pages written are on the device, mapped
+			// written and reported, so they must be inside the file as
+			// after a short write on Linux, not written blocks past EOF.
+			done := (page - first) * pageSize
+			if done > 0 {
+				in.directWritten(p[:done], off, extending)
+			}
+			return int(done), errno(err)
 		}
 		page += n
 	}
-	// Pages a reader pinned through the invalidation above, or filled from
-	// the old blocks while we wrote, get the new bytes.
+	in.directWritten(p, off, extending)
+	return len(p), nil
+}
+
+// directWritten finishes a direct write of p at off that reached the
+// device: the cache, the size and the times learn of it.
+func (in *Inode) directWritten(p []byte, off int64, extending bool) {
+	m := in.mapping
+	end := off + int64(len(p))
+	// Pages a reader pinned through writeDirectLocked's invalidation, or
+	// filled from the old blocks while it wrote, get the new bytes.
 	m.UpdateClean(off, p)
 	// The size may have grown between the shared and the exclusive lock:
 	// a direct write never shrinks a file.
@@ -148,7 +164,6 @@ func (h *File) writeDirectLocked(p []byte, off, end int64, extending bool) (int,
 		in.setSize(end)
 	}
 	in.touch()
-	return len(p), nil
 }
 
 // writeBlocks writes the first of the pages [page, page+max), whose blocks
@@ -177,7 +192,16 @@ func (in *Inode) writeBlocks(p []byte, page, max int64) (int64, error) {
 	}
 	switch {
 	case moved:
+		// The remap frees (or unshares) the old blocks: to fills that is a
+		// block removal. A fill that looked one up finishes reading it
+		// before the exclusive lock is granted, and the pages fills made
+		// meanwhile forget the blocks they were read from.
+		m := in.mapping
+		inv := m.InvalidateLock()
+		inv.Lock()
 		err = in.blocks.(blockmap.Remapper).CommitWrite(page, e.Count)
+		m.ForgetBlocks(page, page+e.Count)
+		inv.Unlock()
 	case e.Kind == blockmap.Unwritten:
 		err = in.blocks.MarkWritten(page, e.Count)
 	}
