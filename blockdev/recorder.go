@@ -32,21 +32,24 @@ func (k EntryKind) String() string {
 
 // Entry is one record of a Recorder's log. Entries are immutable once
 // logged, except Done of a write, which is set when the write completes.
+//
+// Done and Start are readings of the recorder's clock, which ticks at
+// every write completion and every flush start, so that of a write and a
+// flush one is strictly first.
 type Entry struct {
 	Kind EntryKind
 	// Block and Data (a private copy of BlockSize bytes) of an
 	// EntryWrite.
 	Block int64
 	Data  []byte
-	// Done of an EntryWrite is the log length when the write completed:
-	// a flush that started at or after that length made it durable. It
-	// is -1 while the write is in flight and stays -1 if the wrapped
-	// device failed it (it may or may not have reached the disk).
-	Done int
-	// Start of an EntryFlush is the log length when the flush started:
-	// the flush made durable every write whose Done <= Start. The flush
-	// entry itself is logged when it completes.
-	Start int
+	// Done of an EntryWrite is the clock when the write completed. It is
+	// -1 while the write is in flight and stays -1 if the wrapped device
+	// failed it (it may or may not have reached the disk).
+	Done int64
+	// Start of an EntryFlush is the clock when the flush started: the
+	// flush made durable every write with 0 <= Done < Start. The flush
+	// entry itself is logged when the flush completes.
+	Start int64
 	// Label of an EntryMark.
 	Label string
 }
@@ -57,15 +60,16 @@ type Entry struct {
 // point can leave on the disk. It is safe for concurrent use.
 //
 // A write is logged when it is issued and marked done when it completes,
-// and a flush is logged when it completes with the log length at its
-// start, so concurrent writes and flushes are recorded exactly: a flush
-// makes durable only the writes that completed before it started.
+// and a flush is logged when it completes with the time it started, so
+// concurrent writes and flushes are recorded exactly: a flush makes
+// durable only the writes that completed before it started.
 type Recorder struct {
 	d  Device
 	mu sync.Mutex
 	// log is append-only; the prefix handed out by Log is never
 	// modified except for Done of writes still in flight.
-	log []Entry // guarded by mu
+	log   []Entry // guarded by mu
+	clock int64   // guarded by mu; ticks at write completions and flush starts
 }
 
 // NewRecorder returns a Recorder wrapping d with an empty log. Closing it
@@ -94,9 +98,9 @@ func (r *Recorder) WriteBlocks(p []byte, block int64) error {
 		return err
 	}
 	r.mu.Lock()
-	done := len(r.log)
+	r.clock++
 	for i := range n {
-		r.log[first+int(i)].Done = done
+		r.log[first+int(i)].Done = r.clock
 	}
 	r.mu.Unlock()
 	return nil
@@ -104,7 +108,10 @@ func (r *Recorder) WriteBlocks(p []byte, block int64) error {
 
 // Flush flushes the wrapped device and, if that succeeds, logs it.
 func (r *Recorder) Flush() error {
-	start := r.Len()
+	r.mu.Lock()
+	r.clock++
+	start := r.clock
+	r.mu.Unlock()
 	if err := r.d.Flush(); err != nil {
 		return err
 	}
@@ -145,13 +152,25 @@ func (r *Recorder) NumBlocks() int64 { return r.d.NumBlocks() }
 // Close closes the wrapped device. The log stays readable.
 func (r *Recorder) Close() error { return r.d.Close() }
 
-// Durable returns the log length up to which a crash after the first n
-// entries of log keeps every write: the Start of the latest flush among
-// them (0 if none). A write entry i < n is durable at n when its Done is
-// in [0, Durable(log, n)]; the other writes among the first n may or may
-// not have reached the disk.
-func Durable(log []Entry, n int) int {
-	start := 0
+// Unflushed returns the indexes of the writes among the first n entries
+// of log that a crash right after them may or may not have kept: those
+// that did not complete before a flush among them started. The others
+// are durable.
+func Unflushed(log []Entry, n int) []int {
+	start := flushed(log, n)
+	var u []int
+	for i, e := range log[:n] {
+		if e.Kind == EntryWrite && (e.Done < 0 || e.Done >= start) {
+			u = append(u, i)
+		}
+	}
+	return u
+}
+
+// flushed returns the Start of the latest flush among the first n entries
+// of log (0 if none).
+func flushed(log []Entry, n int) int64 {
+	start := int64(0)
 	for _, e := range log[:n] {
 		if e.Kind == EntryFlush {
 			start = max(start, e.Start)
@@ -172,12 +191,12 @@ func Durable(log []Entry, n int) int {
 // crash. A 4 KiB block is assumed to be written atomically (no torn
 // blocks): keep chooses whole blocks.
 func Replay(dev Device, log []Entry, n int, keep func(i int) bool) error {
-	durable := Durable(log, n)
+	start := flushed(log, n)
 	for i, e := range log[:n] {
 		if e.Kind != EntryWrite {
 			continue
 		}
-		if (e.Done < 0 || e.Done > durable) && !keep(i) {
+		if (e.Done < 0 || e.Done >= start) && !keep(i) {
 			continue
 		}
 		if err := dev.WriteBlocks(e.Data, e.Block); err != nil {

@@ -157,7 +157,8 @@ func (in *Inode) directWritten(p []byte, off int64, extending bool) {
 	if extending && end > m.Size() {
 		// Zero the cached tail of the old EOF page only if the write did not
 		// cover it: a covered page may already hold the new data, read back
-		// by a concurrent buffered read since the invalidation above.
+		// by a concurrent buffered read since writeDirectLocked's
+		// invalidation.
 		if size := m.Size(); size < off {
 			m.ZeroTail(size)
 		}

@@ -215,7 +215,9 @@ func (f *File) drop(xs []extent) error {
 // ZeroRange makes [index, index+n) read as zeros while keeping it
 // allocated: Mapped extents become Unwritten and holes get new Unwritten
 // blocks. The blocks needed are allocated before the map is touched, so on
-// ENOSPC nothing changes. Cost: O((h+k+1) log n + r log F).
+// ENOSPC nothing changes — except for shared blocks and, out of place,
+// all blocks of the range, which are freed first and stay holes then.
+// Cost: O((h+k+1) log n + r log F).
 func (f *File) ZeroRange(index, n int64) error {
 	return f.change("zerorange", index, n, func() error {
 		e := index + n
@@ -226,6 +228,17 @@ func (f *File) ZeroRange(index, n int64) error {
 		// too).
 		if err := f.punchShared(index, e); err != nil {
 			return err
+		}
+		// Out of place (data checksums, a log), the blocks the durable map
+		// holds as written must not be written again before the next
+		// commit: made unwritten they would be, in place, and a crash
+		// would pair new data with the old checksum. Free them (they wait
+		// in quarantine) and zero the range with new blocks, as for
+		// shared ones.
+		if f.fs.alloc.outOfPlace() {
+			if err := f.drop(f.tree.cut(index, e)); err != nil {
+				return err
+			}
 		}
 		if err := f.fill(f.tree.holes(index, e), nil); err != nil {
 			return err

@@ -28,9 +28,11 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 	ops := fl.Int("ops", 120, "operations per workload")
 	subsets := fl.Int("subsets", 6, "subsets of the unflushed writes per crash point, besides none and all")
 	blocks := fl.Int64("blocks", 48, "image size in 4 KiB blocks (small: freed blocks are reused at once)")
+	sums := fl.Bool("data-checksums", false, "make the images with data checksums (every block written out of place)")
 	workers := fl.Int("workers", 0, "crash states checked in parallel (default GOMAXPROCS)")
 	dir := fl.String("dir", defaultScratch(), "directory for the images (tmpfs is fastest: every commit fsyncs)")
-	faults := fl.Int("faults", 0, "then, for this many workloads, fail each device operation in turn with EIO")
+	faults := fl.Int("faults", 0, "then, for this many workloads, fail each device operation in turn with EIO\n"+
+		"(that one only, and that one and all after it)")
 	maxViol := fl.Int("max-violations", 20, "violations to print (all are counted)")
 	quiet := fl.Bool("quiet", false, "no progress output")
 	fl.Usage = func() {
@@ -63,7 +65,7 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 
 	cfg := crash.Config{Seed: *seed, Ops: *ops, Subsets: *subsets, States: *states, Blocks: *blocks,
-		Workers: *workers, Dir: *dir, MaxViolations: *maxViol}
+		DataChecksums: *sums, Workers: *workers, Dir: *dir, MaxViolations: *maxViol}
 	var prog *crashProgress
 	var onProgress func(crash.Progress)
 	if !*quiet {
@@ -83,17 +85,18 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	violations := rep.Violations
 
-	for i := range *faults {
-		s := *seed + uint64(i)
+	for i := range *faults * 2 {
+		fcfg := crash.FaultConfig{Seed: *seed + uint64(i/2), Ops: *ops, Blocks: *blocks, Transient: i%2 == 1,
+			DataChecksums: *sums, Dir: *dir}
 		var fprog func(done, total int)
 		if !*quiet {
 			fprog = func(done, total int) {
-				if done%20 == 0 || done == total {
-					fmt.Fprintf(stderr, "crash: faults, seed %d: run %d of %d\n", s, done, total)
+				if done%50 == 0 || done == total {
+					fmt.Fprintf(stderr, "crash: faults, seed %d, transient %v: run %d of %d\n", fcfg.Seed, fcfg.Transient, done, total)
 				}
 			}
 		}
-		frep, err := crash.RunFaults(ctx, *dir, s, *ops, *blocks, fprog)
+		frep, err := crash.RunFaults(ctx, fcfg, fprog)
 		if frep == nil {
 			return err
 		}

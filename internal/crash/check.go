@@ -44,7 +44,7 @@ func (r *recording) build(dir string, s crashState) error {
 			return err
 		}
 	}
-	if err := blockdev.Replay(dev, r.log, s.n, func(i int) bool { return s.keep[i] }); err != nil {
+	if err := blockdev.Replay(dev, r.log, s.n, func(i int) bool { return s.sub.keep[i] }); err != nil {
 		dev.Close()
 		return err
 	}
@@ -56,10 +56,9 @@ func (r *recording) build(dir string, s crashState) error {
 
 // check rebuilds crash state s in dir, mounts it and checks it.
 func (r *recording) check(dir string, s crashState) []Violation {
-	where := r.describe(s)
 	var vs []Violation
 	bad := func(kind, format string, a ...any) {
-		vs = append(vs, Violation{Kind: kind, Where: where, Detail: fmt.Sprintf(format, a...)})
+		vs = append(vs, Violation{Kind: kind, Where: r.describe(s), Detail: fmt.Sprintf(format, a...)})
 	}
 	if err := r.build(dir, s); err != nil {
 		bad("HARNESS", "rebuild the image: %v", err)
@@ -82,7 +81,7 @@ func (r *recording) check(dir string, s crashState) []Violation {
 		bad("READ", "%v", err)
 	} else {
 		ended := func(op int) bool { e := r.w.ops[op].end; return e >= 0 && e < s.n }
-		compare(r.w, s.meta.snap, ended, got, bad)
+		compare(r.w, s.meta.snap, r.lastOp(s.n), ended, got, bad)
 	}
 	if err := fsys.Close(); err != nil {
 		bad("CLOSE", "%v", err)
@@ -146,8 +145,9 @@ func walk(fsys *holefs.FS, byIno map[uint64]uint64) (tree, error) {
 // the namespace and the sizes are exactly those of the commit snap whose
 // meta.db the image has (or, for a commit made during an op, of either
 // side of it: rename is atomic), and every block of every file passes
-// judge, given which ops had returned when the image was cut (ended).
-func compare(w *workload, snap *snapshot, ended func(op int) bool, got tree, bad func(kind, format string, a ...any)) {
+// judge, given the last op started when the image was cut and which had
+// returned (ended).
+func compare(w *workload, snap *snapshot, lastOp int, ended func(op int) bool, got tree, bad func(kind, format string, a ...any)) {
 	if !maps.Equal(got.names, snap.before.names) && !maps.Equal(got.names, snap.after.names) {
 		bad("NAMESPACE", "%s", snap.after.diff(got.names))
 	}
@@ -167,7 +167,7 @@ func compare(w *workload, snap *snapshot, ended func(op int) bool, got tree, bad
 			continue
 		}
 		for off := range int64(len(data) / BlockSize) {
-			if v, why := f.judge(off, data[off*BlockSize:(off+1)*BlockSize], snap.op, ended); v != blockOK {
+			if v, why := f.judge(off, data[off*BlockSize:(off+1)*BlockSize], snap.op, lastOp, ended); v != blockOK {
 				bad(v.String(), "%s (file #%d) block %d: %s", p, id, off, why)
 			}
 		}

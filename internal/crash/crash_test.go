@@ -14,23 +14,26 @@ var (
 	flagSeed   = flag.Uint64("crash.seed", 1, "seed of TestCrashStates's first workload")
 )
 
-// TestCrashStates records a random workload (more with -crash.states)
-// and checks every crash state of it.
+// TestCrashStates records a random workload (more with -crash.states),
+// on an image without and with data checksums, and checks every crash
+// state of it.
 func TestCrashStates(t *testing.T) {
-	rep, err := Run(context.Background(), Config{Seed: *flagSeed, States: *flagStates, Dir: scratch(t)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d workloads, %d ops, %d commits, %d flushes, %d block writes: %d crash points, %d crash states checked in %v",
-		rep.Workloads, rep.Ops, rep.Commits, rep.Flushes, rep.Writes, rep.Points, rep.States, rep.Elapsed)
-	for _, v := range rep.Examples {
-		t.Error(v)
-	}
-	if rep.Violations > len(rep.Examples) {
-		t.Errorf("and %d more violations (%s)", rep.Violations-len(rep.Examples), kinds(rep.Kinds))
-	}
-	if rep.States < 100 || rep.Commits < 10 {
-		t.Errorf("only %d crash states of %d commits: the workload does too little", rep.States, rep.Commits)
+	for _, sums := range []bool{false, true} {
+		rep, err := Run(context.Background(), Config{Seed: *flagSeed, States: *flagStates, DataChecksums: sums, Dir: scratch(t)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("data checksums %v: %d workloads, %d ops, %d commits, %d flushes, %d block writes: %d crash points, %d crash states checked in %v",
+			sums, rep.Workloads, rep.Ops, rep.Commits, rep.Flushes, rep.Writes, rep.Points, rep.States, rep.Elapsed)
+		for _, v := range rep.Examples {
+			t.Error(v)
+		}
+		if rep.Violations > len(rep.Examples) {
+			t.Errorf("and %d more violations (%s)", rep.Violations-len(rep.Examples), kinds(rep.Kinds))
+		}
+		if rep.States < 100 || rep.Commits < 10 {
+			t.Errorf("only %d crash states of %d commits: the workload does too little", rep.States, rep.Commits)
+		}
 	}
 }
 

@@ -21,11 +21,9 @@ type metaState struct {
 // n entries of the log, the metadata it left, and which of the writes not
 // yet flushed reached the disk.
 type crashState struct {
-	n      int
-	meta   metaState
-	keep   map[int]bool // log indexes of unflushed writes that survived
-	subset string       // how keep was chosen, for reports
-	nUnfl  int          // unflushed writes at n
+	n    int
+	meta metaState
+	sub  subset
 }
 
 // crashPoints returns the log lengths at which the recording is cut:
@@ -75,33 +73,19 @@ func (r *recording) metaStates(n int) []metaState {
 	return []metaState{last}
 }
 
-// unflushed returns the log indexes of the writes among the first n
-// entries that no completed flush made durable.
-func (r *recording) unflushed(n int) []int {
-	durable := blockdev.Durable(r.log, n)
-	var u []int
-	for i, e := range r.log[:n] {
-		if e.Kind == blockdev.EntryWrite && (e.Done < 0 || e.Done > durable) {
-			u = append(u, i)
-		}
-	}
-	return u
+// subset is a choice of the unflushed writes that survive a crash.
+type subset struct {
+	keep map[int]bool // by log index
+	name string       // how it was chosen
 }
 
 // subsets returns the subsets of the unflushed writes u to check: none,
 // all, and up to extra more, distinct — random halves, in-order prefixes
 // (a disk that does not reorder), random sparse and dense picks — drawn
 // from rng.
-func subsets(u []int, extra int, rng *rand.Rand) []struct {
-	keep map[int]bool
-	name string
-} {
-	type sub = struct {
-		keep map[int]bool
-		name string
-	}
+func subsets(u []int, extra int, rng *rand.Rand) []subset {
 	seen := map[string]bool{}
-	var out []sub
+	var out []subset
 	add := func(name string, in func(j int) bool) {
 		key := make([]byte, len(u))
 		keep := map[int]bool{}
@@ -113,7 +97,7 @@ func subsets(u []int, extra int, rng *rand.Rand) []struct {
 		}
 		if !seen[string(key)] {
 			seen[string(key)] = true
-			out = append(out, sub{keep, fmt.Sprintf("%s (%d of %d unflushed writes)", name, len(keep), len(u))})
+			out = append(out, subset{keep, fmt.Sprintf("%s (%d of %d unflushed writes)", name, len(keep), len(u))})
 		}
 	}
 	add("none", func(int) bool { return false })
@@ -138,14 +122,25 @@ func (r *recording) states(extra int) []crashState {
 	rng := rand.New(rand.NewPCG(r.seed, 0x7375627365747321))
 	var out []crashState
 	for _, n := range r.crashPoints() {
-		u := r.unflushed(n)
+		u := blockdev.Unflushed(r.log, n)
 		for _, m := range r.metaStates(n) {
 			for _, s := range subsets(u, extra, rng) {
-				out = append(out, crashState{n: n, meta: m, keep: s.keep, subset: s.name, nUnfl: len(u)})
+				out = append(out, crashState{n: n, meta: m, sub: s})
 			}
 		}
 	}
 	return out
+}
+
+// lastOp returns the last op that started before a crash after the first
+// n log entries.
+func (r *recording) lastOp(n int) int {
+	for i := len(r.w.ops) - 1; i > 0; i-- {
+		if r.w.ops[i].start < n {
+			return i
+		}
+	}
+	return 0
 }
 
 // describe says where crash state s is, for a violation report.
@@ -160,16 +155,14 @@ func (r *recording) describe(s crashState) string {
 	case r.log[s.n].Kind == blockdev.EntryMark:
 		fmt.Fprintf(&b, " (%s)", r.log[s.n].Label)
 	}
-	for i := len(r.w.ops) - 1; i > 0; i-- {
-		if o := r.w.ops[i]; o.start < s.n {
-			state := "during"
-			if o.end >= 0 && o.end < s.n {
-				state = "after"
-			}
-			fmt.Fprintf(&b, ", %s op %d (%v)", state, i, o.op)
-			break
+	if i := r.lastOp(s.n); i > 0 {
+		o := r.w.ops[i]
+		state := "during"
+		if o.end >= 0 && o.end < s.n {
+			state = "after"
 		}
+		fmt.Fprintf(&b, ", %s op %d (%v)", state, i, o.op)
 	}
-	fmt.Fprintf(&b, "; meta.db of commit %d (during op %d); unflushed writes kept: %s", s.meta.k, s.meta.snap.op, s.subset)
+	fmt.Fprintf(&b, "; meta.db of commit %d (during op %d); unflushed writes kept: %s", s.meta.k, s.meta.snap.op, s.sub.name)
 	return b.String()
 }

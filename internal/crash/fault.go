@@ -15,9 +15,22 @@ import (
 	"github.com/holefs/holefs/meta"
 )
 
+// FaultConfig configures RunFaults.
+type FaultConfig struct {
+	Seed   uint64
+	Ops    int   // operations of the workload; default 120
+	Blocks int64 // image size in 4 KiB blocks; default 48
+	// Transient fails only the chosen device operation; otherwise it and
+	// every one after it fail, as on a dead disk.
+	Transient bool
+	// DataChecksums makes the image with data checksums.
+	DataChecksums bool
+	Dir           string // where images are made; default os.TempDir()
+}
+
 // FaultReport is the result of RunFaults.
 type FaultReport struct {
-	Seed      uint64
+	Config    FaultConfig
 	DeviceOps int64 // device operations of the run without faults
 	Runs      int   // runs, one per failing device operation
 	Fired     int   // runs in which the injected fault fired
@@ -27,35 +40,48 @@ type FaultReport struct {
 	Elapsed    time.Duration
 }
 
-// RunFaults runs workload seed (ops operations on an image of nblocks
-// blocks) once without faults to count its device operations N, then
-// once for each i in 1..N+1 with a blockdev.Faulty that fails the i-th
-// device operation (read, write or flush) and every one after it with
-// EIO. A run must not panic; every error an operation returns must be
-// EIO; every fsync, sync, directory fsync, O_DIRECT write and the final
-// Close that starts after the fault fired, and every fsync, sync and
-// Close during which it fired, must fail (each needs the device). Then
-// the image is reopened without faults: it must open and be fsck clean,
-// and hold exactly the namespace and sizes of its last commit, with every
-// block passing the crash checker's judge — so everything an fsync made
-// durable before the fault is still there.
+// RunFaults runs a workload once without faults to count its device
+// operations N, then once for each i in 1..N+1 with a blockdev.Faulty
+// that fails the i-th device operation (read, write or flush) with EIO,
+// and every one after it unless cfg.Transient. A run must not panic;
+// every error an operation returns must be EIO; every fsync, sync,
+// directory fsync, O_DIRECT write and Close of the filesystem during
+// which the fault fired must fail, and with a permanent fault so must
+// every one started after it (each needs the device). Then the image is
+// reopened without faults: it must open and be fsck clean, and hold
+// exactly the namespace and sizes of its last commit, with every block
+// passing the crash checker's judge — everything an fsync that returned
+// success made durable is there. A failed fsync or sync makes no promise
+// about the writes it covered, as on Linux (after a transient fault a
+// later fsync may succeed without them), nor a failed write about its
+// range.
 //
 // meta.db is written by bbolt through its own *os.File, which a block
 // device wrapper cannot reach: faults are injected into the data device
 // only.
-func RunFaults(ctx context.Context, dir string, seed uint64, ops int, nblocks int64, progress func(done, total int)) (*FaultReport, error) {
+func RunFaults(ctx context.Context, cfg FaultConfig, progress func(done, total int)) (*FaultReport, error) {
+	if cfg.Ops <= 0 {
+		cfg.Ops = 120
+	}
+	if cfg.Blocks <= 0 {
+		cfg.Blocks = 48
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = os.TempDir()
+	}
 	start := time.Now()
-	root, err := os.MkdirTemp(dir, "holefs-faults-")
+	root, err := os.MkdirTemp(cfg.Dir, "holefs-faults-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(root)
 	template := filepath.Join(root, "template")
-	if err := holefs.Mkfs(template, holefs.MkfsOptions{SizeBytes: nblocks * BlockSize}); err != nil {
+	if err := holefs.Mkfs(template, holefs.MkfsOptions{SizeBytes: cfg.Blocks * BlockSize, DataChecksums: cfg.DataChecksums}); err != nil {
 		return nil, err
 	}
-	rep := &FaultReport{Seed: seed}
-	base, err := faultRun(root, template, spec{seed: seed, ops: ops})
+	rep := &FaultReport{Config: cfg}
+	c := spec{seed: cfg.Seed, ops: cfg.Ops, transient: cfg.Transient, checksums: cfg.DataChecksums}
+	base, err := faultRun(root, template, c)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +89,8 @@ func RunFaults(ctx context.Context, dir string, seed uint64, ops int, nblocks in
 	rep.Violations = append(rep.Violations, base.violations...)
 	total := int(base.deviceOps) + 1
 	for i := 1; i <= total && ctx.Err() == nil; i++ {
-		res, err := faultRun(root, template, spec{seed: seed, ops: ops, failAt: int64(i)})
+		c.failAt = int64(i)
+		res, err := faultRun(root, template, c)
 		if err != nil {
 			return nil, err
 		}
@@ -84,10 +111,13 @@ func RunFaults(ctx context.Context, dir string, seed uint64, ops int, nblocks in
 // FormatFaultReport prints a fault-injection report and its first max
 // violations.
 func FormatFaultReport(w io.Writer, rep *FaultReport, max int) {
-	fmt.Fprintf(w, "faults: seed %d: %d device ops; %d runs, each failing one device op and all after it with EIO; "+
-		"the fault fired in %d; %d ops returned errors; %v\n",
-		rep.Seed, rep.DeviceOps, rep.Runs, rep.Fired, rep.OpErrors, rep.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(w, "faults: seed %d: %d violations\n", rep.Seed, len(rep.Violations))
+	which := "one device op and all after it"
+	if rep.Config.Transient {
+		which = "one device op only"
+	}
+	fmt.Fprintf(w, "faults: seed %d: %d device ops; %d runs, each failing %s with EIO; "+
+		"the fault fired in %d; %d ops returned errors; %d violations; %v\n",
+		rep.Config.Seed, rep.DeviceOps, rep.Runs, which, rep.Fired, rep.OpErrors, len(rep.Violations), rep.Elapsed.Round(time.Millisecond))
 	for i, v := range rep.Violations {
 		if i == max {
 			break
@@ -125,9 +155,35 @@ type spec struct {
 	script []op
 	failAt int64
 	expect func(error) bool
+	// transient: the failAt-th device operation fails, not those after.
+	transient bool
+	// checksums makes the image with data checksums (every block then
+	// written out of place, and checked on every read).
+	checksums bool
 	// wrap, if set, wraps the device the filesystem sees, outside the
 	// recorder (a test's device that drops flushes).
 	wrap func(blockdev.Device) blockdev.Device
+}
+
+// failOnce makes a Faulty's injected fault transient: the first operation
+// it fails clears it.
+type failOnce struct{ *blockdev.Faulty }
+
+func (f failOnce) ReadBlocks(p []byte, block int64) error {
+	return f.once(f.Faulty.ReadBlocks(p, block))
+}
+
+func (f failOnce) WriteBlocks(p []byte, block int64) error {
+	return f.once(f.Faulty.WriteBlocks(p, block))
+}
+
+func (f failOnce) Flush() error { return f.once(f.Faulty.Flush()) }
+
+func (f failOnce) once(err error) error {
+	if err != nil {
+		f.Clear()
+	}
+	return err
 }
 
 // faultRun copies the image template into root, runs c on it, then
@@ -140,6 +196,9 @@ func faultRun(root, template string, c spec) (faultResult, error) {
 	}
 	var res faultResult
 	where := fmt.Sprintf("seed %d, device op %d and later failing", seed, failAt)
+	if c.transient {
+		where = fmt.Sprintf("seed %d, device op %d failing", seed, failAt)
+	}
 	if failAt == 0 {
 		where = fmt.Sprintf("seed %d, no fault injected", seed)
 	}
@@ -168,12 +227,15 @@ func faultRun(root, template string, c spec) (faultResult, error) {
 			if failAt > 0 {
 				dev.FailAfter(failAt-1, syscall.EIO)
 			}
+			if c.transient {
+				return failOnce{dev}
+			}
 			return dev
 		}})
 	w.fired = func() bool { return failAt > 0 && dev.Ops() >= failAt }
 	switch {
 	case err == nil:
-		w.fsys, w.budget = fsys, nblocks*3/4
+		w.fsys, w.budget = fsys, budget(nblocks, c.checksums)
 		w.run(c.ops, c.script)
 	case !w.faulted():
 		return res, err
@@ -195,10 +257,10 @@ func faultRun(root, template string, c spec) (faultResult, error) {
 			continue
 		}
 		switch {
-		case o.faulted && needsDevice(o.op.kind):
+		case o.faulted && !c.transient && needsDevice(o.op.kind):
 			bad("NO-ERROR", "op %d (%v) succeeded, but the device had failed before it started", seq, o.op)
-		case o.faultedEnd && needsDevice(o.op.kind) && o.op.kind != opDirect:
-			bad("NO-ERROR", "op %d (%v) succeeded, but the device failed while it ran", seq, o.op)
+		case !o.faulted && o.faultedEnd && needsDevice(o.op.kind):
+			bad("NO-ERROR", "op %d (%v) succeeded, but its device I/O failed", seq, o.op)
 		}
 	}
 
@@ -218,7 +280,7 @@ func faultRun(root, template string, c spec) (faultResult, error) {
 	if err != nil {
 		bad("READ", "%v", err)
 	} else {
-		compare(w, &snaps[len(snaps)-1], func(op int) bool { return w.ops[op].end >= 0 }, got, bad)
+		compare(w, &snaps[len(snaps)-1], len(w.ops)-1, func(op int) bool { return w.ops[op].end >= 0 }, got, bad)
 	}
 	if err := re.Close(); err != nil {
 		bad("CLOSE", "%v", err)

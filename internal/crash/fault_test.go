@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -27,21 +28,28 @@ func scratch(t *testing.T) string {
 	return t.TempDir()
 }
 
-// TestFaults fails every device operation of a workload in turn, and
-// every one after it, with EIO.
+// TestFaults fails every device operation of workloads in turn with EIO:
+// that one only, or it and every one after it; on images without and with
+// data checksums.
 func TestFaults(t *testing.T) {
-	for _, seed := range []uint64{1, 2} {
-		rep, err := RunFaults(context.Background(), scratch(t), seed, 80, 48, nil)
+	for _, cfg := range []FaultConfig{
+		{Seed: 1, Ops: 80},
+		{Seed: 1, Ops: 80, Transient: true},
+		{Seed: 2, Ops: 80, DataChecksums: true},
+		{Seed: 2, Ops: 80, Transient: true, DataChecksums: true},
+	} {
+		cfg.Dir = scratch(t)
+		rep, err := RunFaults(context.Background(), cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("seed %d: %d device ops, %d runs, the fault fired in %d, %d op errors, %v",
-			rep.Seed, rep.DeviceOps, rep.Runs, rep.Fired, rep.OpErrors, rep.Elapsed)
+		t.Logf("seed %d, transient %v, data checksums %v: %d device ops, %d runs, the fault fired in %d, %d op errors, %v",
+			cfg.Seed, cfg.Transient, cfg.DataChecksums, rep.DeviceOps, rep.Runs, rep.Fired, rep.OpErrors, rep.Elapsed)
 		for _, v := range rep.Violations {
 			t.Error(v)
 		}
 		if rep.DeviceOps < 20 || rep.Fired < int(rep.DeviceOps) || rep.OpErrors == 0 {
-			t.Errorf("seed %d: the workload did too little: %+v", seed, rep)
+			t.Errorf("seed %d: the workload did too little: %+v", cfg.Seed, rep)
 		}
 	}
 }
@@ -136,7 +144,7 @@ func TestENOSPC(t *testing.T) {
 		t.Errorf("%d ops failed with ENOSPC, want the write, the O_DIRECT write and both fallocates", res.opErrors)
 	}
 
-	r, vs := checkScript(t, 32, script, enospc)
+	r, vs := checkScript(t, 32, false, script, enospc)
 	for _, v := range vs {
 		t.Error(v)
 	}
@@ -144,5 +152,69 @@ func TestENOSPC(t *testing.T) {
 		if o.err != nil && !enospc(o.err) {
 			t.Errorf("op %d (%v): %v, want ENOSPC", seq+1, o.op, o.err)
 		}
+	}
+}
+
+// TestFaultShortDirectWrite: an O_DIRECT write past EOF that fails after
+// some of its extents reached the device reports them written, so the
+// file must grow to cover them; otherwise they are written blocks past
+// EOF (fsck warns), which a later truncate up would expose.
+func TestFaultShortDirectWrite(t *testing.T) {
+	dir := filepath.Join(scratch(t), "img")
+	if err := holefs.Mkfs(dir, holefs.MkfsOptions{SizeBytes: 64 * BlockSize}); err != nil {
+		t.Fatal(err)
+	}
+	var dev *blockdev.Faulty
+	fsys, err := holefs.Open(dir, holefs.Options{CommitInterval: -1,
+		WrapDevice: func(d blockdev.Device) blockdev.Device {
+			dev = blockdev.NewFaulty(d, blockdev.FaultOptions{})
+			return dev
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	open := func(name string) *holefs.File {
+		f, err := fsys.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_DIRECT, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	block := bytes.Repeat([]byte{'x'}, BlockSize)
+	// a's page 0 takes block 1, f0 to f5 blocks 2 to 7; freeing f0, f2
+	// and f4 leaves blocks 2, 4 and 6 free alone, so a's pages 1 and 2
+	// get two extents: two device writes.
+	a := open("a")
+	fs := []*holefs.File{a}
+	for i := range 6 {
+		fs = append(fs, open(fmt.Sprint("f", i)))
+	}
+	for _, f := range fs {
+		if _, err := f.WriteAt(block, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []*holefs.File{fs[1], fs[3], fs[5]} {
+		if err := f.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fsys.Sync(); err != nil { // the quarantine lets the blocks go
+		t.Fatal(err)
+	}
+	dev.FailAfter(1, syscall.EIO)
+	n, err := a.WriteAt(bytes.Repeat(block, 2), BlockSize)
+	dev.Clear()
+	if !errors.Is(err, syscall.EIO) || n != BlockSize {
+		t.Fatalf("direct write of 2 blocks, the second failing: %d bytes, %v; want %d and EIO", n, err, BlockSize)
+	}
+	st, err := a.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(2 * BlockSize); st.Size() != want {
+		t.Errorf("size %d after a short direct write reported %d bytes written at %d: want %d", st.Size(), n, BlockSize, want)
 	}
 }

@@ -28,6 +28,10 @@ const (
 type event struct {
 	op   int
 	kind eventKind
+	// failed: a write that returned an error before this block was
+	// written, or one an fsync or sync that failed covered; the block may
+	// hold its data or not, and it is never durable.
+	failed bool
 	// synced is the first fsync or sync that covered the file after this
 	// event and succeeded (0: none yet): its writeback put the event's
 	// data on the device before its commit, and when it returned the
@@ -160,8 +164,8 @@ func (v verdict) String() string {
 
 // judge decides whether block off of file f may read as data (BlockSize
 // bytes) in a crash state whose metadata is the commit made during op
-// commitOp, given which ops had returned before the crash (ended). It
-// returns the verdict and what was allowed.
+// commitOp, given the last op that had started before the crash and which
+// had returned (ended). It returns the verdict and what was allowed.
 //
 // The rules, from the journal's guarantees: an event is durable if the
 // commit holds it and its data was on the device before the commit's
@@ -171,11 +175,17 @@ func (v verdict) String() string {
 // returned before the crash. The block must show the latest durable event
 // or any later write (writeback may have put it there, in place); zeros
 // only if that durable event is a removal or there is none (holes and
-// unwritten extents read as zeros). Nothing older, nothing of another
-// file.
-func (f *fileModel) judge(off int64, data []byte, commitOp int, ended func(op int) bool) (verdict, string) {
+// unwritten extents read as zeros), or if a removal was in flight when the
+// commit ran. Nothing older, nothing of another file.
+func (f *fileModel) judge(off int64, data []byte, commitOp, lastOp int, ended func(op int) bool) (verdict, string) {
 	hist := f.hist[off]
+	for len(hist) > 0 && hist[len(hist)-1].op > lastOp {
+		hist = hist[:len(hist)-1] // after the crash
+	}
 	durable := func(e *event) bool {
+		if e.failed {
+			return false
+		}
 		if e.synced != 0 && ended(e.synced) {
 			return true
 		}
@@ -193,6 +203,10 @@ func (f *fileModel) judge(off int64, data []byte, commitOp int, ended func(op in
 		}
 	}
 	zeroOK := d < 0 || hist[d].kind == evRemove
+	for _, e := range hist[max(d, 0):] {
+		// A removal in flight when the commit ran may be in it.
+		zeroOK = zeroOK || e.kind == evRemove && e.op == commitOp
+	}
 	allowed := func() string {
 		var s []string
 		if zeroOK {

@@ -26,10 +26,14 @@ type Config struct {
 	// States: run workloads until at least this many crash states were
 	// checked; 0 runs one workload.
 	States int
-	// Blocks is the image size in 4 KiB blocks; default 256. Small, so
-	// freed blocks are reused at once and allocations run into the
-	// quarantine.
+	// Blocks is the image size in 4 KiB blocks; default 48. Small, so
+	// freed blocks are reused at once and allocations sometimes find
+	// only quarantined space and force a commit.
 	Blocks int64
+	// DataChecksums makes the images with data checksums: every block is
+	// then written out of place, and a block that does not match its
+	// checksum reads as EIO (a violation).
+	DataChecksums bool
 	// Workers check crash states in parallel; default GOMAXPROCS.
 	Workers int
 	// Dir is where images are made (a directory per workload and per
@@ -48,7 +52,7 @@ func (c Config) withDefaults() Config {
 		c.Subsets = 6
 	}
 	if c.Blocks <= 0 {
-		c.Blocks = 256
+		c.Blocks = 48
 	}
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
@@ -80,10 +84,19 @@ type Report struct {
 	Writes     int // block writes recorded
 	Points     int // crash points (log positions) enumerated
 	States     int // crash states rebuilt, mounted and checked
+	BadStates  int // crash states with at least one violation
 	Violations int
 	Kinds      map[string]int // violations by kind
 	Examples   []Violation    // the first MaxViolations
 	Elapsed    time.Duration
+}
+
+func (rep *Report) add(v Violation) {
+	rep.Violations++
+	rep.Kinds[v.Kind]++
+	if len(rep.Examples) < rep.Config.MaxViolations {
+		rep.Examples = append(rep.Examples, v)
+	}
 }
 
 // Run records workloads and checks their crash states until cfg.States
@@ -98,17 +111,14 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 	}
 	defer os.RemoveAll(root)
 	rep := &Report{Config: cfg, Kinds: map[string]int{}}
-	var mu sync.Mutex // guards rep against the workers
+	// add is called by one worker at a time (checkAll serializes it).
 	add := func(vs []Violation) {
-		mu.Lock()
-		defer mu.Unlock()
 		rep.States++
+		if len(vs) > 0 {
+			rep.BadStates++
+		}
 		for _, v := range vs {
-			rep.Violations++
-			rep.Kinds[v.Kind]++
-			if len(rep.Examples) < cfg.MaxViolations {
-				rep.Examples = append(rep.Examples, v)
-			}
+			rep.add(v)
 		}
 		if progress != nil {
 			progress(Progress{Workloads: rep.Workloads, States: rep.States, Violations: rep.Violations, Elapsed: time.Since(start)})
@@ -117,7 +127,7 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 	for i := uint64(0); ctx.Err() == nil; i++ {
 		seed := cfg.Seed + i
 		dir := filepath.Join(root, fmt.Sprintf("w%d", seed))
-		r, err := record(dir, spec{seed: seed, ops: cfg.Ops}, cfg.Blocks)
+		r, err := record(dir, spec{seed: seed, ops: cfg.Ops, checksums: cfg.DataChecksums}, cfg.Blocks)
 		if err != nil {
 			return nil, fmt.Errorf("seed %d: record the workload: %w", seed, err)
 		}
@@ -134,13 +144,7 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 			}
 		}
 		for _, p := range r.runtime {
-			mu.Lock()
-			rep.Violations++
-			rep.Kinds["RUNTIME"]++
-			if len(rep.Examples) < cfg.MaxViolations {
-				rep.Examples = append(rep.Examples, Violation{Kind: "RUNTIME", Where: fmt.Sprintf("seed %d, while recording", seed), Detail: p})
-			}
-			mu.Unlock()
+			rep.add(Violation{Kind: "RUNTIME", Where: fmt.Sprintf("seed %d, while recording", seed), Detail: p})
 		}
 		rep.Points += len(r.crashPoints())
 		if err := r.checkAll(ctx, root, cfg.Workers, cfg.Subsets, add); err != nil {
@@ -196,7 +200,7 @@ func FormatReport(w io.Writer, rep *Report) {
 		fmt.Fprintf(w, "crash: 0 violations\n")
 		return
 	}
-	fmt.Fprintf(w, "crash: %d VIOLATIONS (%s)\n", rep.Violations, kinds(rep.Kinds))
+	fmt.Fprintf(w, "crash: %d VIOLATIONS in %d crash states (%s)\n", rep.Violations, rep.BadStates, kinds(rep.Kinds))
 	for _, v := range rep.Examples {
 		fmt.Fprintf(w, "  %v\n", v)
 	}

@@ -146,6 +146,17 @@ type workload struct {
 	expectErr func(error) bool
 }
 
+// budget returns how many blocks the workload's files may hold on a
+// device of nblocks blocks: enough to fill it, with room for the blocks
+// waiting in quarantine and, with data checksums, for the out-of-place
+// copies of blocks being rewritten or zeroed.
+func budget(nblocks int64, checksums bool) int64 {
+	if checksums {
+		return nblocks / 2
+	}
+	return nblocks * 3 / 4
+}
+
 func newWorkload(seed uint64, fsys *holefs.FS, budget int64, mark func(string) int) *workload {
 	return &workload{
 		rng:   rand.New(rand.NewPCG(seed, 0x6372617368)),
@@ -167,7 +178,7 @@ func (w *workload) snapshot() snapshot {
 	if w.cur != nil {
 		s.op = len(w.ops) - 1
 		s.after = w.ns.clone()
-		w.applyNS(s.after, *w.cur)
+		applyNS(s.after, *w.cur)
 	}
 	return s
 }
@@ -251,7 +262,7 @@ func (w *workload) do(o op) error {
 	}
 	w.applyData(o, seq, written, err)
 	if err == nil {
-		w.applyNS(w.ns, o)
+		applyNS(w.ns, o)
 	} else if _, named := w.ns.sizes[o.id]; named && written > 0 {
 		w.ns.sizes[o.id] = w.files[o.id].size // a short write
 	}
@@ -478,7 +489,7 @@ func genName(gen int) string {
 
 // applyNS applies op o's effect on names and sizes to s. It is used for
 // the model and for a commit's view of the op in flight.
-func (w *workload) applyNS(s nsState, o op) {
+func applyNS(s nsState, o op) {
 	grow := func(end int64) {
 		if sz, ok := s.sizes[o.id]; ok {
 			s.sizes[o.id] = max(sz, end*BlockSize)
@@ -517,8 +528,10 @@ func (w *workload) applyNS(s nsState, o op) {
 }
 
 // applyData applies op seq's effect on file contents, handles and
-// durability to the model. A failed write is recorded (any of its blocks
-// may have been written) and grows the file by what it reports written;
+// durability to the model. A failed write is recorded: the blocks it
+// reports written as usual, the others as failed (they may or may not
+// hold its data, and no sync makes them durable); it grows the file by
+// what it reports written;
 // any other failed op changed nothing (fallocate and truncate fail before
 // they touch the map) except that a failed close still releases its
 // handle. The caller holds w.mu.
@@ -535,15 +548,53 @@ func (w *workload) applyData(o op, seq int, written int64, err error) {
 		}
 		f.unsynced = nil
 	}
+	abandon := func(f *fileModel) {
+		for _, e := range f.unsynced {
+			// Removals are metadata: the next commit makes them durable
+			// all the same.
+			e.failed = e.kind != evRemove
+		}
+		f.unsynced = nil
+	}
 	if o.kind == opWrite || o.kind == opDirect {
 		kind := map[bool]eventKind{false: evWrite, true: evDirect}[o.kind == opDirect]
-		span(func(off int64) { f.add(off, &event{op: seq, kind: kind}); f.alloc[off] = true })
+		if err != nil {
+			// A failed write leaves its range unspecified, cached data
+			// not yet durable included: an O_DIRECT write writes back
+			// the range's dirty pages first, and that may be what failed.
+			span(func(off int64) {
+				for _, e := range f.hist[off] {
+					if e.kind != evRemove && e.synced == 0 {
+						e.failed = true
+					}
+				}
+			})
+		}
+		span(func(off int64) {
+			e := &event{op: seq, kind: kind, failed: err != nil && (off-o.off)*BlockSize >= written}
+			f.hist[off] = append(f.hist[off], e)
+			if !e.failed {
+				f.unsynced = append(f.unsynced, e)
+			}
+			f.alloc[off] = true
+		})
 		if written > 0 {
 			f.size = max(f.size, o.off*BlockSize+written)
 		}
 		f.uncertain = f.uncertain || err != nil
 	}
 	if err != nil {
+		// A failed fsync or sync promises nothing about the writes it
+		// covered, and reports that once (Linux's errseq): a later one
+		// may succeed without them.
+		switch o.kind {
+		case opFsync:
+			abandon(f)
+		case opSync, opCloseFS:
+			for _, f := range w.files {
+				abandon(f)
+			}
+		}
 		w.evict()
 		return
 	}
