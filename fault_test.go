@@ -209,3 +209,23 @@ func TestENOSPC(t *testing.T) {
 		})
 	}
 }
+
+// TestFSSyncReportsWritebackErrors: FS.Sync reports a writeback error that
+// happened since the last FS.Sync even when another caller's fsync saw it
+// first and its own writeback had nothing left to do (syncfs since Linux
+// 5.8), once.
+func TestFSSyncReportsWritebackErrors(t *testing.T) {
+	fsys, dev := newFaultyFS(t, 64)
+	f := create(t, fsys, "f")
+	writeAt(t, f, pattern(1, pg), 0)
+	dev.FailWrite(0, syscall.EIO)
+	for b := int64(1); b < 64; b++ {
+		dev.FailWrite(b, syscall.EIO)
+	}
+	wantErrno(t, f.Sync(), syscall.EIO, "fsync of a page whose writeback fails")
+	dev.Clear()
+	wantErrno(t, fsys.Sync(), syscall.EIO, "FS.Sync after a writeback error it did not see")
+	if err := fsys.Sync(); err != nil {
+		t.Fatalf("second FS.Sync: %v, want nil (each error once)", err)
+	}
+}

@@ -43,6 +43,14 @@ type Hooks struct {
 	AfterMapRead func(m *Mapping, e blockmap.Extent)
 }
 
+// ErrSample returns a cursor for ErrCheck: errors of any mapping from now
+// on are ahead of it.
+func (c *Cache) ErrSample() uint64 { return c.wbErr.v.Load() >> 33 }
+
+// ErrCheck reports a writeback error of any mapping that happened since
+// *since and advances *since (syncfs, Linux 5.8 and later).
+func (c *Cache) ErrCheck(since *uint64) error { return c.wbErr.check(since) }
+
 // Stats are cumulative counters of a Cache.
 type Stats struct {
 	Hits, Misses          int64 // buffered-read and fault page lookups
@@ -77,6 +85,10 @@ type Cache struct {
 	nrPages       atomic.Int64 // evictable pages in all mappings
 	nrUnevictable atomic.Int64
 	nrDirty       atomic.Int64
+
+	// wbErr records every mapping's writeback errors for the filesystem
+	// as a whole (Linux's sb->s_wb_err), which syncfs reports.
+	wbErr errseq
 
 	// The eviction clock sweeps the evictable mappings in turn, each in
 	// page-index order: no per-page list links, and nothing to update when

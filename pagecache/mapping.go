@@ -334,28 +334,35 @@ func (e *errseq) set(errno syscall.Errno) {
 // failed writeback does (Linux's mapping_set_error): for data lost
 // without a writeback, such as dirty pages dropped because the storage
 // changed behind the cache.
-func (m *Mapping) SetError(errno syscall.Errno) { m.wbErr.set(errno) }
+func (m *Mapping) SetError(errno syscall.Errno) {
+	m.wbErr.set(errno)
+	m.c.wbErr.set(errno)
+}
 
 // ErrSample returns the writeback-error cursor for a newly opened file
 // handle: errors already reported by some handle are behind it, an unseen
 // one is ahead of it (Linux's errseq_sample).
-func (m *Mapping) ErrSample() uint64 {
-	v := m.wbErr.v.Load()
+func (m *Mapping) ErrSample() uint64 { return m.wbErr.sample() }
+
+// ErrCheck reports a writeback error that happened since *since, once: it
+// advances *since and marks the error seen (errseq_check_and_advance).
+func (m *Mapping) ErrCheck(since *uint64) error { return m.wbErr.check(since) }
+
+func (e *errseq) sample() uint64 {
+	v := e.v.Load()
 	if v&errSeen == 0 && v>>33 > 0 {
 		return v>>33 - 1
 	}
 	return v >> 33
 }
 
-// ErrCheck reports a writeback error that happened since *since, once: it
-// advances *since and marks the error seen (errseq_check_and_advance).
-func (m *Mapping) ErrCheck(since *uint64) error {
+func (e *errseq) check(since *uint64) error {
 	for {
-		v := m.wbErr.v.Load()
+		v := e.v.Load()
 		if v>>33 == *since {
 			return nil
 		}
-		if v&errSeen != 0 || m.wbErr.v.CompareAndSwap(v, v|errSeen) {
+		if v&errSeen != 0 || e.v.CompareAndSwap(v, v|errSeen) {
 			*since = v >> 33
 			return syscall.Errno(uint32(v))
 		}

@@ -113,6 +113,7 @@ func (m *Mapping) writeCluster(pages []*Page) error {
 				firstErr = err
 			}
 			m.wbErr.set(toErrno(err))
+			m.c.wbErr.set(toErrno(err))
 		}
 		for _, p := range pages[i : i+n] {
 			if err != nil {

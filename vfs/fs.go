@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -54,6 +55,9 @@ type FS struct {
 	changeHook atomic.Pointer[func(Change)] // see SetChangeHook
 
 	reval *revalidator // periodic revalidation of a Backing's files; nil if none; immutable
+
+	syncMu  sync.Mutex // leaf: orders FS.Sync's error cursor
+	syncErr uint64     // writeback-error cursor of FS.Sync; +checklocks:syncMu
 
 	// cleanStop stops the background cleaner of a log-structured store
 	// (clean.go); nil without one. cleanDone closes when it has stopped.
@@ -122,6 +126,14 @@ func (f *FS) Sync() error {
 	if err := f.commit(); err != nil && first == nil {
 		first = err
 	}
+	// Like syncfs since Linux 5.8: a writeback error anywhere since the
+	// last Sync is reported once, even if this call's own writeback went
+	// well (the background flusher may have lost the data).
+	f.syncMu.Lock()
+	if err := f.cache.ErrCheck(&f.syncErr); err != nil && first == nil {
+		first = err
+	}
+	f.syncMu.Unlock()
 	return errno(first)
 }
 
