@@ -92,8 +92,9 @@ type Options struct {
 	// the background while any are pending; default 5 s, negative: only
 	// on Sync, fsync, Close and when many changes accumulate.
 	CommitInterval time.Duration
-	// UnsafeLockNone allows LockNone on an image. Without it Open refuses:
-	// that mode corrupts files on purpose.
+	// UnsafeLockNone allows LockNone on an image or a passthrough backing
+	// directory. Without it Open refuses: that mode corrupts files on
+	// purpose.
 	UnsafeLockNone bool
 	// WrapDevice, if set, wraps an image's data device, for tests that
 	// record its writes or inject faults (see blockdev.Faulty); on

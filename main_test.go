@@ -26,11 +26,15 @@ func TestMain(m *testing.M) {
 
 const pg = 4096
 
-var backends = []string{holefs.BackendExtent, holefs.BackendMemory}
+var backends = []string{holefs.BackendExtent, holefs.BackendMemory, holefs.BackendPassthrough}
 
-// newFS opens an in-memory filesystem that is closed when the test ends.
+// newFS opens an in-memory filesystem, or a passthrough one over a fresh
+// directory, that is closed when the test ends.
 func newFS(t testing.TB, opts holefs.Options) *holefs.FS {
 	t.Helper()
+	if opts.Backend == holefs.BackendPassthrough && opts.BackingDir == "" {
+		opts.BackingDir = t.TempDir()
+	}
 	fsys, err := holefs.Open("", opts)
 	if err != nil {
 		t.Fatalf("Open(%+v): %v", opts, err)
@@ -49,6 +53,16 @@ func newFaultyFS(t testing.TB, nblocks int64) (*holefs.FS, *blockdev.Faulty) {
 	t.Helper()
 	dev := blockdev.NewFaulty(blockdev.NewMemory(nblocks), blockdev.FaultOptions{})
 	return newFS(t, holefs.Options{Backend: holefs.BackendExtent, Device: dev}), dev
+}
+
+// skipSharedSpace skips a test that counts free blocks on passthrough,
+// whose Statfs is the backing filesystem's: every other program using it
+// moves the count too (passthrough_test.go checks the same semantics
+// there through the backing files themselves).
+func skipSharedSpace(t *testing.T, backend string) {
+	if backend == holefs.BackendPassthrough {
+		t.Skip("passthrough: free space is the backing filesystem's, shared with other programs")
+	}
 }
 
 func forEachBackend(t *testing.T, fn func(t *testing.T, backend string)) {

@@ -14,7 +14,7 @@ import (
 
 // handle is an open regular file: one engine handle per FUSE open, so
 // the engine's per-handle state (readahead window, the fsync error
-// cursor, O_APPEND, O_DIRECT) is the kernel file's.
+// cursor, O_APPEND) is the kernel file's.
 type handle struct {
 	s        *Server
 	h        *vfs.File
@@ -32,11 +32,17 @@ var (
 
 // openMask is what of open(2)'s flags the engine acts on; the kernel has
 // handled the rest (O_CREAT, O_EXCL, O_NOCTTY, O_CLOEXEC, ...).
-const openMask = syscall.O_ACCMODE | syscall.O_APPEND | syscall.O_DIRECT | syscall.O_TRUNC
+//
+// O_DIRECT is not among them. Through the mount it means what it means
+// for a network filesystem: the kernel keeps no page cache for the file
+// descriptor and sends every read and write to the server, which serves
+// them from its own cache, the engine's, as an NFS server would. So a
+// direct read is an engine cache hit, not a device read after writing the
+// engine's dirty pages back, and any alignment is accepted (the engine's
+// own direct I/O, reachable through the library, wants 4 KiB).
+const openMask = syscall.O_ACCMODE | syscall.O_APPEND | syscall.O_TRUNC
 
-// open opens an engine handle for the kernel's open of n. O_DIRECT opens
-// an engine direct-I/O handle: offsets and lengths must then be multiples
-// of 4 KiB (EINVAL otherwise), as on a device with 4 KiB sectors.
+// open opens an engine handle for the kernel's open of n.
 func (s *Server) open(n *node, flags uint32) (*handle, error) {
 	h, err := s.v.OpenFrontend(n.in, int(flags)&openMask)
 	if err != nil {
@@ -45,7 +51,7 @@ func (s *Server) open(n *node, flags uint32) (*handle, error) {
 	return &handle{s: s, h: h, writable: flags&syscall.O_ACCMODE != syscall.O_RDONLY}, nil
 }
 
-// Read reads from the engine's page cache (or the device, for O_DIRECT).
+// Read reads from the engine's page cache.
 func (fh *handle) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
 	n, err := fh.h.ReadAt(dest, off)
 	if err == io.EOF {
@@ -57,7 +63,7 @@ func (fh *handle) Read(ctx context.Context, dest []byte, off int64) (gofuse.Read
 	return gofuse.ReadResultData(dest[:n]), 0
 }
 
-// Write writes into the engine's page cache (or the device, for O_DIRECT).
+// Write writes into the engine's page cache.
 // With O_APPEND (in the modes without the kernel's writeback cache, which
 // handles appends itself) the engine writes at its end of file, whatever
 // offset the kernel assumed.

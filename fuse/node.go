@@ -98,6 +98,10 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrI
 		if err := n.truncate(f, size); err != nil {
 			return n.s.errno(opSetattr, err)
 		}
+		// Truncating kills privileges (see killpriv.go).
+		if err := n.in.KillPriv(in.Valid&gofuse.FATTR_KILL_SUIDGID != 0, true); err != nil {
+			return n.s.errno(opSetattr, err)
+		}
 	}
 	a := vfs.SetAttr{Frontend: true}
 	if mode, ok := in.GetMode(); ok {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +45,7 @@ const (
 
 var cacheModeNames = [...]string{CacheWriteback: "writeback", CacheWritethrough: "writethrough", CacheDirect: "direct"}
 
+// String returns the mode's name, as ParseCacheMode takes it.
 func (m CacheMode) String() string {
 	if int(m) < len(cacheModeNames) {
 		return cacheModeNames[m]
@@ -75,6 +77,13 @@ type Options struct {
 	// AllowOther lets users other than the mounter in (the kernel still
 	// checks permissions: default_permissions).
 	AllowOther bool
+	// MaxDirtyRatio, if not 0, is the percentage of the kernel's dirty page
+	// limit that this mount's files may hold dirty in the writeback cache
+	// (the max_ratio of the mount's backing device info). The kernel gives
+	// a FUSE mount 1%, lest an unprivileged server hold the machine's
+	// memory hostage; writers then wait for writeback long before the
+	// cache is full. Setting it needs root.
+	MaxDirtyRatio int
 	// Debug logs every request.
 	Debug bool
 }
@@ -123,7 +132,8 @@ func Mount(mountpoint string, fsys *holefs.FS, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("mount %s: the filesystem is already mounted elsewhere: %w", mountpoint, err)
 	}
 	timeout := opts.Timeout
-	extra := uint64(gofuse.CAP_ATOMIC_O_TRUNC)
+	// See killpriv.go for HANDLE_KILLPRIV_V2.
+	extra := uint64(gofuse.CAP_ATOMIC_O_TRUNC | gofuse.CAP_HANDLE_KILLPRIV_V2)
 	switch opts.Cache {
 	case CacheWriteback:
 		extra |= gofuse.CAP_WRITEBACK_CACHE
@@ -138,8 +148,9 @@ func Mount(mountpoint string, fsys *holefs.FS, opts Options) (*Server, error) {
 			Options:     []string{"default_permissions"},
 			DirectMount: true,
 			MaxWrite:    1 << 20,
-			// Writeback and readahead are background requests; the
-			// default of 12 in flight starves two writers.
+			// Writeback and readahead go out as background requests, at
+			// most this many in flight (go-fuse's default is 12): room
+			// for the writeback of several writers at once.
 			MaxBackground: 64,
 			// Every change not made through the mount is notified, to
 			// the byte range: the kernel must not also drop whole files
@@ -159,7 +170,7 @@ func Mount(mountpoint string, fsys *holefs.FS, opts Options) (*Server, error) {
 		RootStableAttr: &fs.StableAttr{Ino: gofuse.FUSE_ROOT_ID},
 	}
 	root := &node{s: s, in: v.Root()}
-	srv, err := gofuse.NewServer(fs.NewNodeFS(root, fo), mountpoint, &fo.MountOptions)
+	srv, err := gofuse.NewServer(&rawFS{RawFileSystem: fs.NewNodeFS(root, fo), s: s}, mountpoint, &fo.MountOptions)
 	if err != nil {
 		_ = v.SetChangeHook(nil)
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
@@ -172,12 +183,38 @@ func Mount(mountpoint string, fsys *holefs.FS, opts Options) (*Server, error) {
 		close(s.done)
 	}()
 	go s.attrNotifier(srv)
-	if err := srv.WaitMount(); err != nil {
+	err = srv.WaitMount()
+	if err == nil && opts.MaxDirtyRatio != 0 {
+		err = setMaxDirtyRatio(s.mountpoint, opts.MaxDirtyRatio)
+	}
+	if err != nil {
 		_ = Unmount(s.mountpoint, true)
-		<-s.done
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			// The server may still use fsys: say so rather than hang.
+			return nil, fmt.Errorf("mount %s: %w (and the server did not stop after unmounting)", mountpoint, err)
+		}
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	return s, nil
+}
+
+// setMaxDirtyRatio sets the max_ratio of the mount's backing device info,
+// /sys/class/bdi/MAJOR:MINOR of its anonymous device.
+func setMaxDirtyRatio(mountpoint string, ratio int) error {
+	if ratio < 0 || ratio > 100 {
+		return fmt.Errorf("dirty ratio %d%% out of range [0, 100]", ratio)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); err != nil {
+		return err
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/max_ratio", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(strconv.Itoa(ratio)), 0); err != nil {
+		return fmt.Errorf("setting the dirty ratio: %w", err)
+	}
+	return nil
 }
 
 // mountpointOf returns the absolute form of a mount point, as go-fuse

@@ -47,7 +47,8 @@ type SetAttr struct {
 // Setattr changes the attributes a says, and the change time. Changing the
 // owner or group of a non-directory clears its set-user-ID bit, and its
 // set-group-ID bit if group execution is allowed (Linux's ATTR_KILL_SUID
-// and ATTR_KILL_SGID), unless the same call sets the mode. Permission
+// and ATTR_KILL_SGID), unless the same call sets the mode, and removes its
+// security.capability attribute (ATTR_KILL_PRIV). Permission
 // checks are the caller's: the kernel's (default_permissions) for the FUSE
 // mount; the library trusts its caller, like a process holding
 // CAP_FOWNER and CAP_CHOWN.
@@ -70,11 +71,14 @@ func (in *Inode) Setattr(a SetAttr) error {
 	if a.Valid&SetGid != 0 {
 		in.gid = a.Gid
 	}
-	if a.Valid&(SetUid|SetGid) != 0 && a.Valid&SetMode == 0 && !in.IsDir() {
-		in.perm &^= syscall.S_ISUID
-		if in.perm&syscall.S_IXGRP != 0 {
-			in.perm &^= syscall.S_ISGID
+	if a.Valid&(SetUid|SetGid) != 0 && !in.IsDir() {
+		if a.Valid&SetMode == 0 {
+			in.perm &^= syscall.S_ISUID
+			if in.perm&syscall.S_IXGRP != 0 {
+				in.perm &^= syscall.S_ISGID
+			}
 		}
+		delete(in.xattrs, xattrCaps)
 	}
 	if a.Valid&SetAtime != 0 {
 		in.atime.Store(a.Atime.UnixNano())
@@ -107,4 +111,55 @@ func (f *FS) Inodes() int64 {
 	f.nsMu.RLock()
 	defer f.nsMu.RUnlock()
 	return int64(len(f.inodes))
+}
+
+// KillPriv removes from a regular file what writing to or truncating it
+// takes away, as Linux's file_remove_privs: the security.capability
+// attribute always, and if suidgid (the writer lacks CAP_FSETID) the
+// set-user-ID bit, and the set-group-ID bit of a group-executable file. A
+// file with none of them, the common case, costs a shared hold of the
+// namespace lock. frontend marks the change as Setattr's Frontend does.
+func (in *Inode) KillPriv(suidgid, frontend bool) error {
+	if in.typ != syscall.S_IFREG {
+		return nil
+	}
+	f := in.fs
+	// kill returns the mode the file keeps, whether it changes and
+	// whether it has capabilities. The caller holds nsMu.
+	kill := func() (mode uint32, change, caps bool) {
+		_, caps = in.xattrs[xattrCaps]
+		mode = in.perm
+		if suidgid {
+			mode &^= syscall.S_ISUID
+			if mode&syscall.S_IXGRP != 0 {
+				mode &^= syscall.S_ISGID
+			}
+		}
+		return mode, mode != in.perm || caps, caps
+	}
+	f.nsMu.RLock()
+	_, change, _ := kill()
+	f.nsMu.RUnlock()
+	if !change {
+		return nil
+	}
+	f.nsMu.Lock()
+	mode, _, caps := kill()
+	in.perm = mode
+	if caps {
+		delete(in.xattrs, xattrCaps)
+	}
+	in.ctime.Store(time.Now().UnixNano())
+	f.logInode(in)
+	f.nsMu.Unlock()
+	f.changed(in, frontend, 0, 0)
+	return nil
+}
+
+// Inode returns the inode numbered ino, nil if there is none: for a
+// frontend whose client names inodes by number (FUSE node IDs).
+func (f *FS) Inode(ino uint64) *Inode {
+	f.nsMu.RLock()
+	defer f.nsMu.RUnlock()
+	return f.inodes[ino]
 }

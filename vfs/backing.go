@@ -285,30 +285,34 @@ func (in *Inode) revalidate() error {
 	in.lock.Lock()
 	inv := m.InvalidateLock()
 	inv.Lock()
-	err := in.revalidateLocked(b)
+	dropped, err := in.revalidateLocked(b)
 	inv.Unlock()
 	in.lock.Unlock()
-	if err != nil {
-		return err
+	if dropped {
+		in.fs.changed(in, false, 0, -1)
 	}
-	in.fs.changed(in, false, 0, -1)
-	return nil
+	return err
 }
 
-func (in *Inode) revalidateLocked(b Backing) error {
-	if in.evicted {
-		return nil
+// revalidateLocked is revalidate with the locks held; it reports whether
+// it dropped the cache.
+func (in *Inode) revalidateLocked(b Backing) (bool, error) {
+	// Check again under the locks: another revalidation (an open, the
+	// periodic pass) may have handled the change since, and the pages
+	// dirtied after it are not stale.
+	if in.evicted || !b.Changed(in.ino) {
+		return false, nil
 	}
 	m := in.mapping
 	dirty := m.NrDirty() > 0
 	if err := m.TruncateRange(0, maxOffset); err != nil {
-		return errno(err)
+		return true, errno(err)
 	}
 	// Only now, with no page left to write back, may the change become
 	// what the engine knows: writeback checks against it.
 	st, err := b.Revalidated(in.ino)
 	if err != nil {
-		return errno(err)
+		return true, errno(err)
 	}
 	if dirty {
 		m.SetError(syscall.ESTALE)
@@ -316,7 +320,7 @@ func (in *Inode) revalidateLocked(b Backing) error {
 	in.setSize(st.Size)
 	in.mtime.Store(st.Mtim.Nano())
 	in.ctime.Store(st.Ctim.Nano())
-	return nil
+	return true, nil
 }
 
 // revalidator revalidates the open files periodically.

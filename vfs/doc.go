@@ -13,6 +13,12 @@
 //	      pagecache locks (view, page, index, dirty, LRU)
 //	        backend extent-map lock, then allocator lock
 //
+// A Backend with a Backing keeps its files in a directory of another
+// filesystem (passthrough, backing.go): namespace and attribute changes are
+// forwarded there before they change anything in memory, and a file changed
+// there from outside has its page cache dropped under the same locks as a
+// block-removing operation, so the fill paths need nothing of their own.
+//
 // Errors are syscall.Errno values; the root package wraps them in
 // *fs.PathError.
 package vfs

@@ -108,22 +108,6 @@ func (in *Inode) Readlink() (string, error) {
 	return in.target, nil
 }
 
-// Chmod changes the permission bits.
-func (in *Inode) Chmod(perm uint32) {
-	in.fs.nsMu.Lock()
-	in.perm = perm & 0o7777
-	in.ctime.Store(time.Now().UnixNano())
-	in.fs.logInode(in)
-	in.fs.nsMu.Unlock()
-}
-
-// Chtimes sets the modification time.
-func (in *Inode) Chtimes(mtime time.Time) {
-	in.mtime.Store(mtime.UnixNano())
-	in.ctime.Store(time.Now().UnixNano())
-	in.entry.Dirty()
-}
-
 // release drops an open reference; the last one of an unlinked inode
 // frees its blocks.
 func (in *Inode) release() error {

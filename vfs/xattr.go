@@ -24,6 +24,9 @@ const (
 	// XattrInodeMax bounds the bytes of names and values of one inode
 	// (ENOSPC beyond), as a filesystem's attribute space does.
 	XattrInodeMax = 1 << 20
+
+	// xattrCaps holds a file's capabilities, which writing to it removes.
+	xattrCaps = "security.capability"
 )
 
 // checkXattrName applies Linux's name rules: an empty or too long name is

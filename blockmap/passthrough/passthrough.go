@@ -32,9 +32,11 @@
 // knows of the file. The VFS revalidates on every open and periodically,
 // and drops the cache of a changed file as a block-removing operation
 // does. The policy for the engine's own dirty pages is drop and report:
-// writeback never writes over an outside change (ESTALE), and dirty pages
-// found when the change is detected are discarded, which the next fsync
-// of every handle reports (ESTALE), as a writeback error.
+// writeback never writes over an outside change (the write fails with
+// ESTALE, reported by fsync like any writeback error, and the page stays
+// cached, clean, until the revalidation drops it), and dirty pages found
+// when the change is detected are discarded, which the next fsync of
+// every handle reports (ESTALE).
 //
 // Limits: one descriptor per file, directory and symlink stays open (a
 // tree of more than RLIMIT_NOFILE entries cannot be opened); other file

@@ -39,6 +39,9 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	cacheMode := fl.String("cache-mode", fuse.CacheWriteback.String(), "kernel caching: writeback, writethrough or direct")
 	size := fl.String("size", "1GiB", "size of a --memory filesystem: bytes, or with a KiB, MiB or GiB suffix")
 	cache := fl.String("cache-bytes", "256MiB", "the engine's page cache size")
+	dirtyRatio := fl.Int("max-dirty-ratio", 20, "percentage of the kernel's dirty page limit the mount may hold dirty in the\n"+
+		"writeback cache (the bdi max_ratio; 0 keeps the kernel's 1% for FUSE, which makes writers\n"+
+		"wait for writeback early; raising it needs root)")
 	debug := fl.Bool("debug", false, "log every FUSE request to stderr")
 	fl.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: holefs mount [--memory | --image PATH] [flags] MOUNTPOINT\n\n"+
@@ -77,6 +80,14 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	cacheBytes, err := parseBytes(*cache)
 	if err != nil {
 		return usageErr("--cache-bytes: %v", err)
+	}
+	if *dirtyRatio < 0 || *dirtyRatio > 100 {
+		return usageErr("--max-dirty-ratio %d: not a percentage", *dirtyRatio)
+	}
+	dirtySet := false
+	fl.Visit(func(f *flag.Flag) { dirtySet = dirtySet || f.Name == "max-dirty-ratio" })
+	if !dirtySet && os.Geteuid() != 0 {
+		*dirtyRatio = 0 // only root may raise it; the default then is the kernel's
 	}
 	if *metrics != "" && !checkLoopback(*metrics) {
 		return usageErr("--metrics %s: not a loopback host:port; metrics have no authentication and are served on 127.0.0.1, ::1 or localhost only", *metrics)
@@ -121,7 +132,7 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 		*debug = false // a daemon has no terminal to log to
 	}
 	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes,
-		cacheBytes: cacheBytes, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
+		cacheBytes: cacheBytes, dirtyRatio: *dirtyRatio, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
 	return m.run()
 }
 
@@ -133,6 +144,7 @@ type mounter struct {
 	mode        fuse.CacheMode
 	sizeBytes   int64
 	cacheBytes  int64
+	dirtyRatio  int
 	metricsAddr string
 	metricsLn   net.Listener // already listening on metricsAddr, if set
 	debug       bool
@@ -158,7 +170,7 @@ func (m *mounter) run() (err error) {
 	if err != nil {
 		return err
 	}
-	srv, err := fuse.Mount(m.mp, fsys, fuse.Options{Cache: m.mode, FsName: m.fsName(), Debug: m.debug})
+	srv, err := fuse.Mount(m.mp, fsys, fuse.Options{Cache: m.mode, FsName: m.fsName(), MaxDirtyRatio: m.dirtyRatio, Debug: m.debug})
 	if err != nil {
 		_ = fsys.Close()
 		return mountError(m.mp, err)

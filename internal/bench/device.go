@@ -20,6 +20,12 @@ import (
 // and then measure with the latency on.
 type latencyDevice struct {
 	blockdev.Device
+	*latency
+}
+
+// latency is the delay and the I/O counters of one or more latencyDevices:
+// the devices of every file of a passthrough filesystem share one.
+type latency struct {
 	latency, jitter atomic.Int64
 	sleepMode       bool
 
@@ -30,16 +36,25 @@ type latencyDevice struct {
 }
 
 func newLatencyDevice(d blockdev.Device, seed uint64, sleepMode bool) *latencyDevice {
-	return &latencyDevice{Device: d, sleepMode: sleepMode, rng: rand.New(rand.NewPCG(seed, 0xde71ce))}
+	return newLatency(seed, sleepMode).wrap(d)
+}
+
+func newLatency(seed uint64, sleepMode bool) *latency {
+	return &latency{sleepMode: sleepMode, rng: rand.New(rand.NewPCG(seed, 0xde71ce))}
+}
+
+// wrap returns d delayed and counted by l.
+func (l *latency) wrap(d blockdev.Device) *latencyDevice {
+	return &latencyDevice{Device: d, latency: l}
 }
 
 // SetLatency sets the delay of later I/O.
-func (l *latencyDevice) SetLatency(latency, jitter time.Duration) {
+func (l *latency) SetLatency(latency, jitter time.Duration) {
 	l.latency.Store(int64(latency))
 	l.jitter.Store(int64(jitter))
 }
 
-func (l *latencyDevice) delay() time.Duration {
+func (l *latency) delay() time.Duration {
 	d := time.Duration(l.latency.Load())
 	if j := l.jitter.Load(); j > 0 {
 		l.rngMu.Lock()
@@ -50,7 +65,7 @@ func (l *latencyDevice) delay() time.Duration {
 }
 
 // sleep waits d.
-func (l *latencyDevice) sleep(d time.Duration) {
+func (l *latency) sleep(d time.Duration) {
 	if l.sleepMode {
 		time.Sleep(d)
 		return
@@ -84,7 +99,7 @@ func (l *latencyDevice) Flush() error {
 // devStats is a snapshot of a latencyDevice's counters.
 type devStats struct{ reads, readNs, writes, writeNs int64 }
 
-func (l *latencyDevice) stats() devStats {
+func (l *latency) stats() devStats {
 	return devStats{l.reads.Load(), l.readNs.Load(), l.writes.Load(), l.writeNs.Load()}
 }
 

@@ -12,10 +12,13 @@ import (
 	"github.com/holefs/holefs/pagecache"
 )
 
-// env is a filesystem on an in-memory device behind a latencyDevice.
+// env is a filesystem on an in-memory device behind a latencyDevice, or
+// on a passthrough directory whose files' devices are.
 type env struct {
 	fs  *holefs.FS
-	dev *latencyDevice
+	dev *latency
+	// backing is a passthrough env's directory, removed by close.
+	backing string
 }
 
 // newEnv opens an extentfs filesystem whose memory device holds devBytes
@@ -25,8 +28,12 @@ func newEnv(cfg Config, mode holefs.LockMode, cacheBytes, devBytes int64) (*env,
 	return newBackendEnv(cfg, holefs.BackendExtent, mode, cacheBytes, devBytes)
 }
 
-// newBackendEnv is newEnv on another device-backed backend (logfs).
+// newBackendEnv is newEnv on another backend: logfs on a device, or
+// passthrough (newPassthroughEnv).
 func newBackendEnv(cfg Config, backend string, mode holefs.LockMode, cacheBytes, devBytes int64) (*env, error) {
+	if backend == holefs.BackendPassthrough {
+		return newPassthroughEnv(cfg, mode, cacheBytes)
+	}
 	nblocks := devBytes/pageSize + 1024
 	if backend == holefs.BackendLog {
 		nblocks += devBytes / pageSize / 2 // a log needs free space to write into
@@ -37,7 +44,27 @@ func newBackendEnv(cfg Config, backend string, mode holefs.LockMode, cacheBytes,
 		dev.Close()
 		return nil, err
 	}
-	return &env{fs: fsys, dev: dev}, nil
+	return &env{fs: fsys, dev: dev.latency}, nil
+}
+
+// newPassthroughEnv opens a passthrough filesystem over a fresh directory
+// in the temporary directory (/dev/shm when there is one: memory, like
+// the other envs' devices), each file's device behind the latency model,
+// with no latency yet.
+func newPassthroughEnv(cfg Config, mode holefs.LockMode, cacheBytes int64) (*env, error) {
+	dir, err := os.MkdirTemp(cfg.tempDir(), "holefs-bench-passthrough-")
+	if err != nil {
+		return nil, err
+	}
+	lat := newLatency(cfg.Seed, cfg.SleepDevice)
+	fsys, err := holefs.Open("", holefs.Options{Backend: holefs.BackendPassthrough, BackingDir: dir,
+		CacheBytes: cacheBytes, LockMode: mode, UnsafeLockNone: true,
+		WrapDevice: func(d blockdev.Device) blockdev.Device { return lat.wrap(d) }})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &env{fs: fsys, dev: lat, backing: dir}, nil
 }
 
 // measure turns the configured device latency on.
@@ -46,7 +73,11 @@ func (e *env) measure(cfg Config) { e.dev.SetLatency(cfg.Latency, cfg.Jitter) }
 // close turns the latency off (Close writes everything back) and closes.
 func (e *env) close() error {
 	e.dev.SetLatency(0, 0)
-	return e.fs.Close()
+	err := e.fs.Close()
+	if e.backing != "" {
+		os.RemoveAll(e.backing)
+	}
+	return err
 }
 
 func (e *env) stats() pagecache.Stats { return e.fs.CacheStats() }

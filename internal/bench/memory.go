@@ -106,7 +106,7 @@ func memoryOnce(ctx context.Context, cfg Config, p Progress, devPath string, cac
 		dev.Close()
 		return Result{}, err
 	}
-	e := &env{fs: fsys, dev: dev}
+	e := &env{fs: fsys, dev: dev.latency}
 	defer e.close()
 	if err := e.createFilled("mem", fileBytes, cfg.Seed); err != nil {
 		return Result{}, err

@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,7 +41,7 @@ func (f *firstErr) set(err error) {
 
 // mixedBackends are the other backends mixed-rw runs, in invalidate mode,
 // beside extentfs in every lock mode.
-var mixedBackends = []string{holefs.BackendLog}
+var mixedBackends = []string{holefs.BackendLog, holefs.BackendPassthrough}
 
 func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 	var rows []Result
@@ -127,6 +129,7 @@ func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.Lock
 	whists := make([]hist, nw)
 	var phist hist
 	var reads, writes, punches atomic.Int64
+	var punchOnly atomic.Bool // the backend refused zero range
 	var ferr firstErr
 	tm := timed(ctx, cfg.Duration/3, cfg.Duration, p, nr+nw+np, func(g int, run *run) {
 		f := files[g]
@@ -180,11 +183,17 @@ func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.Lock
 				on := run.measuring()
 				off := (writeStart + r.Int64N(max(writePages-span, 1))) * pageSize
 				mode := uint32(unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE)
-				if k%2 == 1 {
+				if k%2 == 1 && !punchOnly.Load() {
 					mode = unix.FALLOC_FL_ZERO_RANGE | unix.FALLOC_FL_KEEP_SIZE
 				}
 				t := time.Now()
-				if err := f.Fallocate(mode, off, span*pageSize); err != nil {
+				err := f.Fallocate(mode, off, span*pageSize)
+				if errors.Is(err, syscall.EOPNOTSUPP) && mode&unix.FALLOC_FL_ZERO_RANGE != 0 {
+					// No zero range (passthrough over tmpfs): punches only.
+					punchOnly.Store(true)
+					continue
+				}
+				if err != nil {
 					ferr.set(err)
 					break
 				}
@@ -228,8 +237,12 @@ func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.Lock
 		r.add("punch_max", "µs", float64(phist.max)/1e3)
 	}
 	r.add("other_cpu", "cores", tm.otherCPU)
+	issuer := map[bool]string{true: ", 1 punch/zero issuer (1 op/ms)", false: ""}[cfg.Punch]
+	if punchOnly.Load() {
+		issuer = ", 1 punch issuer (1 op/ms; zero range not supported)"
+	}
 	r.Note = fmt.Sprintf("file %s, cache %s, %d readers, %d writers%s; warm-up %v, then measured %v", fmtBytes(fileBytes), fmtBytes(cache), nr, nw,
-		map[bool]string{true: ", 1 punch/zero issuer (1 op/ms)", false: ""}[cfg.Punch], cfg.Duration/3, cfg.Duration)
+		issuer, cfg.Duration/3, cfg.Duration)
 	return r, nil
 }
 

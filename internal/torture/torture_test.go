@@ -2,6 +2,7 @@ package torture
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,63 @@ func TestLogDetection(t *testing.T) {
 	t.Logf("%s", rep.Summary())
 }
 
+// TestPassthrough runs the full mix on the passthrough backend over a
+// directory of the test's filesystem (ext4 or xfs: every fallocate mode)
+// and of /dev/shm when there is one (tmpfs: no zero range, collapse or
+// insert, which must be refused): no violation in invalidate mode, the
+// backing files right when read directly and after reopening; and in
+// LockNone, stale data. Nothing reuses freed blocks there (the backing
+// filesystem owns them), but a fill that read a range before a punch
+// removed it still caches what the punch removed.
+func TestPassthrough(t *testing.T) {
+	dur := 3 * time.Second
+	if testing.Short() {
+		dur = time.Second
+	}
+	bases := map[string]string{"tempdir": t.TempDir()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		bases["shm"] = "/dev/shm"
+	}
+	for name, base := range bases {
+		for _, mode := range []holefs.LockMode{holefs.LockInvalidate, holefs.LockNone} {
+			t.Run(name+"/"+mode.String(), func(t *testing.T) {
+				cfg := Config{Backend: holefs.BackendPassthrough, BackingDir: base, Mode: mode, Duration: dur, Seed: 17,
+					Files: 3, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 20 * time.Microsecond}
+				if mode == holefs.LockNone {
+					cfg.StopOnFirst, cfg.StopKinds, cfg.Duration = true, []string{KindStale}, 10*time.Second
+				}
+				rep := run(t, cfg)
+				if mode == holefs.LockNone {
+					if rep.ByKind[KindStale] == 0 {
+						t.Fatalf("LockNone on passthrough: no stale data in %v:\n%s", cfg.Duration, report(&rep))
+					}
+					t.Logf("%s; first stale data after %v", rep.Summary(), rep.FirstByKind[KindStale].Round(time.Millisecond))
+					return
+				}
+				if rep.ViolationCount > 0 {
+					t.Fatalf("%d violations:\n%s", rep.ViolationCount, report(&rep))
+				}
+				// finalCheck twice (cache, dropped cache, O_DIRECT), plus
+				// the direct read of each backing file.
+				if got, want := rep.OpsByKind["final-read"], int64(7*cfg.Files); got != want {
+					t.Errorf("%d final reads, want %d (backing files not checked?):\n%s", got, want, report(&rep))
+				}
+				for _, op := range []string{"read", "fault", "write", "direct-read", "direct-write", "punch", "truncate-down", "copy"} {
+					if rep.OpsByKind[op] == 0 {
+						t.Errorf("no %s operation:\n%s", op, report(&rep))
+					}
+				}
+				for _, op := range []string{"zero", "collapse", "insert"} {
+					if rep.OpsByKind[op] == 0 && rep.Unsupported[op] == 0 {
+						t.Errorf("no %s operation, supported or refused:\n%s", op, report(&rep))
+					}
+				}
+				t.Logf("%s", rep.Summary())
+			})
+		}
+	}
+}
+
 // TestImage runs the full mix on a durable image, committed every 5 ms so
 // commits and the freed-block quarantine race the workers, then checks the
 // reopened image; and shows the same run in LockNone finds violations.
@@ -175,6 +233,7 @@ func TestConfigValidate(t *testing.T) {
 		{"worker count", func(c *Config) { c.Workers = map[string]int{WorkRead: -1} }, "out of range"},
 		{"no workers", func(c *Config) { c.Workers = map[string]int{WorkRead: 0} }, "no workers"},
 		{"latency", func(c *Config) { c.Latency = -time.Second }, "negative latency"},
+		{"backing dir", func(c *Config) { c.BackingDir = os.TempDir() }, "a backing directory needs the passthrough backend"},
 	} {
 		c := ok
 		tc.mod(&c)
