@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -81,6 +82,13 @@ func TestImageRoundTrip(t *testing.T) {
 	must(t, fsys.Symlink("e/f", "link"))
 	must(t, fsys.Link("d/f", "hard"))
 	must(t, fsys.Chmod("d/f", 0o600))
+	must(t, fsys.Chown("d/f", 1000, 1001))
+	must(t, fsys.Setxattr("d/f", "user.color", []byte("blue"), 0))
+	must(t, fsys.Setxattr("d/f", "user.empty", nil, 0))
+	must(t, fsys.Setxattr("d/f", "user.gone", []byte("x"), 0))
+	must(t, fsys.Removexattr("d/f", "user.gone"))
+	atime := time.Unix(1_000_000_000, 0)
+	must(t, fsys.Chtimes("d/f", atime, time.Unix(1_100_000_000, 0)))
 	writeFile(t, fsys, "gone", data, false)
 	must(t, fsys.Remove("gone"))
 	must(t, fsys.Rename("d", "e"))
@@ -107,6 +115,19 @@ func TestImageRoundTrip(t *testing.T) {
 	a := st.Sys().(*vfs.Attr)
 	if a.Nlink != 2 || a.Blocks != 5*8 {
 		t.Errorf("nlink %d, 512-byte blocks %d; want 2 and 40 (5 of 6 pages, one punched)", a.Nlink, a.Blocks)
+	}
+	if a.Uid != 1000 || a.Gid != 1001 || !a.Atime.Equal(atime) || !st.ModTime().Equal(time.Unix(1_100_000_000, 0)) {
+		t.Errorf("owner %d:%d, atime %v, mtime %v after reopen", a.Uid, a.Gid, a.Atime, st.ModTime())
+	}
+	buf := make([]byte, 64)
+	if n, err := fsys.Getxattr("e/f", "user.color", buf); err != nil || string(buf[:n]) != "blue" {
+		t.Errorf("xattr after reopen: %q %v", buf[:n], err)
+	}
+	if n, err := fsys.Getxattr("e/f", "user.empty", buf); err != nil || n != 0 {
+		t.Errorf("empty xattr after reopen: %d %v", n, err)
+	}
+	if _, err := fsys.Getxattr("e/f", "user.gone", buf); !errors.Is(err, syscall.ENODATA) {
+		t.Errorf("removed xattr after reopen: %v, want ENODATA", err)
 	}
 	if dst, err := fsys.Stat("e"); err != nil || dst.Mode().Perm() != 0o750 || !dst.IsDir() {
 		t.Errorf("directory e: %v %v", dst, err)

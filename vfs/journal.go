@@ -20,8 +20,20 @@ func (f *FS) logInode(in *Inode) {
 	if j == nil {
 		return
 	}
-	j.PutInode(meta.Static{Ino: in.ino, Mode: in.typ | in.perm, Nlink: uint32(in.nlink), Target: in.target})
+	j.PutInode(meta.Static{Ino: in.ino, Mode: in.typ | in.perm, UID: in.uid, GID: in.gid, Nlink: uint32(in.nlink), Target: in.target})
 	in.entry.Dirty()
+}
+
+// logXattr records an extended attribute's new value (set, possibly
+// empty) or its removal. The caller holds nsMu.
+func (f *FS) logXattr(in *Inode, name string, value []byte, set bool) {
+	if j := f.backend.Journal; j != nil {
+		if set {
+			value = append([]byte{}, value...) // non-nil: nil means removal
+		}
+		j.PutXattr(in.ino, name, value)
+		in.entry.Dirty() // ctime
+	}
 }
 
 // logDirent records that dir's entry name now names in; nil removes it.
@@ -52,8 +64,7 @@ type durableFile interface {
 
 // Snapshot implements meta.Source: what a commit writes of this inode.
 func (in *Inode) Snapshot() (d meta.Dynamic, xs []meta.Extent, hasExtents, ok bool) {
-	d = meta.Dynamic{Mtime: in.mtime.Load(), Ctime: in.ctime.Load()}
-	d.Atime = d.Mtime // holefs keeps no access time (noatime)
+	d = meta.Dynamic{Atime: in.atime.Load(), Mtime: in.mtime.Load(), Ctime: in.ctime.Load()}
 	if in.mapping == nil {
 		return d, nil, false, true
 	}
@@ -99,7 +110,8 @@ func Restore(backend Backend, cacheOpts pagecache.Options, hooks *Hooks, snap *m
 			continue
 		}
 		in := &Inode{fs: f, ino: ino, typ: rec.Mode & syscall.S_IFMT, perm: rec.Mode &^ syscall.S_IFMT,
-			nlink: int32(rec.Nlink), target: rec.Target}
+			uid: rec.UID, gid: rec.GID, nlink: int32(rec.Nlink), target: rec.Target}
+		in.atime.Store(rec.Atime)
 		in.mtime.Store(rec.Mtime)
 		in.ctime.Store(rec.Ctime)
 		var blocks blockmap.File
@@ -122,6 +134,14 @@ func Restore(backend Backend, cacheOpts pagecache.Options, hooks *Hooks, snap *m
 		dir.entries[d.Name] = child
 		if child.IsDir() {
 			child.parent = dir
+		}
+	}
+	for _, x := range snap.Xattrs {
+		if in := f.inodes[x.Ino]; in != nil {
+			if in.xattrs == nil {
+				in.xattrs = map[string][]byte{}
+			}
+			in.xattrs[x.Name] = x.Value
 		}
 	}
 	root := f.inodes[meta.RootIno]

@@ -120,6 +120,7 @@ func (in *Inode) Setxattr(name string, value []byte, flags int) error {
 	}
 	in.xattrs[name] = slices.Clone(value)
 	in.ctime.Store(time.Now().UnixNano())
+	f.logXattr(in, name, value, true)
 	return nil
 }
 
@@ -176,5 +177,6 @@ func (in *Inode) Removexattr(name string) error {
 		in.xattrs = nil
 	}
 	in.ctime.Store(time.Now().UnixNano())
+	f.logXattr(in, name, nil, false)
 	return nil
 }
