@@ -236,23 +236,5 @@ func (f *FS) RenameAt(odir *Inode, oname string, ndir *Inode, nname string, flag
 		f.nsMu.Unlock()
 		return err
 	}
-	src := odir.entries[oname]
-	dst, exists := ndir.entries[nname]
-	var dead *Inode
-	var err error
-	switch {
-	case flags&RenameExchange != 0:
-		err = f.exchange(odir, oname, ndir, nname, src, dst, exists)
-	case exists && flags&RenameNoReplace != 0:
-		err = syscall.EEXIST
-	case src == dst:
-		// Two names of one file: POSIX says do nothing.
-	default:
-		dead, err = f.move(odir, oname, ndir, nname, src, dst, exists)
-	}
-	f.nsMu.Unlock()
-	if dead != nil {
-		return dead.evict()
-	}
-	return err
+	return f.finishRename(odir, oname, ndir, nname, odir.entries[oname], flags)
 }

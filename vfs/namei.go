@@ -377,8 +377,16 @@ func (f *FS) Rename(oldPath, newPath string, flags uint32) error {
 		f.nsMu.Unlock()
 		return syscall.ENOENT
 	}
+	return f.finishRename(odir, oname, ndir, nname, src, flags)
+}
+
+// finishRename renames the resolved entry oname of odir, src, to nname in
+// ndir. The caller holds nsMu, which finishRename releases before it
+// evicts a replaced file that lost its last link.
+func (f *FS) finishRename(odir *Inode, oname string, ndir *Inode, nname string, src *Inode, flags uint32) error {
 	dst, exists := ndir.entries[nname]
 	var dead *Inode
+	var err error
 	switch {
 	case flags&RenameExchange != 0:
 		err = f.exchange(odir, oname, ndir, nname, src, dst, exists)
