@@ -65,27 +65,7 @@ func (f *FS) CreateAt(dir *Inode, name string, perm uint32, excl bool, o Owner) 
 	if err := dirFor(dir, name); err != nil {
 		return nil, false, err
 	}
-	if _, ok := dir.entries[name]; ok {
-		if excl {
-			return nil, false, syscall.EEXIST
-		}
-		depth := 0
-		in, err := f.walk(dir, name, true, &depth)
-		if err != nil {
-			return nil, false, err
-		}
-		if in.IsDir() {
-			return nil, false, syscall.EISDIR
-		}
-		return in, false, nil
-	}
-	if err := f.fwdCreate(dir, name, syscall.S_IFREG|perm&0o7777, ""); err != nil {
-		return nil, false, err
-	}
-	in := f.newInode(syscall.S_IFREG | perm&0o7777)
-	in.initOwner(dir, o)
-	f.link(dir, name, in)
-	return in, true, nil
+	return f.createLocked(dir, name, perm, excl, &o)
 }
 
 // MkdirAt creates the directory name in dir.
@@ -95,16 +75,7 @@ func (f *FS) MkdirAt(dir *Inode, name string, perm uint32, o Owner) (*Inode, err
 	if err := dirFor(dir, name); err != nil {
 		return nil, err
 	}
-	if _, ok := dir.entries[name]; ok {
-		return nil, syscall.EEXIST
-	}
-	if err := f.fwdCreate(dir, name, syscall.S_IFDIR|perm&0o7777, ""); err != nil {
-		return nil, err
-	}
-	in := f.newInode(syscall.S_IFDIR | perm&0o7777)
-	in.initOwner(dir, o)
-	f.link(dir, name, in)
-	return in, nil
+	return f.makeLocked(dir, name, syscall.S_IFDIR|perm&0o7777, "", &o)
 }
 
 // SymlinkAt creates the symbolic link name in dir, pointing to target.
@@ -117,20 +88,9 @@ func (f *FS) SymlinkAt(dir *Inode, name, target string, o Owner) (*Inode, error)
 	if err := dirFor(dir, name); err != nil {
 		return nil, err
 	}
-	if _, ok := dir.entries[name]; ok {
-		return nil, syscall.EEXIST
-	}
-	if err := f.fwdCreate(dir, name, syscall.S_IFLNK|0o777, target); err != nil {
-		return nil, err
-	}
-	in := f.newInode(syscall.S_IFLNK | 0o777)
-	in.target = target
-	in.initOwner(dir, o)
-	f.link(dir, name, in)
-	return in, nil
+	return f.makeLocked(dir, name, syscall.S_IFLNK|0o777, target, &o)
 }
 
-// checkTarget applies symlink(2)'s rules to a target.
 func checkTarget(target string) error {
 	switch {
 	case target == "" || strings.ContainsRune(target, 0):

@@ -154,12 +154,19 @@ func (f *FS) Create(path string, perm uint32, excl bool) (*Inode, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if in, ok := dir.entries[name]; ok {
+	return f.createLocked(dir, name, perm, excl, nil)
+}
+
+// createLocked is Create in a resolved directory; the caller holds nsMu.
+// o, if set, is the creator (FUSE); nil keeps newInode's owner.
+func (f *FS) createLocked(dir *Inode, name string, perm uint32, excl bool, o *Owner) (*Inode, bool, error) {
+	if _, ok := dir.entries[name]; ok {
 		if excl {
 			return nil, false, syscall.EEXIST
 		}
 		depth := 0
-		if in, err = f.walk(dir, name, true, &depth); err != nil {
+		in, err := f.walk(dir, name, true, &depth)
+		if err != nil {
 			return nil, false, err
 		}
 		if in.IsDir() {
@@ -167,12 +174,27 @@ func (f *FS) Create(path string, perm uint32, excl bool) (*Inode, bool, error) {
 		}
 		return in, false, nil
 	}
-	if err := f.fwdCreate(dir, name, syscall.S_IFREG|perm&0o7777, ""); err != nil {
-		return nil, false, err
+	in, err := f.makeLocked(dir, name, syscall.S_IFREG|perm&0o7777, "", o)
+	return in, err == nil, err
+}
+
+// makeLocked makes a new file, directory or symlink (mode: type and
+// permission bits) at a free name of a resolved directory: forwarded to a
+// backing directory first, then made and linked. The caller holds nsMu.
+func (f *FS) makeLocked(dir *Inode, name string, mode uint32, target string, o *Owner) (*Inode, error) {
+	if _, ok := dir.entries[name]; ok {
+		return nil, syscall.EEXIST
 	}
-	in := f.newInode(syscall.S_IFREG | perm&0o7777)
+	if err := f.fwdCreate(dir, name, mode, target); err != nil {
+		return nil, err
+	}
+	in := f.newInode(mode)
+	in.target = target
+	if o != nil {
+		in.initOwner(dir, *o)
+	}
 	f.link(dir, name, in)
-	return in, true, nil
+	return in, nil
 }
 
 // link adds an entry. The caller holds nsMu.
@@ -222,23 +244,14 @@ func (f *FS) Mkdir(path string, perm uint32) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := dir.entries[name]; ok {
-		return syscall.EEXIST
-	}
-	if err := f.fwdCreate(dir, name, syscall.S_IFDIR|perm&0o7777, ""); err != nil {
-		return err
-	}
-	f.link(dir, name, f.newInode(syscall.S_IFDIR|perm&0o7777))
-	return nil
+	_, err = f.makeLocked(dir, name, syscall.S_IFDIR|perm&0o7777, "", nil)
+	return err
 }
 
 // Symlink creates a symbolic link at path pointing to target.
 func (f *FS) Symlink(target, path string) error {
-	if target == "" || strings.ContainsRune(target, 0) {
-		return syscall.ENOENT
-	}
-	if len(target) > 4095 {
-		return syscall.ENAMETOOLONG
+	if err := checkTarget(target); err != nil {
+		return err
 	}
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
@@ -246,16 +259,8 @@ func (f *FS) Symlink(target, path string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := dir.entries[name]; ok {
-		return syscall.EEXIST
-	}
-	if err := f.fwdCreate(dir, name, syscall.S_IFLNK|0o777, target); err != nil {
-		return err
-	}
-	in := f.newInode(syscall.S_IFLNK | 0o777)
-	in.target = target
-	f.link(dir, name, in)
-	return nil
+	_, err = f.makeLocked(dir, name, syscall.S_IFLNK|0o777, target, nil)
+	return err
 }
 
 // Link makes newPath another name of the non-directory at oldPath.
