@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/holefs/holefs/internal/crash"
 )
@@ -131,18 +130,8 @@ type crashProgress struct {
 
 func newCrashProgress(w io.Writer, target int) *crashProgress {
 	p := &crashProgress{w: w, target: target}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && target > 0 {
-		p.bar = progressbar.NewOptions64(int64(target),
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionSetDescription("crash states"),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowDescriptionAtLineEnd(),
-			progressbar.OptionClearOnFinish(),
-		)
+	if target > 0 {
+		p.bar = termBar(w, "crash states", int64(target), progressbar.OptionSetPredictTime(true), progressbar.OptionShowCount())
 	}
 	return p
 }

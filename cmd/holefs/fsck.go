@@ -5,12 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/holefs/holefs/meta"
 )
@@ -200,18 +198,7 @@ type fsckProgress struct {
 func newFsckProgress(w io.Writer) *fsckProgress {
 	p := &fsckProgress{w: w, start: time.Now()}
 	p.last = p.start
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.bar = progressbar.NewOptions64(1000,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionSetDescription("fsck"),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionSetPredictTime(false),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionShowDescriptionAtLineEnd(),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
+	p.bar = termBar(w, "fsck", 1000, progressbar.OptionSetPredictTime(false))
 	return p
 }
 

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/holefs/holefs"
 	"github.com/holefs/holefs/internal/lockcheck"
@@ -227,18 +226,7 @@ type progress struct {
 
 func newProgress(w io.Writer, cfg torture.Config) *progress {
 	p := &progress{w: w, cfg: cfg}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.bar = progressbar.NewOptions64(1000,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionSetDescription("torture"),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionSetPredictTime(false),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionShowDescriptionAtLineEnd(),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
+	p.bar = termBar(w, "torture", 1000, progressbar.OptionSetPredictTime(false))
 	return p
 }
 
