@@ -471,19 +471,27 @@ func (n *node) check(d int, name string) error {
 	return nil
 }
 
+// entry returns the descriptor of directory dir and the node of inode ino,
+// after checking that the backing directory's entry name still is that
+// inode (an entry replaced from outside is ESTALE).
+func (f *FS) entry(dir uint64, name string, ino uint64) (int, *node, error) {
+	d, err := f.dirFd(dir)
+	if err != nil {
+		return -1, nil, err
+	}
+	n, err := f.get(ino)
+	if err != nil {
+		return -1, nil, err
+	}
+	return d, n, n.check(d, name)
+}
+
 // Remove removes the entry name of directory dir, which names inode ino:
 // unlink, or rmdir for a directory (ENOTEMPTY if the backing directory
 // holds entries the VFS does not know).
 func (f *FS) Remove(dir uint64, name string, ino uint64) error {
-	d, err := f.dirFd(dir)
+	d, n, err := f.entry(dir, name, ino)
 	if err != nil {
-		return err
-	}
-	n, err := f.get(ino)
-	if err != nil {
-		return err
-	}
-	if err := n.check(d, name); err != nil {
 		return err
 	}
 	flags := 0
@@ -498,19 +506,12 @@ func (f *FS) Remove(dir uint64, name string, ino uint64) error {
 // dst is the inode nname names, or 0 if the VFS has no such entry — then
 // the rename does not replace one the backing directory has (EEXIST).
 func (f *FS) Rename(odir uint64, oname string, ndir uint64, nname string, flags uint32, src, dst uint64) error {
-	od, err := f.dirFd(odir)
+	od, s, err := f.entry(odir, oname, src)
 	if err != nil {
 		return err
 	}
 	nd, err := f.dirFd(ndir)
 	if err != nil {
-		return err
-	}
-	s, err := f.get(src)
-	if err != nil {
-		return err
-	}
-	if err := s.check(od, oname); err != nil {
 		return err
 	}
 	if dst == 0 {
@@ -519,11 +520,8 @@ func (f *FS) Rename(odir uint64, oname string, ndir uint64, nname string, flags 
 		}
 		return s.around("rename", func() error { return unix.Renameat2(od, oname, nd, nname, uint(flags)) })
 	}
-	t, err := f.get(dst)
+	_, t, err := f.entry(ndir, nname, dst)
 	if err != nil {
-		return err
-	}
-	if err := t.check(nd, nname); err != nil {
 		return err
 	}
 	// Both files' change times move: hold both, in inode order (the only
