@@ -126,8 +126,10 @@ type Hooks struct {
 	// [page, page+count) and before their data is read.
 	AfterMapRead func(ino uint64, page, count int64)
 	// AfterTruncatePages runs in every block-removing operation ("punch",
-	// "zero", "collapse", "insert", "truncate", "evict") after the page
-	// cache of its range is truncated and before its blocks are removed.
+	// "zero", "collapse", "insert", "truncate", "evict", and "clone" and
+	// "dedupe" on the destination) after the page cache of its range is
+	// truncated and before its blocks are removed; and in a logfs
+	// cleaner's relocation ("relocate") before it moves blocks.
 	AfterTruncatePages func(ino uint64, op string)
 	// BeforeCommit and AfterCommit run around the metadata transaction of
 	// each commit of an image (after its data flush), with no engine lock
