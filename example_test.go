@@ -1,9 +1,12 @@
 package holefs_test
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"os"
+	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -85,4 +88,81 @@ func ExampleFile_Mmap() {
 	// file reads "mapped"
 	// view reads "\x00\x00\x00\x00\x00\x00"
 	// mmap read data: bad address
+}
+
+func ExampleMkfs() {
+	dir, err := os.MkdirTemp("", "holefs-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	img := dir + "/img"
+	if err := holefs.Mkfs(img, holefs.MkfsOptions{SizeBytes: 64 << 20}); err != nil {
+		log.Fatal(err)
+	}
+
+	fsys, err := holefs.Open(img, holefs.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	f, err := fsys.Create("kept")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("survives a crash once fsynced"), 0); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Sync(); err != nil { // data, size and the name are durable now
+		log.Fatal(err)
+	}
+	f.Close()
+	// A second user of the image is refused while it is open.
+	_, err = holefs.Open(img, holefs.Options{})
+	fmt.Println(errors.Is(err, syscall.EBUSY))
+	if err := fsys.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	fsys, err = holefs.Open(img, holefs.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer fsys.Close()
+	b, err := fsys.ReadFile("kept")
+	fmt.Printf("%q %v\n", b, err)
+	// Output:
+	// true
+	// "survives a crash once fsynced" <nil>
+}
+
+func ExampleFile_Clone() {
+	fsys, err := holefs.Open("", holefs.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer fsys.Close()
+	a, _ := fsys.Create("a")
+	b, _ := fsys.Create("b")
+	defer a.Close()
+	defer b.Close()
+	a.WriteAt([]byte(strings.Repeat("A", 8192)), 0)
+
+	_, total, free := fsys.Statfs()
+	before := total - free
+	if err := a.Clone(b, 0, 0, 0); err != nil { // the whole file: b shares a's blocks
+		log.Fatal(err)
+	}
+	_, _, free = fsys.Statfs()
+	fmt.Println("new blocks used by the clone:", total-free-before)
+
+	b.WriteAt([]byte("B"), 0) // copies b's first block on write; a is unchanged
+	buf := make([]byte, 2)
+	a.ReadAt(buf, 0)
+	fmt.Printf("a: %s\n", buf)
+	b.ReadAt(buf, 0)
+	fmt.Printf("b: %s\n", buf)
+	// Output:
+	// new blocks used by the clone: 0
+	// a: AA
+	// b: BA
 }
