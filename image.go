@@ -83,7 +83,7 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 		jopts.BeforeCommit, jopts.AfterCommit = h.BeforeCommit, h.AfterCommit
 	}
 	j := img.Journal(jopts)
-	store, err := extentfs.Restore(img.SB.Blocks, files, j, withSums)
+	store, err := extentfs.Restore(img.SB.Blocks, files, j, withSums, img.SB.Incompat&meta.IncompatReflink != 0)
 	if err != nil {
 		dev.Close()
 		return nil, fmt.Errorf("%w (run holefs fsck)", err)

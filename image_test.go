@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/meta"
 	"github.com/holefs/holefs/vfs"
 )
 
@@ -305,5 +306,69 @@ func TestImageDataChecksums(t *testing.T) {
 	}
 	if _, err := f.(*holefs.File).ReadAt(buf, 4096); err != nil {
 		t.Fatalf("read of an intact block: %v", err)
+	}
+}
+
+// TestImageReflink: clones on an image share blocks durably: after a
+// reopen the reference counts are rebuilt from the extents (a write copies,
+// the other file keeps its data), fsck accepts the shared blocks, and an
+// image made with NoReflink refuses clones before touching anything.
+func TestImageReflink(t *testing.T) {
+	dir := mkImage(t, 1<<20)
+	fsys := openImage(t, dir)
+	data := bytes.Repeat([]byte("shared!!"), 2*4096/8)
+	writeFile(t, fsys, "a", data, true)
+	a, err := fsys.OpenFile("a", os.O_RDWR, 0)
+	must(t, err)
+	b, err := fsys.Create("b")
+	must(t, err)
+	must(t, a.Clone(b, 0, 0, 0))
+	must(t, b.Sync())
+	_, total, free := fsys.Statfs()
+	used := total - free
+	must(t, a.Close())
+	must(t, b.Close())
+
+	img := openImage(t, crashCopy(t, dir)) // after the clone's commit
+	for _, name := range []string{"a", "b"} {
+		if got, err := img.ReadFile(name); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("crash copy: %s: %v", name, err)
+		}
+	}
+	must(t, img.Close())
+	must(t, fsys.Close())
+
+	fsys = openImage(t, dir)
+	if _, total, free := fsys.Statfs(); total-free != used || used != 2 {
+		t.Fatalf("%d blocks in use after reopen, want %d (2 shared)", total-free, used)
+	}
+	b, err = fsys.OpenFile("b", os.O_RDWR, 0)
+	must(t, err)
+	_, err = b.WriteAt([]byte("B"), 0)
+	must(t, err)
+	must(t, b.Close())
+	if got, _ := fsys.ReadFile("a"); !bytes.Equal(got, data) {
+		t.Fatal("a write to the clone changed the original after a reopen")
+	}
+	must(t, fsys.Close())
+	rimg, err := meta.Open(dir, meta.OpenOptions{ReadOnly: true})
+	must(t, err)
+	rep, err := meta.Check(rimg, meta.CheckOptions{})
+	must(t, err)
+	if n := rep.Count(meta.Error); n != 0 {
+		t.Fatalf("fsck of an image with shared blocks: %d errors: %v", n, rep.Findings)
+	}
+	must(t, rimg.Close())
+
+	old := filepath.Join(t.TempDir(), "old")
+	must(t, holefs.Mkfs(old, holefs.MkfsOptions{SizeBytes: 1 << 20, NoReflink: true}))
+	o := openImage(t, old)
+	defer o.Close()
+	writeFile(t, o, "a", data, false)
+	a, err = o.OpenFile("a", os.O_RDWR, 0)
+	must(t, err)
+	defer a.Close()
+	if err := a.Clone(a, 0, 2*4096, 4096); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Fatalf("clone on an image without reflink: %v, want EOPNOTSUPP", err)
 	}
 }

@@ -18,6 +18,9 @@ type MkfsOptions struct {
 	// DataChecksums keeps a CRC-32C of every data block and checks it on
 	// read (a mismatch is EIO).
 	DataChecksums bool
+	// NoReflink makes an image whose files cannot share blocks (Clone
+	// returns EOPNOTSUPP, CopyRange copies), as an older holefs made.
+	NoReflink bool
 	// Force replaces an existing image.
 	Force bool
 }
@@ -48,6 +51,9 @@ func mkfs(path string, opts MkfsOptions) (meta.Superblock, error) {
 	var incompat uint64
 	if opts.DataChecksums {
 		incompat |= meta.IncompatDataChecksums
+	}
+	if !opts.NoReflink {
+		incompat |= meta.IncompatReflink
 	}
 	sb, err := meta.Create(path, meta.CreateOptions{Blocks: opts.SizeBytes / meta.BlockSize, Incompat: incompat, Force: opts.Force})
 	if err != nil {

@@ -660,7 +660,10 @@ type owner struct {
 // block finds whether any are; only then are owners ranked (a linked file
 // before an orphan, then by inode number, then page) and each extent,
 // in rank order, loses the blocks a higher-ranked one already claimed.
+// On a reflink image written extents may share blocks (clones): only an
+// unwritten extent sharing a block is wrong there.
 func (c *fsck) checkSharedBlocks() {
+	reflink := c.img.SB.Incompat&IncompatReflink != 0
 	var all []owner
 	for ino, xs := range c.extents {
 		for _, x := range xs {
@@ -686,6 +689,27 @@ func (c *fsck) checkSharedBlocks() {
 		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a, b))
 	})
 	claimed := btree.NewG(32, func(a, b owner) bool { return a.start < b.start })
+	// On a reflink image claimed holds the unwritten extents' blocks and
+	// written holds the union of the written ones' (merged, so that both
+	// trees stay disjoint and one descent finds what covers a block).
+	written := btree.NewG(32, func(a, b owner) bool { return a.start < b.start })
+	overlapping := func(t *btree.BTreeG[owner], x Extent) []owner {
+		var hits []owner
+		t.DescendLessOrEqual(owner{start: x.Block}, func(o owner) bool {
+			if o.end > x.Block {
+				hits = append(hits, o)
+			}
+			return false
+		})
+		t.AscendGreaterOrEqual(owner{start: x.Block + 1}, func(o owner) bool {
+			if o.start >= x.Block+x.Count {
+				return false
+			}
+			hits = append(hits, o)
+			return true
+		})
+		return hits
+	}
 	done, total := int64(0), int64(len(all))
 	for _, ino := range inos {
 		var out []Extent
@@ -693,27 +717,32 @@ func (c *fsck) checkSharedBlocks() {
 			c.progress("blocks", done, total)
 			done++
 			// The claimed runs that overlap x's blocks, in block order.
-			var hits []owner
-			claimed.DescendLessOrEqual(owner{start: x.Block}, func(o owner) bool {
-				if o.end > x.Block {
-					hits = append(hits, o)
-				}
-				return false
-			})
-			claimed.AscendGreaterOrEqual(owner{start: x.Block + 1}, func(o owner) bool {
-				if o.start >= x.Block+x.Count {
-					return false
-				}
-				hits = append(hits, o)
-				return true
-			})
+			hits := overlapping(claimed, x)
+			if reflink && x.Unwritten {
+				hits = append(hits, overlapping(written, x)...)
+				slices.SortFunc(hits, func(a, b owner) int { return cmp.Compare(a.start, b.start) })
+			}
 			pos := x.Block
 			keep := func(end int64) {
-				if end > pos {
-					y := Extent{Page: x.Page + pos - x.Block, Count: end - pos, Block: pos, Unwritten: x.Unwritten}
-					out = append(out, y)
-					claimed.ReplaceOrInsert(owner{y.Block, y.Block + y.Count, ino, y.Page})
+				if end <= pos {
+					return
 				}
+				y := Extent{Page: x.Page + pos - x.Block, Count: end - pos, Block: pos, Unwritten: x.Unwritten}
+				out = append(out, y)
+				o := owner{y.Block, y.Block + y.Count, ino, y.Page}
+				if !reflink || y.Unwritten {
+					claimed.ReplaceOrInsert(o)
+					return
+				}
+				// Merge into the union of written blocks.
+				for _, w := range overlapping(written, Extent{Block: o.start - 1, Count: o.end - o.start + 2}) {
+					written.Delete(w)
+					if w.start < o.start {
+						o.start, o.ino, o.page = w.start, w.ino, w.page
+					}
+					o.end = max(o.end, w.end)
+				}
+				written.ReplaceOrInsert(o)
 			}
 			for _, o := range hits {
 				s, e := max(o.start, x.Block), min(o.end, x.Block+x.Count)

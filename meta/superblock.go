@@ -25,10 +25,14 @@ const (
 	// IncompatDataChecksums: a CRC-32C of every written data block is kept
 	// in meta.db and checked on read.
 	IncompatDataChecksums uint64 = 1 << 0
+	// IncompatReflink: written blocks may be mapped by several extents
+	// (clones); a block's reference count is the number of extents that
+	// map it, and no unwritten extent is shared.
+	IncompatReflink uint64 = 1 << 1
 
 	knownCompat   uint64 = 0
 	knownROCompat uint64 = 0
-	knownIncompat        = IncompatDataChecksums
+	knownIncompat        = IncompatDataChecksums | IncompatReflink
 )
 
 // superblockSize is the encoded size: the rest of block 0 is zero.

@@ -224,8 +224,8 @@ func (f *File) AbortWrite(index, n int64) error {
 }
 
 // CanClone reports whether files of this store can share blocks: not on
-// an image, whose format has no reference counts yet.
-func (f *File) CanClone() bool { return f.fs.journal == nil }
+// an image made without the reflink feature.
+func (f *File) CanClone() bool { return f.fs.journal == nil || f.fs.reflink }
 
 // CloneFrom makes pages [dstIdx, dstIdx+n) of f share the blocks of pages
 // [srcIdx, srcIdx+n) of src (FICLONERANGE), dropping what f mapped there.
@@ -246,8 +246,8 @@ func (f *File) CloneFrom(from blockmap.File, srcIdx, dstIdx, n int64) error {
 	switch {
 	case src.fs != f.fs:
 		return fmt.Errorf("extentfs: clone: files of different filesystems: %w", syscall.EXDEV)
-	case f.fs.journal != nil:
-		return fmt.Errorf("extentfs: clone: images do not support shared blocks yet: %w", syscall.EOPNOTSUPP)
+	case !f.CanClone():
+		return fmt.Errorf("extentfs: clone: the image was made without reflink: %w", syscall.EOPNOTSUPP)
 	case src == f && srcIdx < dstIdx+n && dstIdx < srcIdx+n:
 		return fmt.Errorf("extentfs: clone: overlapping ranges of one file: %w", syscall.EINVAL)
 	}

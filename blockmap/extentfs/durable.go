@@ -19,12 +19,14 @@ import (
 //
 // With cow set every written block is written out of place (the block
 // keeps its content while a committed map points at it), as data checksums
-// need.
-func Restore(nblocks int64, files map[uint64][]meta.Extent, j *meta.Journal, cow bool) (*FS, error) {
+// need. With reflink set, written blocks may be mapped by several extents
+// (clones): their reference counts are rebuilt from the extents, and files
+// can share blocks; an unwritten extent may still share nothing.
+func Restore(nblocks int64, files map[uint64][]meta.Extent, j *meta.Journal, cow, reflink bool) (*FS, error) {
 	if nblocks < 2 {
 		return nil, fmt.Errorf("extentfs: restore: device of %d blocks: %w", nblocks, syscall.EINVAL)
 	}
-	fs := &FS{alloc: newAllocator(0), files: make(map[uint64]*File), journal: j}
+	fs := &FS{alloc: newAllocator(0), files: make(map[uint64]*File), journal: j, reflink: reflink}
 	a := fs.alloc
 	a.total, a.first, a.quarantine, a.cow = nblocks, 1, true, cow
 
@@ -32,6 +34,7 @@ func Restore(nblocks int64, files map[uint64][]meta.Extent, j *meta.Journal, cow
 		start, count int64
 		ino          uint64
 		page         int64
+		unwritten    bool
 	}
 	var all []owned
 	for ino, xs := range files {
@@ -46,27 +49,51 @@ func Restore(nblocks int64, files map[uint64][]meta.Extent, j *meta.Journal, cow
 			}
 			f.tree.insert(extent{page: x.Page, count: x.Count, block: x.Block, unwritten: x.Unwritten})
 			f.blocks += x.Count
-			all = append(all, owned{x.Block, x.Count, ino, x.Page})
+			all = append(all, owned{x.Block, x.Count, ino, x.Page, x.Unwritten})
 		}
 		fs.files[ino] = f
 		fs.nextID = max(fs.nextID, ino)
 	}
 	slices.SortFunc(all, func(x, y owned) int { return cmp.Compare(x.start, y.start) })
+	// Sweep the block space in order of extent starts: the active extents
+	// at a block are its owners. A block with two owners is corruption,
+	// unless reflink allows it and both are written: then it is shared.
+	var active []owned // owners of the blocks at pos, by end
 	pos := int64(1)
-	for i, o := range all {
-		if o.start < pos {
-			p := all[i-1]
-			return nil, fmt.Errorf("extentfs: restore: block %d owned by inode %d (page %d) and inode %d (page %d): %w",
-				o.start, p.ino, p.page, o.ino, o.page, syscall.EUCLEAN)
+	advance := func(to int64) error {
+		for pos < to {
+			if len(active) == 0 {
+				a.insertFree(run{pos, to - pos})
+				pos = to
+				break
+			}
+			end := to
+			for _, o := range active {
+				end = min(end, o.start+o.count)
+			}
+			if len(active) > 1 {
+				p, o := active[0], active[1]
+				if !reflink || p.unwritten || o.unwritten {
+					return fmt.Errorf("extentfs: restore: block %d owned by inode %d (page %d) and inode %d (page %d): %w",
+						pos, p.ino, p.page+pos-p.start, o.ino, o.page+pos-o.start, syscall.EUCLEAN)
+				}
+				a.refs.t.ReplaceOrInsert(refRun{pos, end - pos, int64(len(active))})
+			}
+			pos = end
+			active = slices.DeleteFunc(active, func(o owned) bool { return o.start+o.count <= pos })
 		}
-		if o.start > pos {
-			a.insertFree(run{pos, o.start - pos})
+		return nil
+	}
+	for _, o := range all {
+		if err := advance(o.start); err != nil {
+			return nil, err
 		}
-		pos = o.start + o.count
+		active = append(active, o)
 	}
-	if pos < nblocks {
-		a.insertFree(run{pos, nblocks - pos})
+	if err := advance(nblocks); err != nil {
+		return nil, err
 	}
+	a.anyShared.Store(a.refs.t.Len() > 0)
 	return fs, nil
 }
 

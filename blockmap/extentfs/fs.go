@@ -22,6 +22,7 @@ type FS struct {
 	nextID  uint64
 
 	journal *meta.Journal // durable stores only; immutable
+	reflink bool          // a durable store whose format can share blocks; immutable
 }
 
 var _ blockmap.Store = (*FS)(nil)

@@ -25,7 +25,7 @@ Usage:
   holefs torture [flags]  random concurrent race torture with a data checker (-h for flags)
   holefs bench [flags]    benchmark workloads per lock mode, as a table, JSON or plot (-h for flags)
   holefs crash [flags]    check every crash state of recorded workloads on images (-h for flags)
-  holefs mkfs PATH [--size 64G] [--data-checksums] [--force]
+  holefs mkfs PATH [--size 64G] [--data-checksums] [--no-reflink] [--force]
                           create an image: a directory holding a sparse data file and meta.db
   holefs fsck PATH [--repair]
                           check an image (exit status as e2fsck's); --repair fixes what is safe

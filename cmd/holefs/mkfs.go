@@ -19,6 +19,7 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	size := fl.String("size", "64G", "device `size`: bytes, or a number with a K, M, G or T suffix (binary); the data file is sparse")
 	blockSize := fl.Int("block-size", meta.BlockSize, "block size in bytes: holefs has only 4096")
 	sums := fl.Bool("data-checksums", false, "keep a CRC-32C of every data block and check it on read")
+	noReflink := fl.Bool("no-reflink", false, "files cannot share blocks (clones fail, copies copy)")
 	force := fl.Bool("force", false, "replace an existing image (its data is lost)")
 	fl.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: holefs mkfs PATH [flags]\n\n"+
@@ -36,7 +37,7 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "holefs mkfs: --size: %v\n", err)
 		return errUsage
 	}
-	opts := holefs.MkfsOptions{SizeBytes: n, BlockSize: *blockSize, DataChecksums: *sums, Force: *force}
+	opts := holefs.MkfsOptions{SizeBytes: n, BlockSize: *blockSize, DataChecksums: *sums, NoReflink: *noReflink, Force: *force}
 	if err := holefs.Mkfs(path, opts); err != nil {
 		return err
 	}
@@ -110,9 +111,14 @@ func formatUUID(u [16]byte) string {
 func featureNames(sb meta.Superblock) string {
 	var names []string
 	incompat := sb.Incompat
-	if incompat&meta.IncompatDataChecksums != 0 {
-		names = append(names, "data-checksums")
-		incompat &^= meta.IncompatDataChecksums
+	for _, f := range []struct {
+		name string
+		bit  uint64
+	}{{"data-checksums", meta.IncompatDataChecksums}, {"reflink", meta.IncompatReflink}} {
+		if incompat&f.bit != 0 {
+			names = append(names, f.name)
+			incompat &^= f.bit
+		}
 	}
 	for _, f := range []struct {
 		kind string

@@ -444,8 +444,8 @@ func (t *tester) clone() error {
 	err := src.Clone(t.f, srcOff, dstOff, n)
 	span := (count + pageSize - 1) / pageSize * pageSize
 	switch {
-	case t.memfs || t.image != "" || t.cfg.Backend == holefs.BackendPassthrough:
-		return t.wantErrno(err, syscall.EOPNOTSUPP, "clone on memfs, passthrough or an image")
+	case !t.cloneOK:
+		return t.wantErrno(err, syscall.EOPNOTSUPP, "clone where the backend cannot share blocks")
 	case fromSelf && srcOff < dstOff+span && dstOff < srcOff+span:
 		return t.wantErrno(err, syscall.EINVAL, "clone of overlapping ranges")
 	case err != nil:
@@ -462,7 +462,7 @@ func (t *tester) clone() error {
 // dedupe shares a range of the source with the file where they are equal
 // (after making them equal half the time).
 func (t *tester) dedupe() error {
-	if t.memfs || t.image != "" || t.cfg.Backend == holefs.BackendPassthrough {
+	if !t.cloneOK {
 		return nil
 	}
 	pages := min(int64(len(t.src)), t.size()) / pageSize
