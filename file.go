@@ -150,7 +150,8 @@ func (f *File) CopyRange(dst *File, srcOff, dstOff, n int64) (int64, error) {
 // later write to either copies the block it writes (reflink). Offsets must
 // be multiples of 4096 and so must n unless the range ends at f's EOF;
 // overlapping ranges of one file are EINVAL. Backends without shared
-// blocks (memfs, images for now) return EOPNOTSUPP.
+// blocks (memfs, passthrough, images made with MkfsOptions.NoReflink)
+// return EOPNOTSUPP.
 func (f *File) Clone(dst *File, srcOff, dstOff, n int64) error {
 	return f.err("clone", f.h.Clone(dst.h, srcOff, dstOff, n))
 }
