@@ -3,6 +3,7 @@ package meta
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -777,5 +778,50 @@ func wantXattrs(t *testing.T, s *Snapshot, n int) {
 	t.Helper()
 	if len(s.Xattrs) != n {
 		t.Errorf("%d xattrs, want %d: %+v", len(s.Xattrs), n, s.Xattrs)
+	}
+}
+
+// TestFsckReflink: on an image with the reflink feature written extents of
+// two files may share blocks; an unwritten extent sharing one is still an
+// error. Without the feature any sharing is.
+func TestFsckReflink(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		reflink   bool
+		unwritten bool
+		errors    int
+	}{
+		{"reflink, written", true, false, 0},
+		{"reflink, unwritten", true, true, 1},
+		{"no reflink, written", false, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "img")
+			var incompat uint64
+			if tc.reflink {
+				incompat = IncompatReflink
+			}
+			if _, err := Create(dir, CreateOptions{Blocks: testBlocks, Incompat: incompat}); err != nil {
+				t.Fatal(err)
+			}
+			update(t, dir, func(tx *bbolt.Tx) error {
+				for ino := uint64(2); ino <= 3; ino++ {
+					putInode(tx, Inode{Ino: ino, Mode: syscall.S_IFREG | 0o644, Nlink: 1, Size: 2 * BlockSize})
+					putDirent(tx, 1, "f"+utoa(ino), ino)
+				}
+				putExtent(tx, 2, Extent{Page: 0, Count: 2, Block: 10})
+				putExtent(tx, 3, Extent{Page: 0, Count: 2, Block: 10, Unwritten: tc.unwritten})
+				return nil
+			})
+			img := openImage(t, dir, true)
+			defer img.Close()
+			rep, err := Check(img, CheckOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rep.Count(Error); got != tc.errors {
+				t.Fatalf("%d errors, want %d: %v", got, tc.errors, rep.Findings)
+			}
+		})
 	}
 }
