@@ -41,7 +41,7 @@ func fsckCmd(args []string, stdout, stderr io.Writer) error {
 			"8 operational error, 16 usage error.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	path, err := parsePath(fl, args, stderr)
+	path, err := parsePath(fl, args, stderr, "image path")
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

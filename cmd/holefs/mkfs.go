@@ -28,7 +28,7 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 			"a directory holding anything else is never touched.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	path, err := parsePath(fl, args, stderr)
+	path, err := parsePath(fl, args, stderr, "image path")
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 // parsePath parses flags and one path, in any order: "IMG --size 1G" as
 // well as "--size 1G IMG". A mistake is reported on stderr and returned
 // as errUsage.
-func parsePath(fl *flag.FlagSet, args []string, stderr io.Writer) (string, error) {
+func parsePath(fl *flag.FlagSet, args []string, stderr io.Writer, what string) (string, error) {
 	usage := func(format string, a ...any) (string, error) {
 		fmt.Fprintf(stderr, "holefs %s: "+format+"\n", append([]any{fl.Name()}, a...)...)
 		return "", errUsage
@@ -75,7 +75,7 @@ func parsePath(fl *flag.FlagSet, args []string, stderr io.Writer) (string, error
 		return "", err
 	}
 	if fl.NArg() == 0 {
-		return usage("missing the image path (run 'holefs %s -h')", fl.Name())
+		return usage("missing the %s (run 'holefs %s -h')", what, fl.Name())
 	}
 	path := fl.Arg(0)
 	if err := parse(fl.Args()[1:]); err != nil {

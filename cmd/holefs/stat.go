@@ -26,17 +26,11 @@ func umountCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "Usage: holefs umount [--lazy] MOUNTPOINT\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	arg, err := parsePath(fl, args, stderr, "MOUNTPOINT")
+	if err != nil {
+		return err
 	}
-	if fl.NArg() != 1 {
-		fmt.Fprintf(stderr, "holefs umount: want exactly one MOUNTPOINT\n")
-		return errUsage
-	}
-	mp, err := absDir(fl.Arg(0))
+	mp, err := absDir(arg)
 	if err != nil {
 		return err
 	}
@@ -97,17 +91,11 @@ func statCmd(args []string, stdout, stderr io.Writer) error {
 			"(the numbers its --metrics endpoint exports).\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	arg, err := parsePath(fl, args, stderr, "MOUNTPOINT")
+	if err != nil {
+		return err
 	}
-	if fl.NArg() != 1 {
-		fmt.Fprintf(stderr, "holefs stat: want exactly one MOUNTPOINT\n")
-		return errUsage
-	}
-	mp, err := absDir(fl.Arg(0))
+	mp, err := absDir(arg)
 	if err != nil {
 		return err
 	}
