@@ -242,15 +242,11 @@ func pathErr(op, name string, err error) error {
 
 // OpenFile opens the named file with os.OpenFile flags (O_RDONLY,
 // O_WRONLY, O_RDWR, O_CREATE, O_EXCL, O_TRUNC, O_APPEND, and
-// syscall.O_DIRECT for direct I/O) and, when creating, perm.
+// syscall.O_NOFOLLOW, O_DIRECTORY, and O_DIRECT for direct I/O) and, when
+// creating, perm. The name resolves as open(2)'s does: O_CREATE through a
+// dangling symlink creates its target, O_NOFOLLOW on a symlink is ELOOP.
 func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (*File, error) {
-	var in *vfs.Inode
-	var err error
-	if flag&syscall.O_CREAT != 0 {
-		in, _, err = f.v.Create(clean(name), uint32(perm.Perm()), flag&syscall.O_EXCL != 0)
-	} else {
-		in, err = f.v.Lookup(clean(name), true)
-	}
+	in, _, err := f.v.OpenPath(clean(name), flag, uint32(perm.Perm()))
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}

@@ -949,3 +949,53 @@ func TestDirectoryHandleEdges(t *testing.T) {
 		t.Fatalf("readahead of 0 bytes filled %d pages", got)
 	}
 }
+
+// TestNameResolutionErrnos checks the library's open and namespace calls
+// resolve names as Linux does (the full table, checked against tmpfs, is
+// vfs's TestNamespaceErrnos): O_NOFOLLOW, O_DIRECTORY, O_CREATE through a
+// dangling symlink, trailing slashes, PATH_MAX.
+func TestNameResolutionErrnos(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		fsys := newFS(t, holefs.Options{Backend: backend})
+		create(t, fsys, "f")
+		for _, err := range []error{fsys.Mkdir("d", 0o755), fsys.Symlink("f", "l"), fsys.Symlink("nowhere", "dangling")} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		open := func(name string, flag int) error {
+			f, err := fsys.OpenFile(name, flag, 0o644)
+			if err == nil {
+				f.Close()
+			}
+			return err
+		}
+		tests := []struct {
+			name string
+			err  error
+			want syscall.Errno
+		}{
+			{"O_NOFOLLOW on a symlink", open("l", syscall.O_RDONLY|syscall.O_NOFOLLOW), syscall.ELOOP},
+			{"O_NOFOLLOW|O_CREATE on a symlink", open("/l", syscall.O_RDWR|syscall.O_CREAT|syscall.O_NOFOLLOW), syscall.ELOOP},
+			{"O_DIRECTORY on a file", open("f", syscall.O_RDONLY|syscall.O_DIRECTORY), syscall.ENOTDIR},
+			{"O_CREATE|O_DIRECTORY", open("g", syscall.O_RDONLY|syscall.O_CREAT|syscall.O_DIRECTORY), syscall.EINVAL},
+			{"O_CREATE|O_EXCL on a dangling symlink", open("dangling", syscall.O_RDWR|syscall.O_CREAT|syscall.O_EXCL), syscall.EEXIST},
+			{"path of PATH_MAX", open(strings.Repeat("d/../", 820)+"f", syscall.O_RDONLY), syscall.ENAMETOOLONG},
+			{"remove file with trailing slash", fsys.Remove("f/"), syscall.ENOTDIR},
+			{"rename file to trailing slash", fsys.Rename("f", "x/"), syscall.ENOTDIR},
+			{"link to trailing slash", fsys.Link("f", "x/"), syscall.ENOENT},
+			{"link dir over existing", fsys.Link("d", "f"), syscall.EEXIST},
+		}
+		for _, tc := range tests {
+			wantErrno(t, tc.err, tc.want, tc.name)
+		}
+		// O_CREATE without O_EXCL through a dangling symlink creates its
+		// target, as open(2) does.
+		if err := open("dangling", syscall.O_RDWR|syscall.O_CREAT); err != nil {
+			t.Fatalf("O_CREATE through a dangling symlink: %v", err)
+		}
+		if fi, err := fsys.Lstat("nowhere"); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("target of the dangling symlink after O_CREATE: %v, %v", fi, err)
+		}
+	})
+}

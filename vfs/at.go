@@ -65,7 +65,11 @@ func (f *FS) CreateAt(dir *Inode, name string, perm uint32, excl bool, o Owner) 
 	if err := dirFor(dir, name); err != nil {
 		return nil, false, err
 	}
-	return f.createLocked(dir, name, perm, excl, &o)
+	flags, depth := 0, 0
+	if excl {
+		flags = syscall.O_EXCL
+	}
+	return f.createLocked(dir, name, perm, flags, &o, &depth)
 }
 
 // MkdirAt creates the directory name in dir.
@@ -107,23 +111,13 @@ func checkTarget(target string) error {
 func (f *FS) LinkAt(in, dir *Inode, name string) error {
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	if in.IsDir() {
-		return syscall.EPERM
-	}
 	if err := dirFor(dir, name); err != nil {
 		return err
 	}
-	if in.nlink == 0 {
-		return syscall.ENOENT
-	}
-	if _, ok := dir.entries[name]; ok {
-		return syscall.EEXIST
-	}
-	if err := f.fwdLink(in, dir, name); err != nil {
+	if err := freeName(dir, name, false); err != nil {
 		return err
 	}
-	f.link(dir, name, in)
-	return nil
+	return f.linkLocked(in, dir, name)
 }
 
 // UnlinkAt removes the non-directory entry name of dir. An open file lives
@@ -184,8 +178,8 @@ func (f *FS) RmdirAt(dir *Inode, name string) error {
 
 // RenameAt renames oname in odir to nname in ndir with renameat2 flags.
 func (f *FS) RenameAt(odir *Inode, oname string, ndir *Inode, nname string, flags uint32) error {
-	if flags&^(RenameNoReplace|RenameExchange) != 0 || flags == RenameNoReplace|RenameExchange {
-		return syscall.EINVAL
+	if err := checkRenameFlags(flags); err != nil {
+		return err
 	}
 	f.nsMu.Lock()
 	if err := entryFor(odir, oname); err != nil {
@@ -196,5 +190,5 @@ func (f *FS) RenameAt(odir *Inode, oname string, ndir *Inode, nname string, flag
 		f.nsMu.Unlock()
 		return err
 	}
-	return f.finishRename(odir, oname, ndir, nname, odir.entries[oname], flags)
+	return f.finishRename(odir, oname, ndir, nname, odir.entries[oname], flags, false, false)
 }

@@ -20,5 +20,10 @@
 // block-removing operation, so the fill paths need nothing of their own.
 //
 // Errors are syscall.Errno values; the root package wraps them in
-// *fs.PathError.
+// *fs.PathError. The namespace operations (namei.go, at.go) give the
+// errno Linux gives on tmpfs for the same call, checking in the order
+// Linux's namei and do_renameat2 do, so that a call breaking two rules
+// fails as on Linux. Like tmpfs, and unlike ext4 (65000), there is no
+// link-count limit and so no EMLINK: a count could only overflow with
+// 2^31 names of one inode, more than the in-memory namespace holds.
 package vfs

@@ -12,6 +12,7 @@ const (
 	maxOffset   = math.MaxInt64
 	maxSymlinks = 40 // Linux's MAXSYMLINKS
 	maxNameLen  = 255
+	pathMax     = 4096 // Linux's PATH_MAX, counting the terminating NUL
 )
 
 // Rename flags, as renameat2(2).
@@ -41,6 +42,15 @@ func checkName(name string) error {
 		return syscall.ENAMETOOLONG
 	case strings.ContainsRune(name, 0):
 		return syscall.EINVAL
+	}
+	return nil
+}
+
+// checkPath refuses a path Linux's getname would: one of PATH_MAX bytes
+// or more (with its NUL) is ENAMETOOLONG before any lookup.
+func checkPath(path string) error {
+	if len(path) >= pathMax {
+		return syscall.ENAMETOOLONG
 	}
 	return nil
 }
@@ -103,38 +113,55 @@ var (
 	nnRename = notName{syscall.EBUSY, syscall.EBUSY, syscall.EBUSY}
 )
 
-// lookupParent resolves all but the last component of path, which it
-// returns validated; nn gives the errors when the last component is not a
-// name. The caller holds nsMu.
-func (f *FS) lookupParent(path string, nn notName) (*Inode, string, error) {
+// lookupParent resolves all but the last component of path from dir (the
+// root if path is absolute), following symlinks and counting them in
+// depth, and returns that component validated; nn gives the errors when
+// the last component is not a name. slash says the path ends in "/": the
+// operation wants a directory (each has its own errno when it is not one).
+// The caller holds nsMu.
+func (f *FS) lookupParent(dir *Inode, path string, nn notName, depth *int) (parent *Inode, name string, slash bool, err error) {
+	if err := checkPath(path); err != nil {
+		return nil, "", false, err
+	}
 	comps := split(path)
 	if len(comps) == 0 {
-		return nil, "", nn.root
+		return nil, "", false, nn.root
 	}
-	name := comps[len(comps)-1]
-	depth := 0
-	dir, err := f.walk(f.root, strings.Join(comps[:len(comps)-1], "/"), true, &depth)
-	if err != nil {
-		return nil, "", err
+	name = comps[len(comps)-1]
+	if strings.HasPrefix(path, "/") {
+		dir = f.root
+	}
+	if dir, err = f.walk(dir, strings.Join(comps[:len(comps)-1], "/"), true, depth); err != nil {
+		return nil, "", false, err
 	}
 	if !dir.IsDir() {
-		return nil, "", syscall.ENOTDIR
+		return nil, "", false, syscall.ENOTDIR
 	}
 	switch name {
 	case ".":
-		return nil, "", nn.dot
+		return nil, "", false, nn.dot
 	case "..":
-		return nil, "", nn.dotdot
+		return nil, "", false, nn.dotdot
 	}
 	if err := checkName(name); err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
-	return dir, name, nil
+	return dir, name, strings.HasSuffix(path, "/"), nil
+}
+
+// lookupParentRoot is lookupParent from the root, with a fresh symlink
+// count, for the path-based operations.
+func (f *FS) lookupParentRoot(path string, nn notName) (*Inode, string, bool, error) {
+	depth := 0
+	return f.lookupParent(f.root, path, nn, &depth)
 }
 
 // Lookup resolves path; follow says whether a final symlink is followed
 // (stat) or returned (lstat).
 func (f *FS) Lookup(path string, follow bool) (*Inode, error) {
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
 	f.nsMu.RLock()
 	defer f.nsMu.RUnlock()
 	depth := 0
@@ -145,37 +172,84 @@ func (f *FS) Lookup(path string, follow bool) (*Inode, error) {
 // does not exist; with excl an existing file is EEXIST (O_CREAT|O_EXCL).
 // It reports whether it created the file.
 func (f *FS) Create(path string, perm uint32, excl bool) (*Inode, bool, error) {
-	if strings.HasSuffix(path, "/") {
-		return nil, false, syscall.EISDIR // open("f/", O_CREAT), as Linux
+	flags := syscall.O_CREAT
+	if excl {
+		flags |= syscall.O_EXCL
 	}
-	f.nsMu.Lock()
-	defer f.nsMu.Unlock()
-	dir, name, err := f.lookupParent(path, nnCreate)
-	if err != nil {
-		return nil, false, err
-	}
-	return f.createLocked(dir, name, perm, excl, nil)
+	return f.OpenPath(path, flags, perm)
 }
 
-// createLocked is Create in a resolved directory; the caller holds nsMu.
-// o, if set, is the creator (FUSE); nil keeps newInode's owner.
-func (f *FS) createLocked(dir *Inode, name string, perm uint32, excl bool, o *Owner) (*Inode, bool, error) {
-	if _, ok := dir.entries[name]; ok {
-		if excl {
-			return nil, false, syscall.EEXIST
-		}
-		depth := 0
-		in, err := f.walk(dir, name, true, &depth)
-		if err != nil {
+// OpenPath resolves path as open(2) does for flags, before the file is
+// opened: O_CREAT makes a regular file with perm at a free name (O_EXCL:
+// an existing name, even a dangling symlink, is EEXIST); a final symlink
+// is followed, with O_CREAT to create its missing target, unless
+// O_NOFOLLOW says ELOOP; O_DIRECTORY wants a directory (ENOTDIR), and
+// cannot be combined with O_CREAT (EINVAL). Other flags are the opener's.
+// It reports whether it created the file.
+func (f *FS) OpenPath(path string, flags int, perm uint32) (*Inode, bool, error) {
+	if err := checkPath(path); err != nil {
+		return nil, false, err
+	}
+	depth := 0
+	if flags&syscall.O_CREAT == 0 {
+		f.nsMu.RLock()
+		defer f.nsMu.RUnlock()
+		in, err := f.walk(f.root, path, flags&syscall.O_NOFOLLOW == 0, &depth)
+		switch {
+		case err != nil:
 			return nil, false, err
-		}
-		if in.IsDir() {
-			return nil, false, syscall.EISDIR
+		case flags&syscall.O_DIRECTORY != 0 && !in.IsDir():
+			return nil, false, syscall.ENOTDIR
+		case in.typ == syscall.S_IFLNK:
+			return nil, false, syscall.ELOOP // O_NOFOLLOW
 		}
 		return in, false, nil
 	}
-	in, err := f.makeLocked(dir, name, syscall.S_IFREG|perm&0o7777, "", o)
-	return in, err == nil, err
+	if flags&syscall.O_DIRECTORY != 0 {
+		return nil, false, syscall.EINVAL
+	}
+	f.nsMu.Lock()
+	defer f.nsMu.Unlock()
+	return f.createPath(f.root, path, perm, flags, nil, &depth)
+}
+
+// createPath is open(2) with O_CREAT of path from dir; depth counts the
+// symlinks followed. The caller holds nsMu.
+func (f *FS) createPath(dir *Inode, path string, perm uint32, flags int, o *Owner, depth *int) (*Inode, bool, error) {
+	dir, name, slash, err := f.lookupParent(dir, path, nnCreate, depth)
+	switch {
+	case err != nil:
+		return nil, false, err
+	case slash:
+		return nil, false, syscall.EISDIR // open("f/", O_CREAT), as Linux
+	}
+	return f.createLocked(dir, name, perm, flags, o, depth)
+}
+
+// createLocked is open(2) with O_CREAT (and O_EXCL, O_NOFOLLOW from flags)
+// of name in a resolved directory: an existing symlink is followed, and
+// its target created if missing, as Linux does. o, if set, is the creator
+// (FUSE); nil keeps newInode's owner. The caller holds nsMu.
+func (f *FS) createLocked(dir *Inode, name string, perm uint32, flags int, o *Owner, depth *int) (*Inode, bool, error) {
+	in, ok := dir.entries[name]
+	switch {
+	case !ok:
+		in, err := f.makeLocked(dir, name, syscall.S_IFREG|perm&0o7777, "", o)
+		return in, err == nil, err
+	case flags&syscall.O_EXCL != 0:
+		return nil, false, syscall.EEXIST
+	case in.typ == syscall.S_IFLNK:
+		if flags&syscall.O_NOFOLLOW != 0 {
+			return nil, false, syscall.ELOOP
+		}
+		if *depth++; *depth > maxSymlinks {
+			return nil, false, syscall.ELOOP
+		}
+		return f.createPath(dir, in.target, perm, flags, o, depth)
+	case in.IsDir():
+		return nil, false, syscall.EISDIR
+	}
+	return in, false, nil
 }
 
 // makeLocked makes a new file, directory or symlink (mode: type and
@@ -240,12 +314,26 @@ func (f *FS) unlinkEntry(dir *Inode, name string) *Inode {
 func (f *FS) Mkdir(path string, perm uint32) error {
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	dir, name, err := f.lookupParent(path, nnMake)
+	dir, name, _, err := f.lookupParentRoot(path, nnMake)
 	if err != nil {
 		return err
 	}
 	_, err = f.makeLocked(dir, name, syscall.S_IFDIR|perm&0o7777, "", nil)
 	return err
+}
+
+// freeName checks that name is free in dir for link(2) or symlink(2):
+// EEXIST if taken; if free but written with a trailing slash, ENOENT:
+// Linux reads the slash as asking for a directory, which these calls do
+// not make. The caller holds nsMu.
+func freeName(dir *Inode, name string, slash bool) error {
+	if _, ok := dir.entries[name]; ok {
+		return syscall.EEXIST
+	}
+	if slash {
+		return syscall.ENOENT
+	}
+	return nil
 }
 
 // Symlink creates a symbolic link at path pointing to target.
@@ -255,7 +343,10 @@ func (f *FS) Symlink(target, path string) error {
 	}
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	dir, name, err := f.lookupParent(path, nnMake)
+	dir, name, slash, err := f.lookupParentRoot(path, nnMake)
+	if err == nil {
+		err = freeName(dir, name, slash)
+	}
 	if err != nil {
 		return err
 	}
@@ -263,8 +354,12 @@ func (f *FS) Symlink(target, path string) error {
 	return err
 }
 
-// Link makes newPath another name of the non-directory at oldPath.
+// Link makes newPath another name of the non-directory at oldPath; a
+// final symlink of oldPath is linked, not followed, as link(2) does.
 func (f *FS) Link(oldPath, newPath string) error {
+	if err := checkPath(oldPath); err != nil {
+		return err
+	}
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
 	depth := 0
@@ -272,15 +367,26 @@ func (f *FS) Link(oldPath, newPath string) error {
 	if err != nil {
 		return err
 	}
-	if in.IsDir() {
-		return syscall.EPERM
+	dir, name, slash, err := f.lookupParentRoot(newPath, nnMake)
+	if err == nil {
+		err = freeName(dir, name, slash)
 	}
-	dir, name, err := f.lookupParent(newPath, nnMake)
 	if err != nil {
 		return err
 	}
-	if _, ok := dir.entries[name]; ok {
-		return syscall.EEXIST
+	return f.linkLocked(in, dir, name)
+}
+
+// linkLocked makes name, a free name in dir, another name of in; the
+// caller holds nsMu. A directory cannot get a second name (EPERM), nor a
+// file whose last name is gone (ENOENT, as linkat(2) of an unlinked file
+// through /proc/self/fd).
+func (f *FS) linkLocked(in, dir *Inode, name string) error {
+	switch {
+	case in.IsDir():
+		return syscall.EPERM
+	case in.nlink == 0:
+		return syscall.ENOENT
 	}
 	if err := f.fwdLink(in, dir, name); err != nil {
 		return err
@@ -293,7 +399,7 @@ func (f *FS) Link(oldPath, newPath string) error {
 // last handle closes.
 func (f *FS) Unlink(path string) error {
 	f.nsMu.Lock()
-	dir, name, err := f.lookupParent(path, nnCreate)
+	dir, name, slash, err := f.lookupParentRoot(path, nnCreate)
 	if err != nil {
 		f.nsMu.Unlock()
 		return err
@@ -304,6 +410,8 @@ func (f *FS) Unlink(path string) error {
 		err = syscall.ENOENT
 	case in.IsDir():
 		err = syscall.EISDIR
+	case slash:
+		err = syscall.ENOTDIR // unlink("f/"), even of a symlink to a directory
 	}
 	if err == nil {
 		err = f.fwdRemove(dir, name)
@@ -323,7 +431,7 @@ func (f *FS) Unlink(path string) error {
 func (f *FS) Rmdir(path string) error {
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	dir, name, err := f.lookupParent(path, nnRmdir)
+	dir, name, _, err := f.lookupParentRoot(path, nnRmdir)
 	if err != nil {
 		return err
 	}
@@ -357,13 +465,22 @@ func (f *FS) isAncestor(a, d *Inode) bool {
 	}
 }
 
-// Rename renames oldPath to newPath with renameat2 flags.
-func (f *FS) Rename(oldPath, newPath string, flags uint32) error {
+// checkRenameFlags refuses renameat2 flags holefs does not know, and the
+// two that contradict each other.
+func checkRenameFlags(flags uint32) error {
 	if flags&^(RenameNoReplace|RenameExchange) != 0 || flags == RenameNoReplace|RenameExchange {
 		return syscall.EINVAL
 	}
+	return nil
+}
+
+// Rename renames oldPath to newPath with renameat2 flags.
+func (f *FS) Rename(oldPath, newPath string, flags uint32) error {
+	if err := checkRenameFlags(flags); err != nil {
+		return err
+	}
 	f.nsMu.Lock()
-	odir, oname, err := f.lookupParent(oldPath, nnRename)
+	odir, oname, oslash, err := f.lookupParentRoot(oldPath, nnRename)
 	if err != nil {
 		f.nsMu.Unlock()
 		return err
@@ -372,7 +489,7 @@ func (f *FS) Rename(oldPath, newPath string, flags uint32) error {
 	if flags&RenameNoReplace != 0 {
 		nn = nnMake
 	}
-	ndir, nname, err := f.lookupParent(newPath, nn)
+	ndir, nname, nslash, err := f.lookupParentRoot(newPath, nn)
 	if err != nil {
 		f.nsMu.Unlock()
 		return err
@@ -382,23 +499,39 @@ func (f *FS) Rename(oldPath, newPath string, flags uint32) error {
 		f.nsMu.Unlock()
 		return syscall.ENOENT
 	}
-	return f.finishRename(odir, oname, ndir, nname, src, flags)
+	return f.finishRename(odir, oname, ndir, nname, src, flags, oslash, nslash)
 }
 
 // finishRename renames the resolved entry oname of odir, src, to nname in
-// ndir. The caller holds nsMu, which finishRename releases before it
-// evicts a replaced file that lost its last link.
-func (f *FS) finishRename(odir *Inode, oname string, ndir *Inode, nname string, src *Inode, flags uint32) error {
+// ndir; oslash and nslash say the paths named them with a trailing slash.
+// The checks come in do_renameat2's order, so that a call breaking two
+// rules gets Linux's errno. The caller holds nsMu, which finishRename
+// releases before it evicts a replaced file that lost its last link.
+func (f *FS) finishRename(odir *Inode, oname string, ndir *Inode, nname string, src *Inode, flags uint32, oslash, nslash bool) error {
 	dst, exists := ndir.entries[nname]
+	exchange := flags&RenameExchange != 0
 	var dead *Inode
 	var err error
 	switch {
-	case flags&RenameExchange != 0:
-		err = f.exchange(odir, oname, ndir, nname, src, dst, exists)
 	case exists && flags&RenameNoReplace != 0:
 		err = syscall.EEXIST
+	case exchange && !exists:
+		err = syscall.ENOENT
+	case exchange && nslash && !dst.IsDir(), !src.IsDir() && (oslash || nslash && !exchange):
+		err = syscall.ENOTDIR
+	case src.IsDir() && f.isAncestor(src, ndir):
+		err = syscall.EINVAL // into its own subtree
+	case exists && dst.IsDir() && f.isAncestor(dst, odir):
+		// Over a directory the source is in: that directory is not
+		// empty; exchanging the two would make a loop.
+		err = syscall.ENOTEMPTY
+		if exchange {
+			err = syscall.EINVAL
+		}
 	case src == dst:
 		// Two names of one file: POSIX says do nothing.
+	case exchange:
+		err = f.exchange(odir, oname, ndir, nname, src, dst)
 	default:
 		dead, err = f.move(odir, oname, ndir, nname, src, dst, exists)
 	}
@@ -409,10 +542,9 @@ func (f *FS) finishRename(odir *Inode, oname string, ndir *Inode, nname string, 
 	return err
 }
 
+// move renames src over the name nname of ndir, which dst has if exists;
+// finishRename has checked the names. The caller holds nsMu.
 func (f *FS) move(odir *Inode, oname string, ndir *Inode, nname string, src, dst *Inode, exists bool) (*Inode, error) {
-	if src.IsDir() && f.isAncestor(src, ndir) {
-		return nil, syscall.EINVAL
-	}
 	var dead *Inode
 	if exists {
 		switch {
@@ -448,16 +580,9 @@ func (f *FS) move(odir *Inode, oname string, ndir *Inode, nname string, src, dst
 	return dead, nil
 }
 
-func (f *FS) exchange(odir *Inode, oname string, ndir *Inode, nname string, src, dst *Inode, exists bool) error {
-	if !exists {
-		return syscall.ENOENT
-	}
-	if src == dst {
-		return nil
-	}
-	if (src.IsDir() && f.isAncestor(src, ndir)) || (dst.IsDir() && f.isAncestor(dst, odir)) {
-		return syscall.EINVAL
-	}
+// exchange swaps the entries oname of odir, src, and nname of ndir, dst;
+// finishRename has checked the names. The caller holds nsMu.
+func (f *FS) exchange(odir *Inode, oname string, ndir *Inode, nname string, src, dst *Inode) error {
 	if err := f.fwdRename(odir, oname, ndir, nname, RenameExchange, src, dst); err != nil {
 		return err
 	}
