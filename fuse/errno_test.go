@@ -12,12 +12,13 @@ import (
 )
 
 // tmpfsMount mounts a tmpfs on a temporary directory for the rest of the
-// test: the reference whose errnos and results holefs must match. It
-// skips the test, saying why, where mounting is not permitted.
+// test: the reference whose errnos and results holefs must match. It is
+// mounted nosuid and nodev, as go-fuse mounts holefs. It skips the test,
+// saying why, where mounting is not permitted.
 func tmpfsMount(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256m"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=256m"); err != nil {
 		t.Skipf("cannot mount a reference tmpfs (%v): run as root", err)
 	}
 	t.Cleanup(func() {
