@@ -492,10 +492,12 @@ func (m *stressMount) unmount() {
 		t.Fatalf("fsck: %v", err)
 	}
 	for _, f := range rep.Findings {
-		t.Errorf("fsck after a clean unmount: %v", f)
+		if f.Kind != meta.KindOrphan {
+			t.Errorf("fsck after a clean unmount: %v", f)
+		}
 	}
 	if rep.Orphans != 0 {
-		t.Errorf("fsck after a clean unmount: %d orphans, want 0", rep.Orphans)
+		t.Errorf("fsck after a clean unmount: %d orphans (files unlinked and closed before the unmount), want 0", rep.Orphans)
 	}
 }
 
@@ -603,8 +605,9 @@ func stressSpawn(bin string, arg stressArg, nobody bool) (string, error) {
 	return stdout.String(), nil
 }
 
-// compareLogs reports every operation whose result differs from tmpfs's,
-// up to a bound (later ones often follow from the first).
+// compareLogs reports the operations whose results differ from tmpfs's:
+// the first few in full (the later ones often follow from the first), then
+// how many there were.
 func compareLogs(t *testing.T, child int, want, got []string) {
 	t.Helper()
 	diffs := 0
@@ -619,11 +622,12 @@ func compareLogs(t *testing.T, child int, want, got []string) {
 		if w == g {
 			continue
 		}
-		if diffs++; diffs > 20 {
-			t.Errorf("child %d: more differences follow", child)
-			return
+		if diffs++; diffs <= 5 {
+			t.Errorf("child %d:\n  tmpfs:  %s\n  holefs: %s", child, w, g)
 		}
-		t.Errorf("child %d:\n  tmpfs:  %s\n  holefs: %s", child, w, g)
+	}
+	if diffs > 5 {
+		t.Errorf("child %d: %d operations in all differ from tmpfs", child, diffs)
 	}
 }
 
