@@ -44,15 +44,7 @@ const openMask = syscall.O_ACCMODE | syscall.O_APPEND | syscall.O_TRUNC
 
 // open opens an engine handle for the kernel's open of n.
 func (s *Server) open(n *node, flags uint32) (*handle, error) {
-	engFlags := int(flags) & openMask
-	if s.opts.Cache == CacheWriteback {
-		// The kernel appends itself, in its page cache; its writeback
-		// sends every dirty page, at the page's offset, through any
-		// writable handle of the file. An engine handle with O_APPEND
-		// would write such a page at the end of the file instead.
-		engFlags &^= syscall.O_APPEND
-	}
-	h, err := s.v.OpenFrontend(n.in, engFlags)
+	h, err := s.v.OpenFrontend(n.in, int(flags)&openMask)
 	if err != nil {
 		return nil, err
 	}

@@ -651,36 +651,3 @@ func compareTrees(t *testing.T, tmp, mnt string, children int, when string) {
 		}
 	}
 }
-
-// TestAppendWriteback is a regression test of a loss the stress found: in
-// writeback mode the kernel writes an appended page back through the
-// O_APPEND handle at the page's offset, and an engine handle that kept
-// O_APPEND wrote it at the end of the file instead (seen after a truncate
-// made the kernel write back and read again).
-func TestAppendWriteback(t *testing.T) {
-	forEachMode(t, func(t *testing.T, m *mounted) {
-		p := m.path("f")
-		want := pattern(1, 5000)
-		if err := os.WriteFile(p, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		for i := range 2 {
-			fd := openT(t, p, unix.O_RDWR|unix.O_APPEND, 0)
-			more := pattern(byte(2+i), 300)
-			if n, err := unix.Write(fd, more); n != len(more) || err != nil {
-				t.Fatalf("append: %d, %v", n, err)
-			}
-			want = append(want, more...)
-			if err := unix.Close(fd); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := unix.Truncate(p, 20000); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, make([]byte, 20000-len(want))...)
-		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("after appends and a truncate up: %d bytes, %v; equal to what was written: %v", len(got), err, bytes.Equal(got, want))
-		}
-	})
-}
