@@ -62,12 +62,13 @@ const (
 	stRead            // open O_RDONLY, read all, close: logs length and CRC
 	stStat            // lstat: logs type, permissions, links and size
 	stSymlink         // symlink
+	stHRead           // pread through a slot: logs length and CRC
 	stKinds
 )
 
 var stNames = [stKinds]string{"create", "write", "writev", "append", "open", "hwrite", "hwritev", "htrunc",
 	"hfsync", "hclose", "truncate", "mknod", "mkfifo", "link", "rename", "unlink", "mkdir", "rmdir", "fsync",
-	"read", "stat", "symlink"}
+	"read", "stat", "symlink", "hread"}
 
 // stressOp is one generated operation. The sequence depends on the seed
 // only, never on results, so both runs issue the same calls and a phase
@@ -105,6 +106,9 @@ func genStressOps(seed int64, n int) []stressOp {
 	for i := range ops {
 		o := stressOp{kind: r.Intn(stKinds), p1: stressPath(r), p2: stressPath(r), slot: r.Intn(3),
 			off: r.Int63n(48 << 10), n: 1 + r.Intn(6000), data: r.Int63()}
+		if r.Intn(8) == 0 {
+			o.off = r.Int63n(2 << 20) // past the pages written so far: holes, more extents
+		}
 		switch o.kind {
 		case stCreate:
 			o.flags = unix.O_CREAT | unix.O_WRONLY
@@ -243,7 +247,7 @@ func stressRun(o stressOp, p func(string) string, slots []stressSlot) (res strin
 			s.fd, s.append = fd, o.flags&unix.O_APPEND != 0
 		}
 		return "", err
-	case stHWrite, stHWritev, stHTrunc, stHFsync, stHClose:
+	case stHWrite, stHWritev, stHTrunc, stHFsync, stHClose, stHRead:
 		if s.fd < 0 {
 			return " (no handle)", nil
 		}
@@ -263,6 +267,11 @@ func stressRun(o stressOp, p func(string) string, slots []stressSlot) (res strin
 		case stHClose:
 			err = unix.Close(s.fd)
 			s.fd = -1
+		case stHRead:
+			b := make([]byte, o.n)
+			var n int
+			n, err = unix.Pread(s.fd, b, o.off)
+			return fmt.Sprintf(" %d bytes crc %08x", n, crc32.ChecksumIEEE(b[:max(n, 0)])), err
 		}
 		return "", err
 	case stTruncate:
