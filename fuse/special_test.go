@@ -138,7 +138,8 @@ func TestSpecialFiles(t *testing.T) {
 }
 
 // TestFIFOAndSocket passes bytes through a FIFO and a unix socket made in
-// the mount: the kernel does their I/O, the server only keeps the node.
+// the mount: the kernel does their I/O, the server only keeps the node. A
+// device keeps its number but does not open: the mount is nodev.
 func TestFIFOAndSocket(t *testing.T) {
 	m := mountFS(t, Options{})
 	fifo := m.path("fifo")
@@ -200,4 +201,17 @@ func TestFIFOAndSocket(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+
+	if os.Geteuid() != 0 {
+		return // mknod of a device takes CAP_MKNOD
+	}
+	null := m.path("null")
+	if err := unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(null, &st); err != nil || st.Rdev != unix.Mkdev(1, 3) {
+		t.Errorf("stat of a 1,3 device: rdev %d,%d, %v", unix.Major(st.Rdev), unix.Minor(st.Rdev), err)
+	}
+	_, err = unix.Open(null, unix.O_RDWR, 0)
+	wantErrno(t, err, syscall.EACCES, "open of a device on a nodev mount")
 }
