@@ -98,6 +98,12 @@ func TestSpecialFiles(t *testing.T) {
 			// mkdir(2) drops S_ISGID from the mode it is given: chmod sets it.
 			return errors.Join(os.Mkdir(d+"/sg", 0o777), os.Chown(d+"/sg", 0, 65534), os.Chmod(d+"/sg", 0o777|os.ModeSetgid))
 		}, mknod("sg/p", unix.S_IFIFO|0o600, 0), "sg/p", nodeResult{mode: unix.S_IFIFO | 0o600, nlink: 1, gid: 65534}},
+		{"user xattr on a FIFO", mknod("p", unix.S_IFIFO|0o600, 0), func(d string) error {
+			return unix.Setxattr(d+"/p", "user.a", []byte("v"), 0)
+		}, "", nodeResult{errno: syscall.EPERM}},
+		{"trusted xattr on a FIFO", mknod("p", unix.S_IFIFO|0o600, 0), func(d string) error {
+			return unix.Setxattr(d+"/p", "trusted.a", []byte("v"), 0)
+		}, "p", nodeResult{mode: unix.S_IFIFO | 0o600, nlink: 1}},
 		{"chmod, chown, link, rename, unlink", mknod("p", unix.S_IFIFO|0o600, 0), func(d string) error {
 			return errors.Join(os.Chmod(d+"/p", 0o644), os.Chown(d+"/p", 65534, 65534),
 				os.Link(d+"/p", d+"/q"), os.Rename(d+"/q", d+"/r"), os.Remove(d+"/p"),
