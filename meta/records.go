@@ -171,7 +171,11 @@ func DecodeInode(key, value []byte) (Inode, error) {
 	}
 	in.Target = string(v[inodeFixed : inodeFixed+n])
 	if rdevLen != 0 {
-		in.Rdev = be.Uint64(v[inodeFixed+n:])
+		// Version 2 exists for a device number: one of 0 is written as
+		// version 1, and a record has one encoding.
+		if in.Rdev = be.Uint64(v[inodeFixed+n:]); in.Rdev == 0 {
+			return Inode{}, corrupt("%s: version 2 record with device number 0", what)
+		}
 	}
 	switch in.Mode & syscall.S_IFMT {
 	case modeDir, modeReg, modeFIFO, modeSock, modeChr, modeBlk:

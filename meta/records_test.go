@@ -133,6 +133,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"inode short", inode(func(b []byte) []byte { return b[:40] }), "inode 3: record of 40 bytes, want at least 51", 0},
 		{"inode version", inode(func(b []byte) []byte { b[0] = 3; return b }), "inode 3: record version 3, want 1 or 2", 0},
 		{"version 2 without a device number", inode(func(b []byte) []byte { b[0] = 2; return b }), "inode 3: symlink target of 0 bytes in a version 2 record of 51", 0},
+		{"version 2 with device number 0", inode(func(b []byte) []byte { b[0] = 2; return be.AppendUint64(b, 0) }), "inode 3: version 2 record with device number 0", 0},
 		{"version 1 with a device number", inode(func(b []byte) []byte { return be.AppendUint64(b, 259) }), "inode 3: symlink target of 0 bytes in a version 1 record of 59", 0},
 		{"inode target length", inode(func(b []byte) []byte { be.PutUint16(b[49:], 5); return b }), "inode 3: symlink target of 5 bytes in a version 1 record of 51", 0},
 		{"file with a target", inode(withTarget(syscall.S_IFREG|0o644, 3)), "inode 3: a regular file with a symlink target", 0},
