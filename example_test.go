@@ -166,3 +166,34 @@ func ExampleFile_Clone() {
 	// a: AA
 	// b: BA
 }
+
+func ExampleFS_Mknod() {
+	fsys, err := holefs.Open("", holefs.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer fsys.Close()
+
+	if err := fsys.Mknod("pipe", syscall.S_IFIFO|0o600, 0); err != nil {
+		log.Fatal(err)
+	}
+	if err := fsys.Mknod("null", syscall.S_IFCHR|0o666, unix.Mkdev(1, 3)); err != nil {
+		log.Fatal(err)
+	}
+	for _, name := range []string{"pipe", "null"} {
+		fi, err := fsys.Lstat(name)
+		if err != nil {
+			log.Fatal(err)
+		}
+		rdev := fi.Sys().(*holefs.Attr).Rdev
+		fmt.Printf("%s %v %d,%d\n", name, fi.Mode(), unix.Major(rdev), unix.Minor(rdev))
+	}
+	// The library has no pipe behind a FIFO: only the kernel, through a
+	// FUSE mount, does a FIFO's I/O.
+	_, err = fsys.OpenFile("pipe", os.O_RDONLY, 0)
+	fmt.Println(errors.Is(err, syscall.EOPNOTSUPP))
+	// Output:
+	// pipe prw------- 0,0
+	// null Dcrw-rw-rw- 1,3
+	// true
+}

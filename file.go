@@ -283,6 +283,14 @@ func fileMode(m uint32) fs.FileMode {
 		mode |= fs.ModeDir
 	case syscall.S_IFLNK:
 		mode |= fs.ModeSymlink
+	case syscall.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		mode |= fs.ModeSocket
+	case syscall.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFBLK:
+		mode |= fs.ModeDevice
 	}
 	return mode
 }

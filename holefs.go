@@ -322,6 +322,23 @@ func (f *FS) Symlink(target, newName string) error {
 	return pathErr("symlink", newName, f.v.Symlink(target, clean(newName)))
 }
 
+// Mknod creates a regular file, FIFO, socket, or character or block
+// device at name, as mknod(2): mode is the type (syscall.S_IFREG or 0,
+// S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK) and the permission bits, set as
+// given; dev is a device's number (unix.Mkdev), kept for devices only, as
+// Linux. A directory type is EPERM and any other EINVAL; an existing name
+// is EEXIST. Stat shows the type (fs.ModeNamedPipe, ModeSocket, ModeDevice
+// with ModeCharDevice) and Attr.Rdev; chmod, chown, Chtimes, Link, Rename
+// and Remove work on special files as on any other. They hold no data
+// here, so OpenFile cannot open them: a FIFO is EOPNOTSUPP (its I/O needs
+// the kernel: mount the FS with package fuse, and two processes share a
+// pipe through it); a socket or device is ENXIO, as open(2) of a socket,
+// or of a device with no driver, is on Linux. An image made before holefs
+// kept special files refuses all but regular files (EOPNOTSUPP).
+func (f *FS) Mknod(name string, mode uint32, dev uint64) error {
+	return pathErr("mknod", name, f.v.Mknod(clean(name), mode, dev))
+}
+
 // Readlink returns the target of a symbolic link.
 func (f *FS) Readlink(name string) (string, error) {
 	in, err := f.v.Lookup(clean(name), false)

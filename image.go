@@ -95,7 +95,9 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 		return nil
 	}
 	copts, vhooks := engineOptions(opts)
-	v, err := vfs.Restore(vfs.Backend{Store: store, Device: dev, Journal: j}, copts, vhooks, snap, lookup)
+	backend := vfs.Backend{Store: store, Device: dev, Journal: j,
+		NoSpecialFiles: img.SB.Incompat&meta.IncompatSpecialFiles == 0}
+	v, err := vfs.Restore(backend, copts, vhooks, snap, lookup)
 	if err != nil {
 		dev.Close()
 		return nil, err

@@ -55,6 +55,9 @@ func mkfs(path string, opts MkfsOptions) (meta.Superblock, error) {
 	if !opts.NoReflink {
 		incompat |= meta.IncompatReflink
 	}
+	// Always: an image that can hold FIFOs, sockets and devices is one an
+	// older holefs must not open (it would call their records damaged).
+	incompat |= meta.IncompatSpecialFiles
 	sb, err := meta.Create(path, meta.CreateOptions{Blocks: opts.SizeBytes / meta.BlockSize, Incompat: incompat, Force: opts.Force})
 	if err != nil {
 		return meta.Superblock{}, err // a *fs.PathError naming path

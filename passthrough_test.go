@@ -39,7 +39,7 @@ func readBacking(t *testing.T, path string) []byte {
 }
 
 // TestPassthroughLoad opens a directory that already holds a tree: files,
-// a directory, a symlink, a hard link and a FIFO (not loaded).
+// a directory, a symlink, a hard link and a FIFO.
 func TestPassthroughLoad(t *testing.T) {
 	dir := t.TempDir()
 	mtime := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
@@ -84,8 +84,11 @@ func TestPassthroughLoad(t *testing.T) {
 		t.Errorf("Stat(d) = %v, %v", fi, err)
 	}
 	ents, err := fsys.ReadDir(".")
-	if err != nil || fmt.Sprint(names(ents)) != "[a d]" {
-		t.Errorf("ReadDir(.) = %v, %v (the FIFO is not loaded)", names(ents), err)
+	if err != nil || fmt.Sprint(names(ents)) != "[a d fifo]" {
+		t.Errorf("ReadDir(.) = %v, %v", names(ents), err)
+	}
+	if fi, err := fsys.Lstat("fifo"); err != nil || fi.Mode().Type() != fs.ModeNamedPipe {
+		t.Errorf("Lstat(fifo) = %v, %v", fi, err)
 	}
 }
 

@@ -15,7 +15,10 @@
 // engine's per-handle state (readahead, the fsync error cursor, O_APPEND)
 // follows the kernel's open file. Directory handles list a snapshot taken at
 // opendir and at rewinddir; the offsets they give the kernel are positions
-// in it, stable however the directory changes.
+// in it, stable however the directory changes. Special files are nodes
+// like any other: mknod makes FIFOs, sockets and devices (vfs.FS.MknodAt),
+// whose I/O the kernel does itself (it never sends OPEN for them), so pipes
+// and unix sockets work through the mount as on any filesystem.
 //
 // The mount uses default_permissions: the kernel checks access against the
 // mode, uid and gid the engine keeps, and the server creates inodes owned by
@@ -111,7 +114,9 @@
 //     its coarse clock, a tick behind the engine's, so a file written just
 //     after its creation can show an mtime before its ctime.
 //   - The access time is what creation or utimensat last set (noatime).
-//   - mknod (devices, FIFOs, sockets) and O_TMPFILE are not supported
-//     (EOPNOTSUPP); nor are POSIX ACLs (system.posix_acl_* is EOPNOTSUPP).
+//   - O_TMPFILE is not supported (EOPNOTSUPP); nor are POSIX ACLs
+//     (system.posix_acl_* is EOPNOTSUPP).
+//   - Devices made by mknod keep their numbers, but the mount is nodev
+//     (go-fuse's default), so opening one is EACCES.
 //   - statfs reports a nominal 2^32 inodes: holefs has no inode table.
 package fuse

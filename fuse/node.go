@@ -27,6 +27,7 @@ var (
 	_ fs.NodeOpener         = (*node)(nil)
 	_ fs.NodeCreater        = (*node)(nil)
 	_ fs.NodeMkdirer        = (*node)(nil)
+	_ fs.NodeMknoder        = (*node)(nil)
 	_ fs.NodeRmdirer        = (*node)(nil)
 	_ fs.NodeUnlinker       = (*node)(nil)
 	_ fs.NodeRenamer        = (*node)(nil)
@@ -61,6 +62,7 @@ func fillAttr(out *gofuse.Attr, a vfs.Attr) {
 	out.Blocks = uint64(a.Blocks)
 	out.Blksize = blockSize
 	out.Uid, out.Gid = a.Uid, a.Gid
+	out.Rdev = uint32(a.Rdev) // the engine keeps device numbers within 32 bits (see Mknod)
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
 }
 
@@ -183,6 +185,21 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.
 	in, err := n.s.v.MkdirAt(n.in, name, mode&0o7777, owner(ctx))
 	if err != nil {
 		return nil, n.s.errno(opMkdir, err)
+	}
+	return n.child(ctx, in, out), 0
+}
+
+// Mknod makes a regular file, FIFO, socket or device (mknod(2), mkfifo(3),
+// bind(2) of a unix socket). The kernel has checked CAP_MKNOD for devices
+// and applied the umask. dev is in the kernel's FUSE encoding
+// (new_encode_dev: 12-bit major, 20-bit minor), which for such numbers is
+// bit for bit what unix.Mkdev makes, the engine's encoding, and so is the
+// Rdev of the attributes. The kernel does a special file's I/O itself (a
+// pipe, a socket, a driver): it never sends OPEN for one.
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	in, err := n.s.v.MknodAt(n.in, name, mode, uint64(dev), owner(ctx))
+	if err != nil {
+		return nil, n.s.errno(opMknod, err)
 	}
 	return n.child(ctx, in, out), 0
 }

@@ -16,6 +16,7 @@ const (
 	opOpen          = "open"
 	opCreate        = "create"
 	opMkdir         = "mkdir"
+	opMknod         = "mknod"
 	opRmdir         = "rmdir"
 	opUnlink        = "unlink"
 	opRename        = "rename"

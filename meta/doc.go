@@ -22,9 +22,16 @@
 //	super    "sb"                   superblock copy
 //	         "state"                commit sequence number, blocks owned
 //	inodes   ino                    mode, uid, gid, nlink, size, times, symlink target
+//	                                (version 2: and a device's number)
 //	dirents  dir ino + name         child ino
 //	extents  ino + first page       page count, first block, unwritten flag
 //	xattrs   ino + name             value
+//
+// An inode is a directory, regular file or symlink, and on images with
+// IncompatSpecialFiles (every image mkfs makes now) a FIFO, socket or
+// character or block device: size 0, no extents, and for a device its
+// number (unix.Mkdev), in a version 2 record. Records of the other types
+// stay version 1.
 //
 // Allocator state is not stored: the free blocks of an image are exactly the
 // blocks no extent owns (block 0 excepted), rebuilt when the image is opened,

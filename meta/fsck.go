@@ -51,7 +51,8 @@ const (
 	KindState       Kind = "state"            // the state record's counts
 	KindRoot        Kind = "root"             // the root directory
 	KindNoInode     Kind = "missing-inode"    // extents, xattrs or entries of an inode with no inode record
-	KindExtentType  Kind = "extents-non-file" // extents on a directory or symlink
+	KindExtentType  Kind = "extents-non-file" // extents on a directory, symlink or special file
+	KindSpecial     Kind = "special-file"     // a FIFO, socket or device with a size, or a device number it cannot have
 	KindOverlap     Kind = "extent-overlap"   // two extents of a file map the same page
 	KindShared      Kind = "block-shared"     // a block owned twice
 	KindPastEOF     Kind = "past-eof"         // a written extent past the end of its file
@@ -108,6 +109,7 @@ type Report struct {
 	Dirs     int64
 	Files    int64 // regular files
 	Symlinks int64
+	Special  int64 // FIFOs, sockets, character and block devices
 	Orphans  int64 // inodes with no links, freed at the next mount
 	Extents  int64
 	Owned    int64 // data blocks owned by extents
@@ -170,7 +172,8 @@ type CheckOptions struct {
 // the state record's counts match the records; that extents belong to
 // regular files, and written ones end within their file's last page
 // (past it is a warning: only fallocate KEEP_SIZE leaves extents there,
-// unwritten); that the root is a directory, every entry names an
+// unwritten); that FIFOs, sockets and devices have size 0 and only
+// devices a device number; that the root is a directory, every entry names an
 // existing inode, every inode with links is reachable from the root,
 // exactly once if it is a directory; and link counts (a directory's is
 // 2 plus its subdirectories). Inodes with no links are orphans the next
@@ -217,6 +220,7 @@ func run(img *Image, opts CheckOptions, repair bool) (*Report, error) {
 	c.checkRoot()
 	c.checkMissingInodes()
 	c.checkExtentTypes()
+	c.checkSpecialFiles()
 	c.checkExtents()
 	c.checkSharedBlocks()
 	c.checkNamespace()
@@ -423,6 +427,15 @@ func insertExtent(xs []Extent, x Extent) []Extent {
 func isDir(in Inode) bool  { return in.Mode&syscall.S_IFMT == modeDir }
 func isFile(in Inode) bool { return in.Mode&syscall.S_IFMT == modeReg }
 
+// isSpecial reports whether in is a FIFO, socket or device.
+func isSpecial(in Inode) bool {
+	switch in.Mode & syscall.S_IFMT {
+	case modeFIFO, modeSock, modeChr, modeBlk:
+		return true
+	}
+	return false
+}
+
 func endPage(xs []Extent) int64 {
 	if len(xs) == 0 {
 		return 0
@@ -580,8 +593,9 @@ func plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
-// checkExtentTypes moves the extents of directories and symlinks, which
-// hold no file data, to new regular files: they may be some file's data.
+// checkExtentTypes moves the extents of directories, symlinks and special
+// files, which hold no file data, to new regular files: they may be some
+// file's data.
 func (c *fsck) checkExtentTypes() {
 	for _, ino := range slices.Sorted(maps.Keys(c.extents)) {
 		in := c.inodes[ino]
@@ -596,6 +610,36 @@ func (c *fsck) checkExtentTypes() {
 			Fix:     fmt.Sprintf("move them to a new regular file, inode %d, of %d bytes", n, size)})
 		c.create(n, syscall.S_IFREG|0o600, size)
 		c.moveExtents(ino, n)
+	}
+}
+
+// checkSpecialFiles checks what a FIFO, socket or device cannot have: a
+// size (it holds no data; its extents are checkExtentTypes's), and a
+// device number unless it is a device. Both are set to 0: the engine
+// ignores them anyway.
+func (c *fsck) checkSpecialFiles() {
+	for _, ino := range slices.Sorted(maps.Keys(c.inodes)) {
+		in := c.inodes[ino]
+		if !isSpecial(in) && in.Rdev == 0 {
+			continue
+		}
+		var problems []string
+		if isSpecial(in) && in.Size != 0 {
+			problems = append(problems, fmt.Sprintf("size %d", in.Size))
+			in.Size = 0
+		}
+		if t := in.Mode & syscall.S_IFMT; t != modeChr && t != modeBlk && in.Rdev != 0 {
+			problems = append(problems, fmt.Sprintf("device number %#x", in.Rdev))
+			in.Rdev = 0
+		}
+		if len(problems) == 0 {
+			continue
+		}
+		c.report(Finding{Severity: Error, Kind: KindSpecial, Ino: ino, Page: -1,
+			Problem: "a " + typeName(in.Mode) + " with " + strings.Join(problems, " and "),
+			Fix:     "set it to 0"})
+		c.inodes[ino] = in
+		c.dirtyInodes[ino] = true
 	}
 }
 
@@ -999,6 +1043,8 @@ func (c *fsck) count() {
 			r.Files++
 		case modeLink:
 			r.Symlinks++
+		case modeFIFO, modeSock, modeChr, modeBlk:
+			r.Special++
 		}
 	}
 	for _, xs := range c.extents {

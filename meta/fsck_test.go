@@ -223,6 +223,43 @@ func TestFsck(t *testing.T) {
 			},
 		},
 		{
+			name: "extents on a FIFO",
+			damage: func(tx *bbolt.Tx) {
+				putInode(tx, Inode{Ino: 6, Mode: syscall.S_IFIFO | 0o600, Nlink: 1})
+				putDirent(tx, 1, "p", 6)
+				putExtent(tx, 6, Extent{Page: 0, Count: 1, Block: 30})
+			},
+			want: []string{"error extents-non-file", "info unreachable"},
+			after: func(t *testing.T, s *Snapshot) {
+				wantExtents(t, s, 6)
+				wantExtents(t, s, 7, Extent{Page: 0, Count: 1, Block: 30})
+				if s.Inodes[6].Mode != syscall.S_IFIFO|0o600 {
+					t.Errorf("the FIFO became %#o", s.Inodes[6].Mode)
+				}
+			},
+		},
+		{
+			name: "special files with a size or a device number they cannot have",
+			damage: func(tx *bbolt.Tx) {
+				putInode(tx, Inode{Ino: 6, Mode: syscall.S_IFIFO | 0o600, Nlink: 1, Size: 100})
+				putInode(tx, Inode{Ino: 7, Mode: syscall.S_IFSOCK | 0o600, Nlink: 1, Rdev: 5})
+				putInode(tx, Inode{Ino: 8, Mode: syscall.S_IFREG | 0o600, Nlink: 1, Rdev: 5})
+				putInode(tx, Inode{Ino: 9, Mode: syscall.S_IFBLK | 0o600, Nlink: 1, Rdev: 259<<8 | 1, Size: 1})
+				putInode(tx, Inode{Ino: 10, Mode: syscall.S_IFCHR | 0o600, Nlink: 1, Rdev: 1<<8 | 3}) // fine
+				for ino := uint64(6); ino <= 10; ino++ {
+					putDirent(tx, 1, "n"+utoa(ino), ino)
+				}
+			},
+			want: []string{"error special-file", "error special-file", "error special-file", "error special-file"},
+			after: func(t *testing.T, s *Snapshot) {
+				for ino, rdev := range map[uint64]uint64{6: 0, 7: 0, 8: 0, 9: 259<<8 | 1, 10: 1<<8 | 3} {
+					if in := s.Inodes[ino]; in.Size != 0 || in.Rdev != rdev {
+						t.Errorf("inode %d: size %d rdev %#x, want 0 and %#x", ino, in.Size, in.Rdev, rdev)
+					}
+				}
+			},
+		},
+		{
 			name:   "extents of a missing inode",
 			damage: func(tx *bbolt.Tx) { putExtent(tx, 9, Extent{Page: 0, Count: 1, Block: 40}) },
 			want:   []string{"error missing-inode", "info unreachable"},
@@ -472,8 +509,8 @@ func TestFsck(t *testing.T) {
 }
 
 // totals returns a report's counts.
-func totals(r *Report) [8]int64 {
-	return [8]int64{r.Inodes, r.Dirs, r.Files, r.Symlinks, r.Orphans, r.Extents, r.Owned, r.Free}
+func totals(r *Report) [9]int64 {
+	return [9]int64{r.Inodes, r.Dirs, r.Files, r.Symlinks, r.Special, r.Orphans, r.Extents, r.Owned, r.Free}
 }
 
 func addLostFound(tx *bbolt.Tx, ino uint64, taken string) {

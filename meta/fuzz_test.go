@@ -56,6 +56,8 @@ func FuzzDecodeInode(f *testing.F) {
 		{Ino: 1, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Mtime: 1},
 		{Ino: 3, Mode: syscall.S_IFREG | 0o644, UID: 1000, GID: 100, Nlink: 1, Size: 12345, Atime: -1, Mtime: 2, Ctime: 3},
 		{Ino: 1 << 40, Mode: syscall.S_IFLNK | 0o777, Nlink: 1, Target: "../a/b"},
+		{Ino: 4, Mode: syscall.S_IFCHR | 0o666, Nlink: 1, Rdev: 1<<8 | 3},
+		{Ino: 5, Mode: syscall.S_IFIFO | 0o600, Nlink: 2},
 	} {
 		k, v := encodeInode(in)
 		f.Add(k, v[:len(v)-4], true)

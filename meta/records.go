@@ -19,6 +19,7 @@ type Inode struct {
 	Mtime  int64
 	Ctime  int64
 	Target string // symlink target
+	Rdev   uint64 // device number of a character or block device (unix.Mkdev)
 }
 
 // Static is the part of an inode that changes under the namespace lock and
@@ -30,6 +31,7 @@ type Static struct {
 	GID    uint32
 	Nlink  uint32
 	Target string
+	Rdev   uint64
 }
 
 // Dynamic is the part of an inode read from the running filesystem at
@@ -58,11 +60,16 @@ const (
 	maxPages    = MaxFileSize / BlockSize
 )
 
-// Type bits of Inode.Mode that a record may carry.
+// Type bits of Inode.Mode that a record may carry. The special files
+// (FIFOs, sockets, devices) are on images with IncompatSpecialFiles.
 const (
 	modeDir  = syscall.S_IFDIR
 	modeReg  = syscall.S_IFREG
 	modeLink = syscall.S_IFLNK
+	modeFIFO = syscall.S_IFIFO
+	modeSock = syscall.S_IFSOCK
+	modeChr  = syscall.S_IFCHR
+	modeBlk  = syscall.S_IFBLK
 )
 
 var be = binary.BigEndian
@@ -95,10 +102,17 @@ func unseal(what string, key, v []byte) ([]byte, error) {
 const inodeFixed = 1 + 4*4 + 8*4 + 2
 
 // encodeInode returns the bucket key and sealed value of an inode record.
+// Version 1 is the fixed fields and the symlink target; version 2, written
+// only for a device number other than 0, appends the device number, so
+// that every other record stays as version 1 wrote it.
 func encodeInode(in Inode) (key, value []byte) {
 	key = inoKey(in.Ino)
-	v := make([]byte, 0, inodeFixed+len(in.Target)+4)
-	v = append(v, 1) // record version
+	v := make([]byte, 0, inodeFixed+len(in.Target)+8+4)
+	version := byte(1)
+	if in.Rdev != 0 {
+		version = 2
+	}
+	v = append(v, version)
 	v = be.AppendUint32(v, in.Mode)
 	v = be.AppendUint32(v, in.UID)
 	v = be.AppendUint32(v, in.GID)
@@ -109,6 +123,9 @@ func encodeInode(in Inode) (key, value []byte) {
 	v = be.AppendUint64(v, uint64(in.Ctime))
 	v = be.AppendUint16(v, uint16(len(in.Target)))
 	v = append(v, in.Target...)
+	if version == 2 {
+		v = be.AppendUint64(v, in.Rdev)
+	}
 	return key, sealed(key, v)
 }
 
@@ -129,8 +146,13 @@ func DecodeInode(key, value []byte) (Inode, error) {
 	if len(v) < inodeFixed {
 		return Inode{}, corrupt("%s: record of %d bytes, want at least %d", what, len(v), inodeFixed)
 	}
-	if v[0] != 1 {
-		return Inode{}, corrupt("%s: record version %d, want 1", what, v[0])
+	rdevLen := 0
+	switch v[0] {
+	case 1:
+	case 2:
+		rdevLen = 8
+	default:
+		return Inode{}, corrupt("%s: record version %d, want 1 or 2", what, v[0])
 	}
 	in := Inode{
 		Ino:   ino,
@@ -144,12 +166,19 @@ func DecodeInode(key, value []byte) (Inode, error) {
 		Ctime: int64(be.Uint64(v[41:])),
 	}
 	n := int(be.Uint16(v[49:]))
-	if len(v) != inodeFixed+n {
-		return Inode{}, corrupt("%s: symlink target of %d bytes in a record of %d", what, n, len(v))
+	if len(v) != inodeFixed+n+rdevLen {
+		return Inode{}, corrupt("%s: symlink target of %d bytes in a version %d record of %d", what, n, v[0], len(v))
 	}
-	in.Target = string(v[inodeFixed:])
+	in.Target = string(v[inodeFixed : inodeFixed+n])
+	if rdevLen != 0 {
+		// Version 2 exists for a device number: one of 0 is written as
+		// version 1, and a record has one encoding.
+		if in.Rdev = be.Uint64(v[inodeFixed+n:]); in.Rdev == 0 {
+			return Inode{}, corrupt("%s: version 2 record with device number 0", what)
+		}
+	}
 	switch in.Mode & syscall.S_IFMT {
-	case modeDir, modeReg:
+	case modeDir, modeReg, modeFIFO, modeSock, modeChr, modeBlk:
 		if n != 0 {
 			return Inode{}, corrupt("%s: a %s with a symlink target", what, typeName(in.Mode))
 		}
@@ -177,6 +206,14 @@ func typeName(mode uint32) string {
 		return "regular file"
 	case modeLink:
 		return "symlink"
+	case modeFIFO:
+		return "FIFO"
+	case modeSock:
+		return "socket"
+	case modeChr:
+		return "character device"
+	case modeBlk:
+		return "block device"
 	}
 	return "file of unknown type"
 }

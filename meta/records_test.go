@@ -15,8 +15,19 @@ func TestRecordsRoundTrip(t *testing.T) {
 		{Ino: 1, Mode: syscall.S_IFDIR | 0o755, Nlink: 2},
 		{Ino: math.MaxUint64, Mode: syscall.S_IFREG | 0o4755, UID: 1, GID: 2, Nlink: 3, Size: MaxFileSize, Atime: -5, Mtime: 6, Ctime: 7},
 		{Ino: 9, Mode: syscall.S_IFLNK | 0o777, Nlink: 1, Target: strings.Repeat("t", MaxTargetLen)},
+		{Ino: 10, Mode: syscall.S_IFIFO | 0o600, Nlink: 1},
+		{Ino: 11, Mode: syscall.S_IFSOCK | 0o755, Nlink: 2},
+		{Ino: 12, Mode: syscall.S_IFCHR | 0o666, Nlink: 1, Rdev: 1<<8 | 3},
+		{Ino: 13, Mode: syscall.S_IFBLK | 0o660, Nlink: 1, Rdev: math.MaxUint64},
+		{Ino: 14, Mode: syscall.S_IFCHR | 0o600, Nlink: 1}, // 0,0: an overlayfs whiteout
 	} {
-		got, err := DecodeInode(encodeInode(in))
+		k, v := encodeInode(in)
+		// Only a device number makes a version 2 record: the others stay
+		// what older holefs wrote.
+		if want := byte(1) + byte(min(in.Rdev, 1)); v[0] != want {
+			t.Errorf("inode %+v: record version %d, want %d", in, v[0], want)
+		}
+		got, err := DecodeInode(k, v)
 		if err != nil || got != in {
 			t.Errorf("inode %+v decodes as %+v, %v", in, got, err)
 		}
@@ -120,13 +131,18 @@ func TestDecodeErrors(t *testing.T) {
 		{"inode checksum", func() error { _, err := DecodeInode(ik, flip(iv, 5)); return err }(), "inode 3: checksum", 0},
 		{"inode without checksum", func() error { _, err := DecodeInode(ik, iv[:3]); return err }(), "inode 3: record of 3 bytes, too short for its checksum", 0},
 		{"inode short", inode(func(b []byte) []byte { return b[:40] }), "inode 3: record of 40 bytes, want at least 51", 0},
-		{"inode version", inode(func(b []byte) []byte { b[0] = 2; return b }), "inode 3: record version 2, want 1", 0},
-		{"inode target length", inode(func(b []byte) []byte { be.PutUint16(b[49:], 5); return b }), "inode 3: symlink target of 5 bytes in a record of 51", 0},
+		{"inode version", inode(func(b []byte) []byte { b[0] = 3; return b }), "inode 3: record version 3, want 1 or 2", 0},
+		{"version 2 without a device number", inode(func(b []byte) []byte { b[0] = 2; return b }), "inode 3: symlink target of 0 bytes in a version 2 record of 51", 0},
+		{"version 2 with device number 0", inode(func(b []byte) []byte { b[0] = 2; return be.AppendUint64(b, 0) }), "inode 3: version 2 record with device number 0", 0},
+		{"version 1 with a device number", inode(func(b []byte) []byte { return be.AppendUint64(b, 259) }), "inode 3: symlink target of 0 bytes in a version 1 record of 59", 0},
+		{"inode target length", inode(func(b []byte) []byte { be.PutUint16(b[49:], 5); return b }), "inode 3: symlink target of 5 bytes in a version 1 record of 51", 0},
 		{"file with a target", inode(withTarget(syscall.S_IFREG|0o644, 3)), "inode 3: a regular file with a symlink target", 0},
 		{"directory with a target", inode(withTarget(syscall.S_IFDIR|0o755, 3)), "inode 3: a directory with a symlink target", 0},
 		{"symlink without target", inode(setMode(syscall.S_IFLNK | 0o777)), "inode 3: symlink target of 0 bytes", 0},
 		{"symlink target too long", inode(withTarget(syscall.S_IFLNK|0o777, MaxTargetLen+1)), "inode 3: symlink target of 4096 bytes", 0},
-		{"device file", inode(setMode(syscall.S_IFCHR | 0o644)), "inode 3: unknown file type 020000", 0},
+		{"FIFO with a target", inode(withTarget(syscall.S_IFIFO|0o644, 3)), "inode 3: a FIFO with a symlink target", 0},
+		{"device with a target", inode(withTarget(syscall.S_IFBLK|0o644, 3)), "inode 3: a block device with a symlink target", 0},
+		{"unknown file type", inode(setMode(0o170000 | 0o644)), "inode 3: unknown file type 0170000", 0},
 		{"unknown mode bits", inode(setMode(syscall.S_IFREG | 0o644 | 1<<20)), "inode 3: mode 04100644 has unknown bits", 0},
 		{"negative size", inode(setSize(-1)), "inode 3: size -1 out of range", 0},
 		{"size too large", inode(setSize(MaxFileSize + 1)), "inode 3: size 4398046511105 out of range", 0},

@@ -29,10 +29,14 @@ const (
 	// (clones); a block's reference count is the number of extents that
 	// map it, and no unwritten extent is shared.
 	IncompatReflink uint64 = 1 << 1
+	// IncompatSpecialFiles: inode records may be FIFOs, sockets and
+	// character and block devices, whose records carry a device number
+	// (record version 2); a holefs without it would call them damaged.
+	IncompatSpecialFiles uint64 = 1 << 2
 
 	knownCompat   uint64 = 0
 	knownROCompat uint64 = 0
-	knownIncompat        = IncompatDataChecksums | IncompatReflink
+	knownIncompat        = IncompatDataChecksums | IncompatReflink | IncompatSpecialFiles
 )
 
 // superblockSize is the encoded size: the rest of block 0 is zero.

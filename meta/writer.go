@@ -65,7 +65,7 @@ func (w *writer) apply(r record) error {
 			in = Inode{Ino: r.static.Ino}
 		}
 		s := r.static
-		in.Mode, in.UID, in.GID, in.Nlink, in.Target = s.Mode, s.UID, s.GID, s.Nlink, s.Target
+		in.Mode, in.UID, in.GID, in.Nlink, in.Target, in.Rdev = s.Mode, s.UID, s.GID, s.Nlink, s.Target, s.Rdev
 		return w.putInode(in)
 	case recDirent:
 		if r.ino == 0 {

@@ -42,9 +42,11 @@ type Backing interface {
 	Load(add func(dir uint64, name string, ino uint64, st *unix.Stat_t, target string) error) error
 	// Create makes the entry name in directory dir for the new inode ino
 	// of mode (type and permission bits): a regular file (the Store's
-	// NewFile(ino) then returns its block map), a directory, or a symlink
-	// to target.
-	Create(dir uint64, name string, ino uint64, mode uint32, target string) error
+	// NewFile(ino) then returns its block map), a directory, a symlink
+	// to target, or a FIFO, socket, or character or block device
+	// numbered rdev (mknod(2); the other filesystem's errors stand, as
+	// EPERM for a device made without CAP_MKNOD).
+	Create(dir uint64, name string, ino uint64, mode uint32, rdev uint64, target string) error
 	// Link makes name in directory dir another name of inode ino.
 	Link(ino, dir uint64, name string) error
 	// Remove removes the entry name of directory dir, which names inode
@@ -81,9 +83,10 @@ type Backing interface {
 }
 
 // Load returns the filesystem that backend.Backing holds, with its page
-// cache on top: it makes an inode for every file, directory and symlink
-// the backing reports, and starts a goroutine that revalidates the open
-// files every interval (none if interval <= 0; open revalidates anyway).
+// cache on top: it makes an inode for every file, directory, symlink and
+// special file the backing reports, and starts a goroutine that
+// revalidates the open files every interval (none if interval <= 0; open
+// revalidates anyway).
 func Load(backend Backend, cacheOpts pagecache.Options, hooks *Hooks, interval time.Duration) (*FS, error) {
 	b := backend.Backing
 	f := &FS{cache: pagecache.NewCache(cacheOpts), backend: backend, hooks: hooks,
@@ -94,7 +97,7 @@ func Load(backend Backend, cacheOpts pagecache.Options, hooks *Hooks, interval t
 		in := f.inodes[ino]
 		if in == nil {
 			in = &Inode{fs: f, ino: ino, typ: st.Mode & syscall.S_IFMT, perm: st.Mode &^ syscall.S_IFMT,
-				uid: st.Uid, gid: st.Gid, target: target}
+				uid: st.Uid, gid: st.Gid, target: target, rdev: deviceNumber(st.Mode, st.Rdev)}
 			in.atime.Store(st.Atim.Nano())
 			in.mtime.Store(st.Mtim.Nano())
 			in.ctime.Store(st.Ctim.Nano())
@@ -140,9 +143,9 @@ func Load(backend Backend, cacheOpts pagecache.Options, hooks *Hooks, interval t
 
 // fwdCreate forwards the creation of name in dir for the inode newInode
 // makes next.
-func (f *FS) fwdCreate(dir *Inode, name string, mode uint32, target string) error {
+func (f *FS) fwdCreate(dir *Inode, name string, mode uint32, rdev uint64, target string) error {
 	if b := f.backend.Backing; b != nil {
-		return b.Create(dir.ino, name, f.nextIno, mode, target)
+		return b.Create(dir.ino, name, f.nextIno, mode, rdev, target)
 	}
 	return nil
 }

@@ -27,7 +27,8 @@ type File struct {
 
 // Open returns a handle on the inode with os.OpenFile flags (O_RDONLY,
 // O_WRONLY, O_RDWR, O_APPEND, O_TRUNC, O_DIRECT). Directories open
-// read-only; symlinks cannot be opened.
+// read-only; symlinks cannot be opened, nor can special files, which have
+// no data here (see openSpecial).
 func (f *FS) Open(in *Inode, flags int) (*File, error) { return f.open(in, flags, false) }
 
 // open is Open and OpenFrontend.
@@ -38,6 +39,8 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 		return nil, syscall.EISDIR
 	case in.typ == syscall.S_IFLNK:
 		return nil, syscall.ELOOP
+	case in.openSpecial() != nil:
+		return nil, in.openSpecial()
 	case flags&syscall.O_DIRECT != 0 && (f.backend.Memory || in.IsDir()):
 		return nil, syscall.EINVAL
 	}

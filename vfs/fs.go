@@ -30,6 +30,9 @@ type Backend struct {
 	// Backing mirrors the namespace in a directory of another filesystem
 	// (passthrough; see Load); nil otherwise. Close closes it.
 	Backing Backing
+	// NoSpecialFiles refuses to make FIFOs, sockets and devices
+	// (EOPNOTSUPP): an image made before its format could hold them.
+	NoSpecialFiles bool
 }
 
 // Hooks let tests stop an operation at a chosen point.

@@ -12,7 +12,8 @@ import (
 	"github.com/holefs/holefs/pagecache"
 )
 
-// Inode is a file, directory or symlink.
+// Inode is a file, directory, symlink or special file (FIFO, character or
+// block device, socket: a name and attributes, with no data of its own).
 type Inode struct {
 	fs  *FS
 	ino uint64
@@ -34,6 +35,7 @@ type Inode struct {
 	xattrs  map[string][]byte // extended attributes, nil when none; +checklocks:fs.nsMu
 	parent  *Inode            // directories; +checklocks:fs.nsMu
 	target  string            // symlinks; immutable
+	rdev    uint64            // character and block devices: the device number; immutable
 	entries map[string]*Inode // directories; +checklocks:fs.nsMu
 
 	blocks  blockmap.File      // regular files; immutable
@@ -79,6 +81,7 @@ type Attr struct {
 	Atime  time.Time
 	Mtime  time.Time
 	Ctime  time.Time
+	Rdev   uint64 // device number of a character or block device, as unix.Mkdev makes it
 }
 
 // Stat returns the inode's attributes.
@@ -86,7 +89,7 @@ func (in *Inode) Stat() Attr {
 	in.fs.nsMu.RLock()
 	a := Attr{Ino: in.ino, Mode: in.typ | in.perm, Nlink: uint32(in.nlink), Uid: in.uid, Gid: in.gid,
 		Atime: time.Unix(0, in.atime.Load()),
-		Mtime: time.Unix(0, in.mtime.Load()), Ctime: time.Unix(0, in.ctime.Load())}
+		Mtime: time.Unix(0, in.mtime.Load()), Ctime: time.Unix(0, in.ctime.Load()), Rdev: in.rdev}
 	in.fs.nsMu.RUnlock()
 	switch {
 	case in.mapping != nil:

@@ -20,7 +20,7 @@ func (f *FS) logInode(in *Inode) {
 	if j == nil {
 		return
 	}
-	j.PutInode(meta.Static{Ino: in.ino, Mode: in.typ | in.perm, UID: in.uid, GID: in.gid, Nlink: uint32(in.nlink), Target: in.target})
+	j.PutInode(meta.Static{Ino: in.ino, Mode: in.typ | in.perm, UID: in.uid, GID: in.gid, Nlink: uint32(in.nlink), Target: in.target, Rdev: in.rdev})
 	in.entry.Dirty()
 }
 
@@ -110,7 +110,7 @@ func Restore(backend Backend, cacheOpts pagecache.Options, hooks *Hooks, snap *m
 			continue
 		}
 		in := &Inode{fs: f, ino: ino, typ: rec.Mode & syscall.S_IFMT, perm: rec.Mode &^ syscall.S_IFMT,
-			uid: rec.UID, gid: rec.GID, nlink: int32(rec.Nlink), target: rec.Target}
+			uid: rec.UID, gid: rec.GID, nlink: int32(rec.Nlink), target: rec.Target, rdev: deviceNumber(rec.Mode, rec.Rdev)}
 		in.atime.Store(rec.Atime)
 		in.mtime.Store(rec.Mtime)
 		in.ctime.Store(rec.Ctime)

@@ -256,14 +256,20 @@ func (f *FS) createLocked(dir *Inode, name string, perm uint32, flags int, o *Ow
 // permission bits) at a free name of a resolved directory: forwarded to a
 // backing directory first, then made and linked. The caller holds nsMu.
 func (f *FS) makeLocked(dir *Inode, name string, mode uint32, target string, o *Owner) (*Inode, error) {
+	return f.makeNodeLocked(dir, name, mode, 0, target, o)
+}
+
+// makeNodeLocked is makeLocked for any type: rdev is a device's number.
+func (f *FS) makeNodeLocked(dir *Inode, name string, mode uint32, rdev uint64, target string, o *Owner) (*Inode, error) {
 	if _, ok := dir.entries[name]; ok {
 		return nil, syscall.EEXIST
 	}
-	if err := f.fwdCreate(dir, name, mode, target); err != nil {
+	if err := f.fwdCreate(dir, name, mode, rdev, target); err != nil {
 		return nil, err
 	}
 	in := f.newInode(mode)
 	in.target = target
+	in.rdev = rdev
 	if o != nil {
 		in.initOwner(dir, *o)
 	}

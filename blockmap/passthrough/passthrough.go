@@ -38,9 +38,15 @@
 // when the change is detected are discarded, which the next fsync of
 // every handle reports (ESTALE).
 //
-// Limits: one descriptor per file, directory and symlink stays open (a
-// tree of more than RLIMIT_NOFILE entries cannot be opened); other file
-// types (FIFOs, sockets, devices) are not loaded; extended attributes,
+// Special files (FIFOs, sockets, devices) are made with mknod(2) in the
+// backing directory, where the backing filesystem's rules apply: a caller
+// without CAP_MKNOD cannot make a device there (EPERM), whatever the VFS
+// allows. Like symlinks they are held by an O_PATH descriptor, never
+// opened for I/O.
+//
+// Limits: one descriptor per file, directory, symlink and special file
+// stays open (a tree of more than RLIMIT_NOFILE entries cannot be
+// opened); extended attributes,
 // and the owner the VFS records for a FUSE caller at creation, live in
 // memory only; an outside write that lands during one of the engine's own
 // writes to the same file can go unseen, as with NFS's weak cache
@@ -50,6 +56,7 @@ package passthrough
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"sync"
@@ -83,10 +90,11 @@ type FS struct {
 
 // node is what FS holds of an inode.
 type node struct {
-	fd       int   // a directory (O_RDONLY) or symlink (O_PATH) descriptor; -1 for a regular file
+	fd       int   // a directory (O_RDONLY), symlink or special file (O_PATH) descriptor; -1 for a regular file
 	file     *File // regular files
 	dev, ino uint64
 	dir      bool
+	special  bool // a FIFO, socket or device
 }
 
 var _ blockmap.Store = (*FS)(nil)
@@ -169,8 +177,7 @@ func (f *FS) Unsupported() uint32 { return f.unsupported }
 // inode RootIno) and then for every directory entry, each directory
 // before its entries. Inode numbers are this FS's own; the names of one
 // backing inode (hard links) share one. A regular file's block map is
-// NewFile's. Directories already seen (a bind mount looping back) and
-// entries that are not regular files, directories or symlinks are
+// NewFile's. Directories already seen (a bind mount looping back) are
 // skipped.
 func (f *FS) Load(add func(dir uint64, name string, ino uint64, st *unix.Stat_t, target string) error) error {
 	var st unix.Stat_t
@@ -227,7 +234,8 @@ func (l *loader) walk(dir uint64, dirFd int, path string) error {
 				n.fd, err = unix.Openat(dirFd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			}
 		default:
-			continue
+			n.special = true
+			n.fd, err = unix.Openat(dirFd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		}
 		if err != nil {
 			return fmt.Errorf("%s/%s: %w", path, name, err)
@@ -339,10 +347,11 @@ func (f *FS) Statfs() (total, free int64) {
 }
 
 // Create makes the entry name in directory dir for the new inode ino: a
-// regular file, a directory or a symlink to target, by mode (type and
-// permission bits, set exactly, whatever the umask). It fails with EEXIST
-// if the backing directory has the name, even though the VFS does not.
-func (f *FS) Create(dir uint64, name string, ino uint64, mode uint32, target string) error {
+// regular file, a directory, a symlink to target, or a FIFO, socket or
+// device numbered rdev, by mode (type and permission bits, set exactly,
+// whatever the umask). It fails with EEXIST if the backing directory has
+// the name, even though the VFS does not.
+func (f *FS) Create(dir uint64, name string, ino uint64, mode uint32, rdev uint64, target string) error {
 	d, err := f.dirFd(dir)
 	if err != nil {
 		return err
@@ -401,6 +410,27 @@ func (f *FS) Create(dir uint64, name string, ino uint64, mode uint32, target str
 			unix.Unlinkat(d, name, 0)
 			return err
 		}
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK:
+		if rdev > math.MaxUint32 {
+			return syscall.EINVAL // mknodat(2) takes 32 bits
+		}
+		if err := unix.Mknodat(d, name, mode, int(rdev)); err != nil {
+			return err
+		}
+		n.special = true
+		n.fd, err = unix.Openat(d, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == nil {
+			if err = n.identify(); err == nil {
+				err = n.chmod(perm) // the umask cut mknodat's mode
+			}
+			if err != nil {
+				unix.Close(n.fd)
+			}
+		}
+		if err != nil {
+			unix.Unlinkat(d, name, 0)
+			return err
+		}
 	default:
 		return syscall.EINVAL
 	}
@@ -415,6 +445,13 @@ func (n *node) identify() error {
 	}
 	n.dev, n.ino = st.Dev, st.Ino
 	return nil
+}
+
+// chmod sets the permission bits of a special file, held by an O_PATH
+// descriptor, which fchmod refuses: through its /proc/self/fd link, which
+// chmod follows to the inode itself.
+func (n *node) chmod(perm uint32) error {
+	return unix.Fchmodat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", n.fd), perm, 0)
 }
 
 // around runs fn as a change of n: for a regular file, between the check
@@ -546,7 +583,7 @@ func (f *FS) Setattr(ino uint64, mode int64, uid, gid int, times *[2]unix.Timesp
 	if err != nil {
 		return err
 	}
-	if mode >= 0 && n.file == nil && !n.dir {
+	if mode >= 0 && n.file == nil && !n.dir && !n.special {
 		return syscall.EOPNOTSUPP
 	}
 	return n.around("setattr", func() error {
@@ -556,7 +593,12 @@ func (f *FS) Setattr(ino uint64, mode int64, uid, gid int, times *[2]unix.Timesp
 					return err
 				}
 			}
-			if mode >= 0 {
+			switch {
+			case mode >= 0 && n.special:
+				if err := n.chmod(uint32(mode)); err != nil {
+					return err
+				}
+			case mode >= 0:
 				if err := unix.Fchmod(fd, uint32(mode)); err != nil {
 					return err
 				}

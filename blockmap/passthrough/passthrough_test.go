@@ -35,7 +35,7 @@ func newTestFile(t *testing.T, dir string) (*FS, *File) {
 	if err := fsys.Load(func(uint64, string, uint64, *unix.Stat_t, string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := fsys.Create(RootIno, "f", 2, unix.S_IFREG|0o644, ""); err != nil {
+	if err := fsys.Create(RootIno, "f", 2, unix.S_IFREG|0o644, 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	return fsys, fsys.NewFile(2).(*File)

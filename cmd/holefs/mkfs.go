@@ -114,7 +114,7 @@ func featureNames(sb meta.Superblock) string {
 	for _, f := range []struct {
 		name string
 		bit  uint64
-	}{{"data-checksums", meta.IncompatDataChecksums}, {"reflink", meta.IncompatReflink}} {
+	}{{"data-checksums", meta.IncompatDataChecksums}, {"reflink", meta.IncompatReflink}, {"special-files", meta.IncompatSpecialFiles}} {
 		if incompat&f.bit != 0 {
 			names = append(names, f.name)
 			incompat &^= f.bit

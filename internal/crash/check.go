@@ -3,6 +3,7 @@ package crash
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path"
@@ -121,6 +122,10 @@ func walk(fsys *holefs.FS, byIno map[uint64]uint64) (tree, error) {
 				if err := visit(p); err != nil {
 					return err
 				}
+				continue
+			}
+			if e.Type() == fs.ModeNamedPipe {
+				t.names[p] = specialFile
 				continue
 			}
 			st, err := fsys.Lstat(p)

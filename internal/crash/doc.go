@@ -54,7 +54,9 @@
 //   - exactly the namespace and file sizes of that commit (or of either
 //     side of the operation it ran in): every entry a directory fsync
 //     committed, every file under exactly one of its names across a
-//     rename, no file unlinked before the commit;
+//     rename, no file unlinked before the commit, and the FIFOs the
+//     workload makes and removes (inodes with no data: a name and a type)
+//     exactly where the commit has them;
 //   - in every block of every file, the latest durable event's content or
 //     a later write's (written back in place since). An event is durable
 //     if the commit holds it with its data flushed first (a removal or an

@@ -41,6 +41,7 @@ func (w *workload) generate() {
 		{5, func() bool { return w.genRename(pick(w, named)) }},
 		{5, func() bool { return w.genClose(pick(w, live)) }},
 		{3, func() bool { return w.push(op{kind: opRead, id: idOf(pick(w, live))}) }},
+		{2, w.genFIFO},
 	}
 	total := 0
 	for _, c := range choices {
@@ -245,6 +246,24 @@ func (w *workload) genUnlink(f *fileModel) bool {
 	w.push(op{kind: opUnlink, path: w.nameOf(f.id)})
 	w.reuse(f)
 	return true
+}
+
+// genFIFO makes a FIFO at a free name or, half the time, removes one.
+func (w *workload) genFIFO() bool {
+	var fifos []string
+	for _, p := range slices.Sorted(maps.Keys(w.ns.names)) {
+		if w.ns.names[p] == specialFile {
+			fifos = append(fifos, p)
+		}
+	}
+	if len(fifos) > 0 && w.rng.IntN(2) == 0 {
+		return w.push(op{kind: opUnlink, path: fifos[w.rng.IntN(len(fifos))]})
+	}
+	free := w.freeNames()
+	if len(free) == 0 {
+		return false
+	}
+	return w.push(op{kind: opMknod, path: free[w.rng.IntN(len(free))]})
 }
 
 // genRename moves a name of f to a free name or over another file.

@@ -114,6 +114,8 @@ func idName(id uint64) string {
 		return "directory"
 	case unknownFile:
 		return "unknown inode"
+	case specialFile:
+		return "FIFO"
 	}
 	return fmt.Sprintf("file #%d", id)
 }
@@ -121,6 +123,10 @@ func idName(id uint64) string {
 // unknownFile is the id the checker gives an inode the workload never
 // created.
 const unknownFile = ^uint64(0)
+
+// specialFile is the id of every FIFO the workload makes: it has no data
+// to tell one from another, only its name and type.
+const specialFile = unknownFile - 1
 
 // snapshot is the model's state when a commit ran. A commit runs during
 // an operation (an fsync's own, or one an allocation forced mid-write), so

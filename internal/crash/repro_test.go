@@ -142,6 +142,22 @@ func TestCrashScripts(t *testing.T) {
 			{kind: opDirect, id: 3, n: 4},
 			{kind: opFsync, id: 3},
 		},
+	}, {
+		// A FIFO is an inode with no data: it appears, is replaced by a
+		// file renamed over it and goes, atomically in every state.
+		name: "FIFOs made, renamed over and removed",
+		script: []op{
+			{kind: opMknod, path: "a0"},
+			{kind: opMknod, path: "d/b0"},
+			{kind: opFsyncDir, path: "."},
+			{kind: opCreate, id: 1, path: "a1"},
+			{kind: opWrite, id: 1, n: 2},
+			{kind: opFsync, id: 1},
+			{kind: opRename, path: "a1", to: "a0"},
+			{kind: opUnlink, path: "d/b0"},
+			{kind: opMknod, path: "d/b1"},
+			{kind: opSync},
+		},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

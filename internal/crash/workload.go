@@ -50,6 +50,7 @@ const (
 	opClose
 	opRead
 	opCloseFS
+	opMknod // a FIFO: a name and an inode with no data
 )
 
 // op is one call into the filesystem.
@@ -68,6 +69,8 @@ func (o op) String() string {
 	switch o.kind {
 	case opMkdir:
 		return "mkdir " + o.path
+	case opMknod:
+		return "mkfifo " + o.path
 	case opCreate:
 		return fmt.Sprintf("create %s #%d", o.path, o.id)
 	case opWrite:
@@ -223,7 +226,7 @@ func (w *workload) valid(o op) bool {
 	case opRename:
 		id, ok := w.ns.names[o.path]
 		return ok && id != 0
-	case opCreate:
+	case opCreate, opMknod:
 		_, taken := w.ns.names[o.path]
 		return !taken
 	case opFsyncDir, opSync, opMkdir, opCloseFS:
@@ -360,6 +363,8 @@ func (w *workload) callOther(o op) error {
 	switch o.kind {
 	case opMkdir:
 		return w.fsys.Mkdir(o.path, 0o755)
+	case opMknod:
+		return w.fsys.Mknod(o.path, syscall.S_IFIFO|0o644, 0)
 	case opCreate:
 		h, err := w.fsys.OpenFile(o.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
@@ -498,6 +503,8 @@ func applyNS(s nsState, o op) {
 	switch o.kind {
 	case opMkdir:
 		s.names[o.path] = 0
+	case opMknod:
+		s.names[o.path] = specialFile
 	case opCreate:
 		s.names[o.path] = o.id
 		s.sizes[o.id] = 0
@@ -632,10 +639,12 @@ func (w *workload) applyData(o op, seq int, written int64, err error) {
 			synced(f)
 		}
 	case opUnlink:
-		w.files[w.ns.names[o.path]].names--
+		if f := w.files[w.ns.names[o.path]]; f != nil { // not a FIFO
+			f.names--
+		}
 	case opRename:
-		if victim, ok := w.ns.names[o.to]; ok {
-			w.files[victim].names--
+		if f := w.files[w.ns.names[o.to]]; f != nil {
+			f.names--
 		}
 	}
 	w.evict()
