@@ -511,6 +511,11 @@ func (m *stressMount) unmount() {
 }
 
 func runStress(t *testing.T, backend, bin string, ops int, seed int64) {
+	defer func() {
+		if t.Failed() {
+			t.Logf("seed %d, %d ops per child (HOLEFS_STRESS_SEED, HOLEFS_STRESS_OPS)", seed, ops)
+		}
+	}()
 	tmp := tmpfsMount(t)
 	m := &stressMount{t: t, backend: backend, dir: t.TempDir()}
 	if backend == "image" {
@@ -562,6 +567,7 @@ func runStress(t *testing.T, backend, bin string, ops int, seed int64) {
 			compareTrees(t, tmp, m.dir, children, "after the remount")
 		}
 		logs := map[string][]string{}
+		spawnFailed := false
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for _, tg := range targets {
@@ -575,13 +581,14 @@ func runStress(t *testing.T, backend, bin string, ops int, seed int64) {
 					defer mu.Unlock()
 					if err != nil {
 						t.Errorf("%s child %d: %v", tg.name, c, err)
+						spawnFailed = true
 					}
 					logs[tg.name+strconv.Itoa(c)] = strings.Split(out, "\n")
 				}()
 			}
 		}
 		wg.Wait()
-		if t.Failed() {
+		if spawnFailed {
 			return
 		}
 		for c := range children {
@@ -590,9 +597,6 @@ func runStress(t *testing.T, backend, bin string, ops int, seed int64) {
 		compareTrees(t, tmp, m.dir, children, fmt.Sprintf("after ops %d-%d", ph[0], ph[1]))
 	}
 	m.unmount()
-	if t.Failed() {
-		t.Logf("seed %d, %d ops per child (HOLEFS_STRESS_SEED, HOLEFS_STRESS_OPS)", seed, ops)
-	}
 }
 
 // stressSpawn runs one child, as uid 65534 if nobody, and returns its log.
@@ -655,8 +659,19 @@ func compareTrees(t *testing.T, tmp, mnt string, children int, when string) {
 			continue
 		}
 		if !slices.Equal(want, got) {
-			t.Errorf("%s: trees of %s differ:\n  tmpfs:  %s\n  holefs: %s", when, sub,
-				strings.Join(want, "\n          "), strings.Join(got, "\n          "))
+			t.Errorf("%s: trees of %s differ:\n  only on tmpfs:  %s\n  only on holefs: %s", when, sub,
+				strings.Join(minus(want, got), "\n                  "), strings.Join(minus(got, want), "\n                  "))
 		}
 	}
+}
+
+// minus returns the lines of a that are not in b.
+func minus(a, b []string) []string {
+	var out []string
+	for _, l := range a {
+		if !slices.Contains(b, l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
