@@ -196,6 +196,21 @@ var nsErrnoCases = []struct {
 	}},
 	{"rename missing", syscall.ENOENT, func(e nsEnv) error { return unix.Rename(e.p("nope"), e.p("x")) }},
 	{"rename into missing dir", syscall.ENOENT, func(e nsEnv) error { return unix.Rename(e.p("f"), e.p("nope/x")) }},
+	// mknod.
+	{"mknod FIFO", 0, func(e nsEnv) error { return unix.Mknod(e.p("fifo"), unix.S_IFIFO|0o644, 0) }},
+	{"mknod existing", syscall.EEXIST, func(e nsEnv) error { return unix.Mknod(e.p("f"), unix.S_IFIFO|0o644, 0) }},
+	{"mknod with trailing slash", syscall.ENOENT, func(e nsEnv) error { return unix.Mknod(e.p("x/"), unix.S_IFIFO|0o644, 0) }},
+	{"mknod name 256", syscall.ENAMETOOLONG, func(e nsEnv) error {
+		return unix.Mknod(e.p(strings.Repeat("n", 256)), unix.S_IFIFO|0o644, 0)
+	}},
+	{"mknod directory", syscall.EPERM, func(e nsEnv) error { return unix.Mknod(e.p("x"), unix.S_IFDIR|0o755, 0) }},
+	{"mkfifo on a dangling symlink", syscall.EEXIST, func(e nsEnv) error { return unix.Mkfifo(e.p("dangling"), 0o644) }},
+	{"rename FIFO over dir", syscall.EISDIR, func(e nsEnv) error {
+		if err := unix.Mkfifo(e.p("fifo"), 0o644); err != nil {
+			return err
+		}
+		return unix.Rename(e.p("fifo"), e.p("e"))
+	}},
 	// rmdir of ".", "..", the root; link of a directory; other filesystems.
 	{"rmdir .", syscall.EINVAL, func(e nsEnv) error { return unix.Rmdir(e.p("e/.")) }},
 	{"rmdir ..", syscall.ENOTEMPTY, func(e nsEnv) error { return unix.Rmdir(e.p("d/sub/..")) }},

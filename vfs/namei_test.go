@@ -14,9 +14,9 @@ import (
 // reference filesystem and as the path operation of the VFS. Paths are
 // relative to the row's fixture directory unless abs, then to the root.
 type nsOp struct {
-	op    string // open, stat, lstat, mkdir, rmdir, unlink, link, symlink, rename
+	op    string // open, stat, lstat, mkdir, rmdir, unlink, link, symlink, rename, mknod
 	a, b  string // path (open .. unlink); old and new path (link, rename); target and path (symlink)
-	flags int    // open flags, renameat2 flags
+	flags int    // open flags, renameat2 flags, mknod mode
 	abs   bool
 }
 
@@ -52,6 +52,8 @@ func (o nsOp) sys(root, base string) error {
 		return unix.Symlink(o.a, p(o.b))
 	case "rename":
 		return unix.Renameat2(unix.AT_FDCWD, p(o.a), unix.AT_FDCWD, p(o.b), uint(o.flags))
+	case "mknod":
+		return unix.Mknod(p(o.a), uint32(o.flags), 0)
 	}
 	panic("unknown op " + o.op)
 }
@@ -90,6 +92,8 @@ func (o nsOp) vfs(f *FS, base string) error {
 		return f.Symlink(o.a, p(o.b))
 	case "rename":
 		return f.Rename(p(o.a), p(o.b), uint32(o.flags))
+	case "mknod":
+		return f.Mknod(p(o.a), uint32(o.flags), 0)
 	}
 	panic("unknown op " + o.op)
 }
@@ -224,6 +228,16 @@ var nsCases = []struct {
 	{"rename noreplace onto ..", nsOp{op: "rename", a: "f", b: "d/..", flags: unix.RENAME_NOREPLACE}, syscall.EEXIST},
 	{"rename missing", nsOp{op: "rename", a: "nope", b: "x"}, syscall.ENOENT},
 	{"rename into missing dir", nsOp{op: "rename", a: "f", b: "nope/x"}, syscall.ENOENT},
+	// mknod.
+	{"mknod FIFO", nsOp{op: "mknod", a: "fifo", flags: unix.S_IFIFO | 0o644}, 0},
+	{"mknod existing", nsOp{op: "mknod", a: "f", flags: unix.S_IFIFO | 0o644}, syscall.EEXIST},
+	{"mknod dangling symlink", nsOp{op: "mknod", a: "dangling", flags: unix.S_IFIFO | 0o644}, syscall.EEXIST},
+	{"mknod with trailing slash", nsOp{op: "mknod", a: "x/", flags: unix.S_IFIFO | 0o644}, syscall.ENOENT},
+	{"mknod existing with trailing slash", nsOp{op: "mknod", a: "d/", flags: unix.S_IFIFO | 0o644}, syscall.EEXIST},
+	{"mknod name 256", nsOp{op: "mknod", a: long256, flags: unix.S_IFIFO | 0o644}, syscall.ENAMETOOLONG},
+	{"mknod in a file", nsOp{op: "mknod", a: "f/x", flags: unix.S_IFIFO | 0o644}, syscall.ENOTDIR},
+	{"mknod ..", nsOp{op: "mknod", a: "d/..", flags: unix.S_IFIFO | 0o644}, syscall.EEXIST},
+	{"mknod directory", nsOp{op: "mknod", a: "x", flags: unix.S_IFDIR | 0o755}, syscall.EPERM},
 	// rmdir of ".", "..", the root; link of a directory.
 	{"rmdir .", nsOp{op: "rmdir", a: "e/."}, syscall.EINVAL},
 	{"rmdir ..", nsOp{op: "rmdir", a: "d/sub/.."}, syscall.ENOTEMPTY},
