@@ -295,7 +295,10 @@ func (f *FS) Rename(oldName, newName string) error {
 	return f.Rename2(oldName, newName, 0)
 }
 
-// Rename2 is renameat2(2): flags is 0, RenameNoReplace or RenameExchange.
+// Rename2 is renameat2(2): flags is 0, RenameNoReplace, RenameExchange or
+// RenameWhiteout (with or without RenameNoReplace), which leaves a
+// whiteout at oldName: a character device 0:0 with mode 0, as overlayfs
+// uses; not on a passthrough backend (EINVAL).
 func (f *FS) Rename2(oldName, newName string, flags uint32) error {
 	if err := f.v.Rename(clean(oldName), clean(newName), flags); err != nil {
 		return &fs.PathError{Op: "rename", Path: oldName + " -> " + newName, Err: err}
@@ -307,6 +310,7 @@ func (f *FS) Rename2(oldName, newName string, flags uint32) error {
 const (
 	RenameNoReplace = vfs.RenameNoReplace
 	RenameExchange  = vfs.RenameExchange
+	RenameWhiteout  = vfs.RenameWhiteout
 )
 
 // Link creates newName as a hard link to oldName.

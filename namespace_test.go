@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/meta"
 )
 
 func TestOpenFlags(t *testing.T) {
@@ -996,6 +998,57 @@ func TestNameResolutionErrnos(t *testing.T) {
 		}
 		if fi, err := fsys.Lstat("nowhere"); err != nil || !fi.Mode().IsRegular() {
 			t.Errorf("target of the dangling symlink after O_CREATE: %v, %v", fi, err)
+		}
+	})
+}
+
+// TestRenameWhiteout: Rename2 with RenameWhiteout moves the file and
+// leaves a whiteout (a character device 0:0, mode 0) at the old name,
+// kept by an image across a reopen; a passthrough backend refuses it
+// (EINVAL), and an image without special files (EOPNOTSUPP), both before
+// moving anything.
+func TestRenameWhiteout(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		fsys := newFS(t, holefs.Options{Backend: backend})
+		writeFile(t, fsys, "f", []byte("data"), false)
+		err := fsys.Rename2("f", "g", holefs.RenameWhiteout)
+		if backend == holefs.BackendPassthrough {
+			wantErrno(t, err, syscall.EINVAL, "whiteout on passthrough")
+			if _, err := fsys.Stat("f"); err != nil {
+				t.Errorf("a refused whiteout rename moved the file: %v", err)
+			}
+			return
+		}
+		must(t, err)
+		checkSpecial(t, fsys, specialNode{name: "f", mode: syscall.S_IFCHR, want: fs.ModeDevice | fs.ModeCharDevice})
+		if got, err := fsys.ReadFile("g"); err != nil || string(got) != "data" {
+			t.Errorf("renamed file: %q, %v", got, err)
+		}
+	})
+
+	t.Run("image", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "img")
+		must(t, holefs.Mkfs(dir, holefs.MkfsOptions{SizeBytes: 1 << 20}))
+		fsys := openImage(t, dir)
+		writeFile(t, fsys, "f", []byte("data"), false)
+		must(t, fsys.Rename2("f", "g", holefs.RenameWhiteout))
+		must(t, fsys.Close())
+		fsys = openImage(t, dir)
+		defer fsys.Close()
+		checkSpecial(t, fsys, specialNode{name: "f", mode: syscall.S_IFCHR, want: fs.ModeDevice | fs.ModeCharDevice})
+	})
+
+	t.Run("image without special files", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "img")
+		if _, err := meta.Create(dir, meta.CreateOptions{Blocks: 256, Incompat: meta.IncompatReflink}); err != nil {
+			t.Fatal(err)
+		}
+		fsys := openImage(t, dir)
+		defer fsys.Close()
+		writeFile(t, fsys, "f", []byte("data"), false)
+		wantErrno(t, fsys.Rename2("f", "g", holefs.RenameWhiteout), syscall.EOPNOTSUPP, "whiteout on an image without special files")
+		if _, err := fsys.Stat("f"); err != nil {
+			t.Errorf("a refused whiteout rename moved the file: %v", err)
 		}
 	})
 }

@@ -196,6 +196,12 @@ var nsErrnoCases = []struct {
 	}},
 	{"rename missing", syscall.ENOENT, func(e nsEnv) error { return unix.Rename(e.p("nope"), e.p("x")) }},
 	{"rename into missing dir", syscall.ENOENT, func(e nsEnv) error { return unix.Rename(e.p("f"), e.p("nope/x")) }},
+	// RENAME_WHITEOUT leaves a character device 0:0 with mode 0.
+	{"whiteout", 0, func(e nsEnv) error { return whiteout(e, "f", "x", 0) }},
+	{"whiteout of a dir", 0, func(e nsEnv) error { return whiteout(e, "e", "x", 0) }},
+	{"whiteout noreplace over existing", syscall.EEXIST, func(e nsEnv) error { return whiteout(e, "f", "l", unix.RENAME_NOREPLACE) }},
+	{"whiteout over non-empty dir", syscall.ENOTEMPTY, func(e nsEnv) error { return whiteout(e, "e", "d", 0) }},
+	{"whiteout exchange", syscall.EINVAL, func(e nsEnv) error { return whiteout(e, "f", "l", unix.RENAME_EXCHANGE) }},
 	// mknod.
 	{"mknod FIFO", 0, func(e nsEnv) error { return unix.Mknod(e.p("fifo"), unix.S_IFIFO|0o644, 0) }},
 	{"mknod existing", syscall.EEXIST, func(e nsEnv) error { return unix.Mknod(e.p("f"), unix.S_IFIFO|0o644, 0) }},
@@ -219,6 +225,22 @@ var nsErrnoCases = []struct {
 	{"link dir", syscall.EPERM, func(e nsEnv) error { return unix.Link(e.p("d"), e.p("d2")) }},
 	{"rename to another filesystem", syscall.EXDEV, func(e nsEnv) error { return unix.Rename(e.p("f"), e.outside+"/f") }},
 	{"link to another filesystem", syscall.EXDEV, func(e nsEnv) error { return unix.Link(e.p("f"), e.outside+"/f") }},
+}
+
+// whiteout renames a to b with RENAME_WHITEOUT and flags and checks the
+// whiteout left at a: a mismatch is ENOTRECOVERABLE, which no row expects.
+func whiteout(e nsEnv, a, b string, flags uint) error {
+	if err := unix.Renameat2(unix.AT_FDCWD, e.p(a), unix.AT_FDCWD, e.p(b), unix.RENAME_WHITEOUT|flags); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(e.p(a), &st); err != nil {
+		return err
+	}
+	if st.Mode != unix.S_IFCHR || st.Rdev != 0 {
+		return syscall.ENOTRECOVERABLE
+	}
+	return nil
 }
 
 // TestNamespaceErrnos runs every row of nsErrnoCases on a tmpfs and

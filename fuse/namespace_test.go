@@ -63,7 +63,7 @@ func TestNamespace(t *testing.T) {
 		{"rename into own subdir", unix.Rename(p("d"), p("d/sub")), syscall.EINVAL},
 		{"rename noreplace", unix.Renameat2(unix.AT_FDCWD, p("f"), unix.AT_FDCWD, p("l"), unix.RENAME_NOREPLACE), syscall.EEXIST},
 		{"exchange with missing", unix.Renameat2(unix.AT_FDCWD, p("f"), unix.AT_FDCWD, p("nope"), unix.RENAME_EXCHANGE), syscall.ENOENT},
-		{"rename whiteout", unix.Renameat2(unix.AT_FDCWD, p("f"), unix.AT_FDCWD, p("w"), unix.RENAME_WHITEOUT), syscall.EINVAL},
+		{"exchange whiteout", unix.Renameat2(unix.AT_FDCWD, p("f"), unix.AT_FDCWD, p("l"), unix.RENAME_WHITEOUT|unix.RENAME_EXCHANGE), syscall.EINVAL},
 		{"O_TMPFILE", func() error { _, err := unix.Open(m.dir, unix.O_TMPFILE|unix.O_RDWR, 0o600); return err }(), syscall.EOPNOTSUPP},
 	}
 	for _, tc := range tests {

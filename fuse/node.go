@@ -215,14 +215,15 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	return n.s.errno(opUnlink, n.s.v.UnlinkAt(n.in, name))
 }
 
-// Rename renames with renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE;
-// RENAME_WHITEOUT is EINVAL).
+// Rename renames with renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE,
+// RENAME_WHITEOUT: the whiteout is the caller's, as the kernel, which
+// has checked CAP_MKNOD, would make it).
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	np, ok := newParent.(*node)
 	if !ok {
 		return n.s.errno(opRename, syscall.EXDEV)
 	}
-	return n.s.errno(opRename, n.s.v.RenameAt(n.in, name, np.in, newName, flags))
+	return n.s.errno(opRename, n.s.v.RenameAt(n.in, name, np.in, newName, flags, owner(ctx)))
 }
 
 // Link makes name another name of target.

@@ -176,8 +176,9 @@ func (f *FS) RmdirAt(dir *Inode, name string) error {
 	return nil
 }
 
-// RenameAt renames oname in odir to nname in ndir with renameat2 flags.
-func (f *FS) RenameAt(odir *Inode, oname string, ndir *Inode, nname string, flags uint32) error {
+// RenameAt renames oname in odir to nname in ndir with renameat2 flags;
+// o owns the whiteout RenameWhiteout leaves.
+func (f *FS) RenameAt(odir *Inode, oname string, ndir *Inode, nname string, flags uint32, o Owner) error {
 	if err := checkRenameFlags(flags); err != nil {
 		return err
 	}
@@ -190,5 +191,5 @@ func (f *FS) RenameAt(odir *Inode, oname string, ndir *Inode, nname string, flag
 		f.nsMu.Unlock()
 		return err
 	}
-	return f.finishRename(odir, oname, ndir, nname, odir.entries[oname], flags, false, false)
+	return f.finishRename(odir, oname, ndir, nname, odir.entries[oname], flags, false, false, &o)
 }

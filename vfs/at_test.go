@@ -85,17 +85,17 @@ func TestAtOps(t *testing.T) {
 		{"unlink dir", f.UnlinkAt(d, "sub"), syscall.EISDIR},
 		{"rmdir file", f.RmdirAt(d, "f"), syscall.ENOTDIR},
 		{"rmdir nonempty", f.RmdirAt(root, "d"), syscall.ENOTEMPTY},
-		{"rename missing", f.RenameAt(d, "nope", d, "x", 0), syscall.ENOENT},
-		{"rename flags", f.RenameAt(d, "f", d, "x", RenameNoReplace|RenameExchange), syscall.EINVAL},
-		{"rename noreplace", f.RenameAt(d, "f", d, "l", RenameNoReplace), syscall.EEXIST},
-		{"exchange missing", f.RenameAt(d, "f", d, "nope", RenameExchange), syscall.ENOENT},
+		{"rename missing", f.RenameAt(d, "nope", d, "x", 0, me), syscall.ENOENT},
+		{"rename flags", f.RenameAt(d, "f", d, "x", RenameNoReplace|RenameExchange, me), syscall.EINVAL},
+		{"rename noreplace", f.RenameAt(d, "f", d, "l", RenameNoReplace, me), syscall.EEXIST},
+		{"exchange missing", f.RenameAt(d, "f", d, "nope", RenameExchange, me), syscall.ENOENT},
 		{"link dir over existing", f.LinkAt(d, root, "hard"), syscall.EEXIST},
-		{"rename into own subdir", f.RenameAt(root, "d", sub, "x", 0), syscall.EINVAL},
-		{"rename onto its parent dir", f.RenameAt(d, "f", root, "d", 0), syscall.ENOTEMPTY},
-		{"exchange with its parent dir", f.RenameAt(d, "sub", root, "d", RenameExchange), syscall.EINVAL},
-		{"rename dir over file", f.RenameAt(d, "sub", d, "f", 0), syscall.ENOTDIR},
-		{"rename file over dir", f.RenameAt(d, "f", d, "sub", 0), syscall.EISDIR},
-		{"rename into removed dir", f.RenameAt(d, "f", gone, "f", 0), syscall.ENOENT},
+		{"rename into own subdir", f.RenameAt(root, "d", sub, "x", 0, me), syscall.EINVAL},
+		{"rename onto its parent dir", f.RenameAt(d, "f", root, "d", 0, me), syscall.ENOTEMPTY},
+		{"exchange with its parent dir", f.RenameAt(d, "sub", root, "d", RenameExchange, me), syscall.EINVAL},
+		{"rename dir over file", f.RenameAt(d, "sub", d, "f", 0, me), syscall.ENOTDIR},
+		{"rename file over dir", f.RenameAt(d, "f", d, "sub", 0, me), syscall.EISDIR},
+		{"rename into removed dir", f.RenameAt(d, "f", gone, "f", 0, me), syscall.ENOENT},
 	}
 	for _, tc := range tests {
 		if e, ok := tc.err.(syscall.Errno); !ok || e != tc.want {
@@ -127,7 +127,7 @@ func TestAtOps(t *testing.T) {
 
 	// Exchange swaps, renames move and replace.
 	a, _, _ := f.CreateAt(root, "a", 0o644, false, me)
-	if err := f.RenameAt(root, "a", d, "sub", RenameExchange); err != nil {
+	if err := f.RenameAt(root, "a", d, "sub", RenameExchange, me); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := f.LookupAt(d, "sub"); got != a {
@@ -136,7 +136,7 @@ func TestAtOps(t *testing.T) {
 	if got, _ := f.LookupAt(root, "a"); got != sub || f.Parent(sub) != root {
 		t.Error("exchange did not move the directory")
 	}
-	if err := f.RenameAt(d, "sub", d, "l", 0); err != nil {
+	if err := f.RenameAt(d, "sub", d, "l", 0, me); err != nil {
 		t.Fatal(err)
 	}
 	ents, _ := f.ReadDirInode(d)

@@ -19,6 +19,7 @@ const (
 const (
 	RenameNoReplace = 1 << 0 // RENAME_NOREPLACE: fail with EEXIST if the target exists
 	RenameExchange  = 1 << 1 // RENAME_EXCHANGE: atomically swap the two names
+	RenameWhiteout  = 1 << 2 // RENAME_WHITEOUT: leave a whiteout (character device 0:0) at the old name
 )
 
 // split breaks a slash-separated path into its components, ignoring empty
@@ -471,10 +472,11 @@ func (f *FS) isAncestor(a, d *Inode) bool {
 	}
 }
 
-// checkRenameFlags refuses renameat2 flags holefs does not know, and the
-// two that contradict each other.
+// checkRenameFlags refuses renameat2 flags holefs does not know, and an
+// exchange with either of the others, as do_renameat2.
 func checkRenameFlags(flags uint32) error {
-	if flags&^(RenameNoReplace|RenameExchange) != 0 || flags == RenameNoReplace|RenameExchange {
+	if flags&^(RenameNoReplace|RenameExchange|RenameWhiteout) != 0 ||
+		flags&RenameExchange != 0 && flags&(RenameNoReplace|RenameWhiteout) != 0 {
 		return syscall.EINVAL
 	}
 	return nil
@@ -505,15 +507,16 @@ func (f *FS) Rename(oldPath, newPath string, flags uint32) error {
 		f.nsMu.Unlock()
 		return syscall.ENOENT
 	}
-	return f.finishRename(odir, oname, ndir, nname, src, flags, oslash, nslash)
+	return f.finishRename(odir, oname, ndir, nname, src, flags, oslash, nslash, nil)
 }
 
 // finishRename renames the resolved entry oname of odir, src, to nname in
-// ndir; oslash and nslash say the paths named them with a trailing slash.
-// The checks come in do_renameat2's order, so that a call breaking two
-// rules gets Linux's errno. The caller holds nsMu, which finishRename
-// releases before it evicts a replaced file that lost its last link.
-func (f *FS) finishRename(odir *Inode, oname string, ndir *Inode, nname string, src *Inode, flags uint32, oslash, nslash bool) error {
+// ndir; oslash and nslash say the paths named them with a trailing slash,
+// and o, if set, owns a whiteout (nil keeps newInode's owner). The checks
+// come in do_renameat2's order, so that a call breaking two rules gets
+// Linux's errno. The caller holds nsMu, which finishRename releases
+// before it evicts a replaced file that lost its last link.
+func (f *FS) finishRename(odir *Inode, oname string, ndir *Inode, nname string, src *Inode, flags uint32, oslash, nslash bool, o *Owner) error {
 	dst, exists := ndir.entries[nname]
 	exchange := flags&RenameExchange != 0
 	var dead *Inode
@@ -538,6 +541,8 @@ func (f *FS) finishRename(odir *Inode, oname string, ndir *Inode, nname string, 
 		// Two names of one file: POSIX says do nothing.
 	case exchange:
 		err = f.exchange(odir, oname, ndir, nname, src, dst)
+	case flags&RenameWhiteout != 0:
+		dead, err = f.moveWhiteout(odir, oname, ndir, nname, src, dst, exists, o)
 	default:
 		dead, err = f.move(odir, oname, ndir, nname, src, dst, exists)
 	}
@@ -584,6 +589,30 @@ func (f *FS) move(odir *Inode, oname string, ndir *Inode, nname string, src, dst
 	f.logInode(ndir)
 	f.logInode(src)
 	return dead, nil
+}
+
+// moveWhiteout is move leaving a whiteout at the old name, as overlayfs
+// asks of its upper filesystem: a character device 0:0 with no permission
+// bits, owned by o. It refuses before moving anything where the whiteout
+// could not be made: an image without special files (EOPNOTSUPP), and a
+// backing directory (EINVAL: the rename and the whiteout would be two
+// changes there, not one). The caller holds nsMu.
+func (f *FS) moveWhiteout(odir *Inode, oname string, ndir *Inode, nname string, src, dst *Inode, exists bool, o *Owner) (*Inode, error) {
+	if f.backend.Backing != nil {
+		return nil, syscall.EINVAL
+	}
+	mode, rdev, err := f.mknodMode(syscall.S_IFCHR, 0)
+	if err != nil {
+		return nil, err
+	}
+	dead, err := f.move(odir, oname, ndir, nname, src, dst, exists)
+	if err != nil {
+		return nil, err
+	}
+	// Without a backing directory nothing can fail here: the name was
+	// just freed.
+	_, err = f.makeNodeLocked(odir, oname, mode, rdev, "", o)
+	return dead, err
 }
 
 // exchange swaps the entries oname of odir, src, and nname of ndir, dst;

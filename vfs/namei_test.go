@@ -14,7 +14,7 @@ import (
 // reference filesystem and as the path operation of the VFS. Paths are
 // relative to the row's fixture directory unless abs, then to the root.
 type nsOp struct {
-	op    string // open, stat, lstat, mkdir, rmdir, unlink, link, symlink, rename, mknod
+	op    string // open, stat, lstat, mkdir, rmdir, unlink, link, symlink, rename, mknod, whiteout
 	a, b  string // path (open .. unlink); old and new path (link, rename); target and path (symlink)
 	flags int    // open flags, renameat2 flags, mknod mode
 	abs   bool
@@ -54,6 +54,14 @@ func (o nsOp) sys(root, base string) error {
 		return unix.Renameat2(unix.AT_FDCWD, p(o.a), unix.AT_FDCWD, p(o.b), uint(o.flags))
 	case "mknod":
 		return unix.Mknod(p(o.a), uint32(o.flags), 0)
+	case "whiteout":
+		if err := unix.Renameat2(unix.AT_FDCWD, p(o.a), unix.AT_FDCWD, p(o.b), unix.RENAME_WHITEOUT|uint(o.flags)); err != nil {
+			return err
+		}
+		if err := unix.Lstat(p(o.a), &st); err != nil {
+			return err
+		}
+		return checkWhiteout(st.Mode, st.Rdev)
 	}
 	panic("unknown op " + o.op)
 }
@@ -94,8 +102,28 @@ func (o nsOp) vfs(f *FS, base string) error {
 		return f.Rename(p(o.a), p(o.b), uint32(o.flags))
 	case "mknod":
 		return f.Mknod(p(o.a), uint32(o.flags), 0)
+	case "whiteout":
+		if err := f.Rename(p(o.a), p(o.b), RenameWhiteout|uint32(o.flags)); err != nil {
+			return err
+		}
+		in, err := f.Lookup(p(o.a), false)
+		if err != nil {
+			return err
+		}
+		a := in.Stat()
+		return checkWhiteout(a.Mode, a.Rdev)
 	}
 	panic("unknown op " + o.op)
+}
+
+// checkWhiteout checks what RENAME_WHITEOUT left at the old name: a
+// character device 0:0 with mode 0. A mismatch is ENOTRECOVERABLE, which
+// no row expects.
+func checkWhiteout(mode uint32, rdev uint64) error {
+	if mode != syscall.S_IFCHR || rdev != 0 {
+		return syscall.ENOTRECOVERABLE
+	}
+	return nil
 }
 
 // nsFixture is the tree each row starts from: f, d/g, d/sub/, e/, the
@@ -228,6 +256,16 @@ var nsCases = []struct {
 	{"rename noreplace onto ..", nsOp{op: "rename", a: "f", b: "d/..", flags: unix.RENAME_NOREPLACE}, syscall.EEXIST},
 	{"rename missing", nsOp{op: "rename", a: "nope", b: "x"}, syscall.ENOENT},
 	{"rename into missing dir", nsOp{op: "rename", a: "f", b: "nope/x"}, syscall.ENOENT},
+	// RENAME_WHITEOUT, as overlayfs uses it.
+	{"whiteout", nsOp{op: "whiteout", a: "f", b: "x"}, 0},
+	{"whiteout over a file", nsOp{op: "whiteout", a: "f", b: "d/g"}, 0},
+	{"whiteout of a dir", nsOp{op: "whiteout", a: "e", b: "x"}, 0},
+	{"whiteout over non-empty dir", nsOp{op: "whiteout", a: "e", b: "d"}, syscall.ENOTEMPTY},
+	{"whiteout noreplace", nsOp{op: "whiteout", a: "f", b: "x", flags: unix.RENAME_NOREPLACE}, 0},
+	{"whiteout noreplace over existing", nsOp{op: "whiteout", a: "f", b: "l", flags: unix.RENAME_NOREPLACE}, syscall.EEXIST},
+	{"whiteout exchange", nsOp{op: "whiteout", a: "f", b: "l", flags: unix.RENAME_EXCHANGE}, syscall.EINVAL},
+	{"whiteout of missing", nsOp{op: "whiteout", a: "nope", b: "x"}, syscall.ENOENT},
+	{"whiteout to its other name", nsOp{op: "rename", a: "f", b: "f", flags: unix.RENAME_WHITEOUT}, 0},
 	// mknod.
 	{"mknod FIFO", nsOp{op: "mknod", a: "fifo", flags: unix.S_IFIFO | 0o644}, 0},
 	{"mknod existing", nsOp{op: "mknod", a: "f", flags: unix.S_IFIFO | 0o644}, syscall.EEXIST},

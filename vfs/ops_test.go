@@ -50,7 +50,7 @@ func TestErrorsAreErrnos(t *testing.T) {
 		{"mkdir", f.Mkdir("d", 0o755), syscall.EEXIST},
 		{"rmdir file", f.Rmdir("f"), syscall.ENOTDIR},
 		{"unlink dir", f.Unlink("d"), syscall.EISDIR},
-		{"rename flags", f.Rename("f", "g", 4), syscall.EINVAL},
+		{"rename flags", f.Rename("f", "g", 8), syscall.EINVAL},
 		{"link dir", f.Link("d", "e"), syscall.EPERM},
 		{"open dir rw", func() error { _, err := f.Open(f.Root(), os.O_RDWR); return err }(), syscall.EISDIR},
 		{"readdir file", func() error { _, err := f.ReadDir("f"); return err }(), syscall.ENOTDIR},
