@@ -54,7 +54,7 @@ const (
 	stMknod           // mknod S_IFREG, S_IFIFO, S_IFSOCK or S_IFCHR 0:0
 	stMkfifo          // mkfifo
 	stLink            // link
-	stRename          // renameat2 with no flag, RENAME_NOREPLACE or RENAME_EXCHANGE
+	stRename          // renameat2 with no flag, RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT
 	stUnlink          // unlink
 	stMkdir           // mkdir
 	stRmdir           // rmdir
@@ -123,7 +123,7 @@ func genStressOps(seed int64, n int) []stressOp {
 		case stMknod:
 			o.flags = []int{unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR}[r.Intn(4)]
 		case stRename:
-			o.flags = []int{0, 0, unix.RENAME_NOREPLACE, unix.RENAME_EXCHANGE}[r.Intn(4)]
+			o.flags = []int{0, 0, unix.RENAME_NOREPLACE, unix.RENAME_EXCHANGE, unix.RENAME_WHITEOUT}[r.Intn(5)]
 		case stTruncate, stHTrunc:
 			o.off = r.Int63n(64 << 10)
 		}
