@@ -329,10 +329,10 @@ func (f *FS) Mkdir(path string, perm uint32) error {
 	return err
 }
 
-// freeName checks that name is free in dir for link(2) or symlink(2):
-// EEXIST if taken; if free but written with a trailing slash, ENOENT:
-// Linux reads the slash as asking for a directory, which these calls do
-// not make. The caller holds nsMu.
+// freeName checks that name is free in dir for link(2), symlink(2) or
+// mknod(2): EEXIST if taken; if free but written with a trailing slash,
+// ENOENT: Linux reads the slash as asking for a directory, which these
+// calls do not make. The caller holds nsMu.
 func freeName(dir *Inode, name string, slash bool) error {
 	if _, ok := dir.entries[name]; ok {
 		return syscall.EEXIST
