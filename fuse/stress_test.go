@@ -83,10 +83,12 @@ type stressOp struct {
 	data   int64
 }
 
-// stressPaths are the names a child works on, relative to its subtree:
-// directories that come and go, and names in each.
+// stressDirs are the directories a child works in, relative to its
+// subtree; all but "." come and go.
 var stressDirs = []string{".", "a", "b", "a/c"}
 
+// stressPath picks a path for an operation: one of stressDirs, or one of
+// five names in one of them.
 func stressPath(r *rand.Rand) string {
 	d := stressDirs[r.Intn(len(stressDirs))]
 	if r.Intn(5) == 0 {
@@ -442,19 +444,20 @@ func TestStress(t *testing.T) {
 
 // stressMount is holefs mounted for the stress, remountable.
 type stressMount struct {
-	t       *testing.T
-	backend string
-	image   string // the image's directory; "" in memory
-	dir     string
-	fsys    *holefs.FS
-	srv     *Server
+	t     *testing.T
+	image string         // the image's directory; "" in memory
+	opts  holefs.Options // how to open the FS
+	dir   string         // the mount point
+	fsys  *holefs.FS     // nil while an image is closed
+	srv   *Server        // nil while unmounted
 }
 
+// mount mounts the FS, opening an image first if it is closed.
 func (m *stressMount) mount() {
 	t := m.t
 	if m.fsys == nil {
 		var err error
-		if m.fsys, err = holefs.Open(m.image, holefs.Options{Backend: m.backendOpt(), SizeBytes: 256 << 20}); err != nil {
+		if m.fsys, err = holefs.Open(m.image, m.opts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -463,13 +466,6 @@ func (m *stressMount) mount() {
 		t.Fatalf("Mount: %v", err)
 	}
 	m.srv = srv
-}
-
-func (m *stressMount) backendOpt() string {
-	if m.image != "" {
-		return ""
-	}
-	return m.backend
 }
 
 // unmount unmounts; an image is also closed and checked.
@@ -510,6 +506,9 @@ func (m *stressMount) unmount() {
 	}
 }
 
+// runStress runs the stress (see the top of this file) on an image, or an
+// in-memory FS of backend; bin is the children's binary ("": this one, as
+// root only).
 func runStress(t *testing.T, backend, bin string, ops int, seed int64) {
 	defer func() {
 		if t.Failed() {
@@ -517,8 +516,9 @@ func runStress(t *testing.T, backend, bin string, ops int, seed int64) {
 		}
 	}()
 	tmp := tmpfsMount(t)
-	m := &stressMount{t: t, backend: backend, dir: t.TempDir()}
+	m := &stressMount{t: t, dir: t.TempDir(), opts: holefs.Options{Backend: backend, SizeBytes: 256 << 20}}
 	if backend == "image" {
+		m.opts = holefs.Options{}
 		m.image = filepath.Join(t.TempDir(), "img")
 		if err := holefs.Mkfs(m.image, holefs.MkfsOptions{SizeBytes: 256 << 20}); err != nil {
 			t.Fatal(err)
