@@ -1,7 +1,9 @@
 package fuse
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -243,6 +245,31 @@ func whiteout(e nsEnv, a, b string, flags uint) error {
 	return nil
 }
 
+// runNsErrnoCases runs every row of nsErrnoCases in dir, each on a fresh
+// fixture, and returns their errors; root is the filesystem's root and
+// outside a directory of another filesystem.
+func runNsErrnoCases(dir, root, outside string) ([]error, error) {
+	chain := dir + "/chain"
+	if err := os.Mkdir(chain, 0o755); err != nil {
+		return nil, err
+	}
+	if err := symlinkChain(chain); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(nsErrnoCases))
+	for i, tc := range nsErrnoCases {
+		base := filepath.Join(dir, "case"+strconv.Itoa(i))
+		if err := os.Mkdir(base, 0o755); err != nil {
+			return nil, err
+		}
+		if err := nsFixture(base); err != nil {
+			return nil, fmt.Errorf("%s: fixture: %v", tc.name, err)
+		}
+		errs[i] = tc.op(nsEnv{base: base, root: root, chain: chain, outside: outside})
+	}
+	return errs, nil
+}
+
 // TestNamespaceErrnos runs every row of nsErrnoCases on a tmpfs and
 // through the mount, each on a fresh fixture: the tmpfs proves the
 // expected errno, and the mount must give the same.
@@ -252,27 +279,86 @@ func TestNamespaceErrnos(t *testing.T) {
 	outside := t.TempDir()
 	for _, target := range []struct{ name, root string }{{"tmpfs", tmp}, {"holefs", m.dir}} {
 		t.Run(target.name, func(t *testing.T) {
-			chain := target.root + "/chain"
-			if err := os.Mkdir(chain, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := symlinkChain(chain); err != nil {
+			errs, err := runNsErrnoCases(target.root, target.root, outside)
+			if err != nil {
 				t.Fatal(err)
 			}
 			for i, tc := range nsErrnoCases {
-				base := filepath.Join(target.root, "case"+strconv.Itoa(i))
-				if err := os.Mkdir(base, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := nsFixture(base); err != nil {
-					t.Fatalf("%s: fixture: %v", tc.name, err)
-				}
-				err := tc.op(nsEnv{base: base, root: target.root, chain: chain, outside: outside})
-				if got := errnoOf(err); got != tc.want || (err != nil && got == 0) {
-					t.Errorf("%s: err = %v, want %s", tc.name, err, errnoName(tc.want))
+				if got := errnoOf(errs[i]); got != tc.want || (errs[i] != nil && got == 0) {
+					t.Errorf("%s: err = %v, want %s", tc.name, errs[i], errnoName(tc.want))
 				}
 			}
 		})
+	}
+}
+
+const nsErrnoHelper = "nserrno"
+
+func init() { helpers[nsErrnoHelper] = nsErrnoChild }
+
+// nsErrnoChild runs the rows in a child process (as another user): arg is
+// "dir|root|outside"; it prints each row's errno name, one a line.
+func nsErrnoChild(arg string) error {
+	f := strings.Split(arg, "|")
+	if len(f) != 3 {
+		return fmt.Errorf("bad argument %q", arg)
+	}
+	errs, err := runNsErrnoCases(f[0], f[1], f[2])
+	if err != nil {
+		return err
+	}
+	for i, e := range errs {
+		fmt.Printf("%s: %s\n", nsErrnoCases[i].name, errnoName(errnoOf(e)))
+	}
+	return nil
+}
+
+// TestNamespaceErrnosUnprivileged runs the rows as uid and gid 65534 in
+// a directory of theirs, on a tmpfs and through the mount (allow_other):
+// the two must agree row by row. The want column is root's: where
+// permissions decide, an unprivileged caller differs (rmdir of the root is
+// EACCES, its parent not being the caller's to write).
+func TestNamespaceErrnosUnprivileged(t *testing.T) {
+	bin := stressBinary(t)
+	if bin == "" {
+		t.Skip("cannot make a copy of the test binary that uid 65534 can run")
+	}
+	tmp := tmpfsMount(t)
+	m := mountFS(t, Options{AllowOther: true})
+	outside := t.TempDir()
+	var out [2]string
+	for i, root := range []string{tmp, m.dir} {
+		for _, d := range []string{root, outside} {
+			makeReachable(t, d)
+		}
+		dir := root + "/u"
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(outside, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-test.run=^$", dir+"|"+root+"|"+outside)
+		cmd.Env = append(os.Environ(), childEnv+"="+nsErrnoHelper)
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("child on %s: %v", root, err)
+		}
+		out[i] = string(b)
+	}
+	want, got := strings.Split(out[0], "\n"), strings.Split(out[1], "\n")
+	if len(want) != len(nsErrnoCases)+1 {
+		t.Fatalf("tmpfs child printed %d lines for %d rows", len(want)-1, len(nsErrnoCases))
+	}
+	for i := range want {
+		if i >= len(got) || got[i] != want[i] {
+			t.Errorf("as uid 65534: tmpfs %q, holefs %q", want[i], got[min(i, len(got)-1)])
+		}
 	}
 }
 

@@ -216,8 +216,8 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 // Rename renames with renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE,
-// RENAME_WHITEOUT: the whiteout is the caller's, as the kernel, which
-// has checked CAP_MKNOD, would make it).
+// RENAME_WHITEOUT: the whiteout is the caller's, as Linux makes it for
+// any user since 5.8).
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	np, ok := newParent.(*node)
 	if !ok {
