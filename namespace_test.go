@@ -999,6 +999,16 @@ func TestNameResolutionErrnos(t *testing.T) {
 		if fi, err := fsys.Lstat("nowhere"); err != nil || !fi.Mode().IsRegular() {
 			t.Errorf("target of the dangling symlink after O_CREATE: %v, %v", fi, err)
 		}
+		// O_RDONLY|O_TRUNC truncates, as on Linux; of a directory it is
+		// EISDIR.
+		writeFile(t, fsys, "f", []byte("data"), false)
+		if err := open("f", syscall.O_RDONLY|syscall.O_TRUNC); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := fsys.Stat("f"); err != nil || fi.Size() != 0 {
+			t.Errorf("after O_RDONLY|O_TRUNC: %v, %v; want size 0", fi, err)
+		}
+		wantErrno(t, open("d", syscall.O_RDONLY|syscall.O_TRUNC), syscall.EISDIR, "O_TRUNC of a directory")
 	})
 }
 

@@ -35,8 +35,8 @@ func (f *FS) Open(in *Inode, flags int) (*File, error) { return f.open(in, flags
 func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 	acc := flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
 	switch {
-	case in.IsDir() && acc != os.O_RDONLY:
-		return nil, syscall.EISDIR
+	case in.IsDir() && (acc != os.O_RDONLY || flags&os.O_TRUNC != 0):
+		return nil, syscall.EISDIR // O_TRUNC asks to write, as in Linux's build_open_flags
 	case in.typ == syscall.S_IFLNK:
 		return nil, syscall.ELOOP
 	case in.openSpecial() != nil:
@@ -58,8 +58,11 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 	h := &File{in: in, flags: flags, frontend: frontend}
 	if in.mapping != nil {
 		h.errSince = in.mapping.ErrSample()
-		if flags&os.O_TRUNC != 0 && acc != os.O_RDONLY {
-			if err := h.Truncate(0); err != nil {
+		if flags&os.O_TRUNC != 0 {
+			// O_RDONLY|O_TRUNC truncates too, as on Linux (POSIX leaves
+			// it undefined); the kernel's FUSE client, which owns the
+			// size with the writeback cache, sets it to 0 either way.
+			if err := h.truncate(0); err != nil {
 				_ = in.release()
 				return nil, err
 			}
@@ -189,6 +192,12 @@ func (h *File) Truncate(size int64) error {
 	if !h.writable() {
 		return syscall.EINVAL
 	}
+	return h.truncate(size)
+}
+
+// truncate is Truncate on a handle whose right to write was checked (or,
+// for O_TRUNC, is the opener's).
+func (h *File) truncate(size int64) error {
 	if size < 0 {
 		return syscall.EINVAL
 	}

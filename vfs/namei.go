@@ -114,21 +114,19 @@ var (
 	nnRename = notName{syscall.EBUSY, syscall.EBUSY, syscall.EBUSY}
 )
 
-// lookupParent resolves all but the last component of path from dir (the
+// resolveParent resolves all but the last component of path from dir (the
 // root if path is absolute), following symlinks and counting them in
-// depth, and returns that component validated; nn gives the errors when
-// the last component is not a name. slash says the path ends in "/": the
-// operation wants a directory (each has its own errno when it is not one).
-// The caller holds nsMu.
-func (f *FS) lookupParent(dir *Inode, path string, nn notName, depth *int) (parent *Inode, name string, slash bool, err error) {
+// depth, and returns that component unchecked ("" for the root itself).
+// slash says the path ends in "/": the operation wants a directory (each
+// has its own errno when it is not one). The caller holds nsMu.
+func (f *FS) resolveParent(dir *Inode, path string, depth *int) (parent *Inode, last string, slash bool, err error) {
 	if err := checkPath(path); err != nil {
 		return nil, "", false, err
 	}
 	comps := split(path)
 	if len(comps) == 0 {
-		return nil, "", false, nn.root
+		return f.root, "", false, nil
 	}
-	name = comps[len(comps)-1]
 	if strings.HasPrefix(path, "/") {
 		dir = f.root
 	}
@@ -138,16 +136,36 @@ func (f *FS) lookupParent(dir *Inode, path string, nn notName, depth *int) (pare
 	if !dir.IsDir() {
 		return nil, "", false, syscall.ENOTDIR
 	}
-	switch name {
+	return dir, comps[len(comps)-1], strings.HasSuffix(path, "/"), nil
+}
+
+// check returns the operation's error if last, as resolveParent returns
+// it, is not a name: the root, "." or "..".
+func (nn notName) check(last string) error {
+	switch last {
+	case "":
+		return nn.root
 	case ".":
-		return nil, "", false, nn.dot
+		return nn.dot
 	case "..":
-		return nil, "", false, nn.dotdot
+		return nn.dotdot
+	}
+	return nil
+}
+
+// lookupParent is resolveParent with the last component checked: nn gives
+// the errors when it is not a name. The caller holds nsMu.
+func (f *FS) lookupParent(dir *Inode, path string, nn notName, depth *int) (parent *Inode, name string, slash bool, err error) {
+	if dir, name, slash, err = f.resolveParent(dir, path, depth); err != nil {
+		return nil, "", false, err
+	}
+	if err := nn.check(name); err != nil {
+		return nil, "", false, err
 	}
 	if err := checkName(name); err != nil {
 		return nil, "", false, err
 	}
-	return dir, name, strings.HasSuffix(path, "/"), nil
+	return dir, name, slash, nil
 }
 
 // lookupParentRoot is lookupParent from the root, with a fresh symlink
@@ -217,12 +235,17 @@ func (f *FS) OpenPath(path string, flags int, perm uint32) (*Inode, bool, error)
 // createPath is open(2) with O_CREAT of path from dir; depth counts the
 // symlinks followed. The caller holds nsMu.
 func (f *FS) createPath(dir *Inode, path string, perm uint32, flags int, o *Owner, depth *int) (*Inode, bool, error) {
-	dir, name, slash, err := f.lookupParent(dir, path, nnCreate, depth)
+	dir, name, slash, err := f.resolveParent(dir, path, depth)
 	switch {
 	case err != nil:
 		return nil, false, err
-	case slash:
-		return nil, false, syscall.EISDIR // open("f/", O_CREAT), as Linux
+	case nnCreate.check(name) != nil && flags&syscall.O_EXCL != 0:
+		return nil, false, syscall.EEXIST // the root, "." or "..": there, and not created
+	case nnCreate.check(name) != nil, slash:
+		return nil, false, syscall.EISDIR // open("f/", O_CREAT) too, as Linux
+	}
+	if err := checkName(name); err != nil {
+		return nil, false, err
 	}
 	return f.createLocked(dir, name, perm, flags, o, depth)
 }
@@ -482,30 +505,48 @@ func checkRenameFlags(flags uint32) error {
 	return nil
 }
 
-// Rename renames oldPath to newPath with renameat2 flags.
+// Rename renames oldPath to newPath with renameat2 flags. Both paths are
+// resolved before either last component is checked, as do_renameat2
+// does.
 func (f *FS) Rename(oldPath, newPath string, flags uint32) error {
 	if err := checkRenameFlags(flags); err != nil {
-		return err
-	}
-	f.nsMu.Lock()
-	odir, oname, oslash, err := f.lookupParentRoot(oldPath, nnRename)
-	if err != nil {
-		f.nsMu.Unlock()
 		return err
 	}
 	nn := nnRename
 	if flags&RenameNoReplace != 0 {
 		nn = nnMake
 	}
-	ndir, nname, nslash, err := f.lookupParentRoot(newPath, nn)
+	f.nsMu.Lock()
+	odepth, ndepth := 0, 0
+	odir, oname, oslash, err := f.resolveParent(f.root, oldPath, &odepth)
+	var ndir *Inode
+	var nname string
+	var nslash bool
+	if err == nil {
+		ndir, nname, nslash, err = f.resolveParent(f.root, newPath, &ndepth)
+	}
+	if err == nil {
+		err = nnRename.check(oname)
+	}
+	if err == nil {
+		err = nn.check(nname)
+	}
+	if err == nil {
+		err = checkName(oname)
+	}
+	var src *Inode
+	if err == nil {
+		var ok bool
+		if src, ok = odir.entries[oname]; !ok {
+			err = syscall.ENOENT
+		}
+	}
+	if err == nil {
+		err = checkName(nname)
+	}
 	if err != nil {
 		f.nsMu.Unlock()
 		return err
-	}
-	src, ok := odir.entries[oname]
-	if !ok {
-		f.nsMu.Unlock()
-		return syscall.ENOENT
 	}
 	return f.finishRename(odir, oname, ndir, nname, src, flags, oslash, nslash, nil)
 }

@@ -1,7 +1,11 @@
 package vfs
 
 import (
+	"fmt"
+	"math/rand"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,7 +84,7 @@ func (o nsOp) vfs(f *FS, base string) error {
 		if err != nil {
 			return err
 		}
-		h, err := f.Open(in, o.flags&(os.O_WRONLY|os.O_RDWR))
+		h, err := f.Open(in, o.flags&^(os.O_CREATE|os.O_EXCL))
 		if err != nil {
 			return err
 		}
@@ -256,6 +260,12 @@ var nsCases = []struct {
 	{"rename noreplace onto ..", nsOp{op: "rename", a: "f", b: "d/..", flags: unix.RENAME_NOREPLACE}, syscall.EEXIST},
 	{"rename missing", nsOp{op: "rename", a: "nope", b: "x"}, syscall.ENOENT},
 	{"rename into missing dir", nsOp{op: "rename", a: "f", b: "nope/x"}, syscall.ENOENT},
+	{"rename . into a file", nsOp{op: "rename", a: ".", b: "f/x"}, syscall.ENOTDIR},
+	{"rename name 256 onto ..", nsOp{op: "rename", a: long256, b: "d/.."}, syscall.EBUSY},
+	{"rename missing onto name 256", nsOp{op: "rename", a: "nope", b: long256}, syscall.ENOENT},
+	{"O_CREAT|O_EXCL of .", nsOp{op: "open", a: "d/.", flags: unix.O_CREAT | unix.O_EXCL | unix.O_WRONLY}, syscall.EEXIST},
+	{"O_CREAT|O_EXCL with trailing slash", nsOp{op: "open", a: "f/", flags: unix.O_CREAT | unix.O_EXCL | unix.O_WRONLY}, syscall.EISDIR},
+	{"O_TRUNC of a dir", nsOp{op: "open", a: "d", flags: unix.O_RDONLY | unix.O_TRUNC}, syscall.EISDIR},
 	// RENAME_WHITEOUT, as overlayfs uses it.
 	{"whiteout", nsOp{op: "whiteout", a: "f", b: "x"}, 0},
 	{"whiteout over a file", nsOp{op: "whiteout", a: "f", b: "d/g"}, 0},
@@ -290,16 +300,9 @@ var nsCases = []struct {
 // tmpfs, which proves the expected errno.
 func TestNamespaceErrnos(t *testing.T) {
 	f := newMemFS(t, 256, nil)
-	tmp := t.TempDir()
-	if err := unix.Mount("tmpfs", tmp, "tmpfs", 0, "size=64m"); err != nil {
-		t.Logf("no reference tmpfs (%v): checking the VFS against the table only", err)
-		tmp = ""
-	} else {
-		t.Cleanup(func() {
-			if err := unix.Unmount(tmp, unix.MNT_DETACH); err != nil {
-				t.Errorf("unmount tmpfs: %v", err)
-			}
-		})
+	tmp := refTmpfs(t)
+	if tmp == "" {
+		t.Log("no reference tmpfs (not root): checking the VFS against the table only")
 	}
 	for i, tc := range nsCases {
 		base := "case" + strconv.Itoa(i)
@@ -319,6 +322,191 @@ func TestNamespaceErrnos(t *testing.T) {
 			t.Errorf("%s: tmpfs err = %v, want %s: the table is wrong", tc.name, err, errnoName(tc.want))
 		}
 	}
+}
+
+// refTmpfs mounts a tmpfs for the rest of the test and returns its
+// directory; "" where mounting is not permitted.
+func refTmpfs(t *testing.T) string {
+	tmp := t.TempDir()
+	if err := unix.Mount("tmpfs", tmp, "tmpfs", 0, "size=64m"); err != nil {
+		return ""
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(tmp, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount tmpfs: %v", err)
+		}
+	})
+	return tmp
+}
+
+// nsRandPath returns a random path of one to three components, "." and
+// ".." among them, maybe with a trailing slash. A ".." never climbs above
+// where the path starts, even through symlinks (nsRandTarget's targets
+// lead only downward), so the path stays in the test's directory, where
+// tmpfs and the VFS agree on what ".." is.
+func nsRandPath(r *rand.Rand) string {
+	var comps []string
+	depth := 0
+	for range 1 + r.Intn(3) {
+		switch c := []string{"a", "b", "l", "a", "b", "l", ".", "..", long256}[r.Intn(9)]; {
+		case c == ".." && depth == 0:
+			comps = append(comps, ".")
+		case c == "..":
+			depth--
+			comps = append(comps, c)
+		default:
+			if c != "." {
+				depth++
+			}
+			comps = append(comps, c)
+		}
+	}
+	p := strings.Join(comps, "/")
+	if r.Intn(6) == 0 {
+		p += "/"
+	}
+	return p
+}
+
+// nsRandTarget returns a symlink target of one or two names, leading only
+// below the link's directory.
+func nsRandTarget(r *rand.Rand) string {
+	names := []string{"a", "b", "l"}
+	p := names[r.Intn(3)]
+	if r.Intn(3) == 0 {
+		p += "/" + names[r.Intn(3)]
+	}
+	if r.Intn(6) == 0 {
+		p += "/"
+	}
+	return p
+}
+
+// nsRandOp returns a random namespace call on random paths.
+func nsRandOp(r *rand.Rand) nsOp {
+	o := nsOp{a: nsRandPath(r), b: nsRandPath(r)}
+	switch r.Intn(11) {
+	case 0, 1:
+		o.op = "open"
+		o.flags = []int{unix.O_RDONLY, unix.O_WRONLY, unix.O_RDWR}[r.Intn(3)]
+		for _, fl := range []int{unix.O_CREAT, unix.O_EXCL, unix.O_NOFOLLOW, unix.O_DIRECTORY, unix.O_TRUNC} {
+			if r.Intn(3) == 0 {
+				o.flags |= fl
+			}
+		}
+	case 2:
+		o.op = "stat"
+	case 3:
+		o.op = "lstat"
+	case 4:
+		o.op = "mkdir"
+	case 5:
+		o.op = "rmdir"
+	case 6:
+		o.op = "unlink"
+	case 7:
+		o.op = "link"
+	case 8:
+		o.op = "symlink"
+		o.a = nsRandTarget(r)
+	case 9:
+		o.op = "rename"
+		o.flags = []int{0, 0, unix.RENAME_NOREPLACE, unix.RENAME_EXCHANGE, unix.RENAME_WHITEOUT,
+			unix.RENAME_NOREPLACE | unix.RENAME_WHITEOUT, unix.RENAME_EXCHANGE | unix.RENAME_WHITEOUT}[r.Intn(7)]
+	case 10:
+		o.op = "mknod"
+		o.flags = unix.S_IFSOCK | 0o644 // a socket opens as ENXIO in both
+	}
+	return o
+}
+
+// TestNamespaceRandom runs seeded random namespace calls on tangled paths
+// (".", "..", symlinks to files and directories, trailing slashes) on a
+// tmpfs and through the VFS's path API: every errno, and the trees after,
+// must be the same. HOLEFS_NS_OPS sets the calls per seed.
+func TestNamespaceRandom(t *testing.T) {
+	tmp := refTmpfs(t)
+	if tmp == "" {
+		t.Skip("no reference tmpfs: run as root")
+	}
+	n := 2000
+	if s := os.Getenv("HOLEFS_NS_OPS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n <= 0 {
+			t.Fatalf("HOLEFS_NS_OPS=%q: want a positive integer", s)
+		}
+	}
+	f := newMemFS(t, 256, nil)
+	for seed := range int64(4) {
+		base := "r" + strconv.FormatInt(seed, 10)
+		if err := f.Mkdir(base, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(tmp+"/"+base, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewSource(seed))
+		for i := range n {
+			o := nsRandOp(r)
+			want, got := o.sys(tmp, base), o.vfs(f.FS, base)
+			if errnoOf(want) != errnoOf(got) {
+				t.Fatalf("seed %d op %d %+v: vfs %v, tmpfs %v", seed, i, o, got, want)
+			}
+		}
+		sysTree, err := sysTreeLines(tmp, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vfsTree, err := vfsTreeLines(f.FS, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(sysTree, vfsTree) {
+			t.Errorf("seed %d: trees differ:\ntmpfs: %q\nvfs:   %q", seed, sysTree, vfsTree)
+		}
+	}
+}
+
+// sysTreeLines lists the tree at root/dir: path, type and links.
+func sysTreeLines(root, dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(root+"/"+dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil {
+			return err
+		}
+		out = append(out, fmt.Sprintf("%s %o %d", strings.TrimPrefix(path, root+"/"), st.Mode&unix.S_IFMT, st.Nlink))
+		return nil
+	})
+	return out, err
+}
+
+// vfsTreeLines is sysTreeLines of the VFS, in the same (lexical) order.
+func vfsTreeLines(f *FS, dir string) ([]string, error) {
+	in, err := f.Lookup(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	a := in.Stat()
+	out := []string{fmt.Sprintf("%s %o %d", dir, a.Mode&syscall.S_IFMT, a.Nlink)}
+	if !in.IsDir() {
+		return out, nil
+	}
+	ents, err := f.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		sub, err := vfsTreeLines(f, dir+"/"+e.Name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sub...)
+	}
+	return out, nil
 }
 
 func vfsFixture(f *FS, base string) error {
