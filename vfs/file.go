@@ -58,11 +58,11 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 	h := &File{in: in, flags: flags, frontend: frontend}
 	if in.mapping != nil {
 		h.errSince = in.mapping.ErrSample()
+		// Linux truncates with O_TRUNC whatever the access mode (POSIX
+		// leaves O_RDONLY|O_TRUNC unspecified); the caller has checked
+		// write permission, as may_open does.
 		if flags&os.O_TRUNC != 0 {
-			// O_RDONLY|O_TRUNC truncates too, as on Linux (POSIX leaves
-			// it undefined); the kernel's FUSE client, which owns the
-			// size with the writeback cache, sets it to 0 either way.
-			if err := h.truncate(0); err != nil {
+			if err := h.resize(0); err != nil {
 				_ = in.release()
 				return nil, err
 			}
@@ -192,18 +192,17 @@ func (h *File) Truncate(size int64) error {
 	if !h.writable() {
 		return syscall.EINVAL
 	}
-	return h.truncate(size)
-}
-
-// truncate is Truncate on a handle whose right to write was checked (or,
-// for O_TRUNC, is the opener's).
-func (h *File) truncate(size int64) error {
 	if size < 0 {
 		return syscall.EINVAL
 	}
 	if size > MaxFileSize {
 		return syscall.EFBIG
 	}
+	return h.resize(size)
+}
+
+// resize is Truncate once the arguments are checked.
+func (h *File) resize(size int64) error {
 	in := h.in
 	in.lock.Lock()
 	old := in.mapping.Size()
