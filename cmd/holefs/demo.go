@@ -21,22 +21,15 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	backend := fl.String("backend", "extentfs", "backend to run on: extentfs or memfs")
 	modes := fl.String("modes", "invalidate,rwsem,none", "comma-separated lock modes to compare")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs demo [flags]\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: holefs demo [flags]\n\n"+
 			"Forces, with hooks, the interleaving in which a page-cache fill creates a page and\n"+
 			"looks up its block while a hole punch (or zero range, collapse, truncate) has\n"+
 			"dropped the page cache but not yet freed the blocks; then another file reuses\n"+
 			"the freed block. Prints what the punched file shows afterwards.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "holefs demo: unexpected argument %q\n", fl.Arg(0))
-		return errUsage
+	if err := parseNone(fl, args, stdout, stderr); err != nil {
+		return err
 	}
 	var ms []pagecache.LockMode
 	for _, name := range strings.Split(*modes, ",") {

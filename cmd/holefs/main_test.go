@@ -42,3 +42,40 @@ func TestRun(t *testing.T) {
 		})
 	}
 }
+
+// commands are every command of holefs.
+var commands = []string{"demo", "torture", "bench", "crash", "mkfs", "fsck", "mount", "umount", "stat", "help"}
+
+// TestHelp: holefs --help lists every command on stdout, and every
+// command's --help (and holefs help CMD) prints its usage on stdout and
+// exits 0.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 || errb.Len() != 0 {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+		}
+		for _, cmd := range commands {
+			if !strings.Contains(out.String(), "  holefs "+cmd+" ") && !strings.Contains(out.String(), "  holefs ["+cmd+"] ") {
+				t.Errorf("%q does not list %s:\n%s", args, cmd, out.String())
+			}
+		}
+	}
+	for _, cmd := range commands[:len(commands)-1] {
+		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
+			var out, errb bytes.Buffer
+			if code := run(args, &out, &errb); code != 0 || errb.Len() != 0 {
+				t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+			}
+			if !strings.HasPrefix(out.String(), "Usage: holefs "+cmd) || !strings.Contains(out.String(), "\n  -") {
+				t.Errorf("%q: stdout is not %s's usage:\n%s", args, cmd, out.String())
+			}
+		}
+	}
+	for _, args := range [][]string{{"help", "frob"}, {"help", "mkfs", "fsck"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and an error", args, code, errb.String())
+		}
+	}
+}

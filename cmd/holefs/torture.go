@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -53,7 +52,7 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 		"holefs-torture-<seed>-<pid>, removed at the end: the holefs FUSE mount or a kernel\n"+
 		"filesystem; excludes --backend, --mode, --cache-bytes, --latency and the delays")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs torture [flags]\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: holefs torture [flags]\n\n"+
 			"Hammers one in-memory filesystem with concurrent page-cache fills (read, fault,\n"+
 			"readahead, fadvise, madvise), block removers (punch, zero, collapse, insert,\n"+
 			"truncate), writers (buffered, mapped, O_DIRECT), fsync, copy_file_range and a\n"+
@@ -62,18 +61,12 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 			"With --target DIR it does the same with real system calls on files in DIR.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseNone(fl, args, stdout, stderr); err != nil {
+		return err
 	}
 	usageErr := func(format string, a ...any) error {
 		fmt.Fprintf(stderr, "holefs torture: "+format+"\n", a...)
 		return errUsage
-	}
-	if fl.NArg() > 0 {
-		return usageErr("unexpected argument %q", fl.Arg(0))
 	}
 	lm, err := holefs.ParseLockMode(*mode)
 	if err != nil {
