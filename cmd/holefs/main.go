@@ -28,6 +28,8 @@ Usage:
                           create an image: a directory holding a sparse data file and meta.db
   holefs fsck PATH [--repair]
                           check an image (exit status as e2fsck's); --repair fixes what is safe
+  holefs fstrim PATH      punch an image's free blocks out of its data file, giving the space
+                          back (a mount does it as it frees them, unless --no-discard)
   holefs mount [flags] MOUNTPOINT
                           mount a filesystem through FUSE: --image PATH, --memory, or the
                           default image, ~/.local/share/holefs/default.img (64 GiB, sparse),
@@ -71,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = mkfsCmd(args, stdout, stderr)
 	case "fsck":
 		err = fsckCmd(args, stdout, stderr)
+	case "fstrim":
+		err = fstrimCmd(args, stdout, stderr)
 	case "mount":
 		err = mountCmd(args, stdout, stderr)
 	case "umount":

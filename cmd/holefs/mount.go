@@ -42,6 +42,8 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	dirtyRatio := fl.Int("max-dirty-ratio", 20, "percentage of the kernel's dirty page limit the mount may hold dirty in the\n"+
 		"writeback cache (the bdi max_ratio; 0 keeps the kernel's 1% for FUSE, which makes writers\n"+
 		"wait for writeback early; raising it needs root)")
+	noDiscard := fl.Bool("no-discard", false, "keep the blocks freed on an image allocated in its data file (by default each commit\n"+
+		"punches them out, giving the space back to the host; holefs fstrim does it later)")
 	debug := fl.Bool("debug", false, "log every FUSE request to stderr")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs mount [--memory | --image PATH] [flags] MOUNTPOINT\n\n"+
@@ -71,6 +73,8 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 		return usageErr("--memory and --image are exclusive")
 	case set["size"] && !*memory:
 		return usageErr("--size is the size of a --memory filesystem; an image's size is set when it is made (holefs mkfs --size)")
+	case *noDiscard && *memory:
+		return usageErr("--no-discard is for images: a --memory filesystem has no data file")
 	}
 	mode, err := fuse.ParseCacheMode(*cacheMode)
 	if err != nil {
@@ -153,7 +157,7 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	if *debug && os.Getenv(daemonEnv) != "" {
 		*debug = false // a daemon has no terminal to log to
 	}
-	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes,
+	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes, noDiscard: *noDiscard,
 		cacheBytes: cacheBytes, dirtyRatio: *dirtyRatio, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
 	return m.run()
 }
@@ -165,6 +169,7 @@ type mounter struct {
 	source      string // the image path; unused with memory
 	mode        fuse.CacheMode
 	sizeBytes   int64
+	noDiscard   bool
 	cacheBytes  int64
 	dirtyRatio  int
 	metricsAddr string
@@ -280,7 +285,7 @@ func (m *mounter) fsName() string {
 // open opens the filesystem to mount, creating the default image on first
 // use.
 func (m *mounter) open() (*holefs.FS, error) {
-	opts := holefs.Options{CacheBytes: m.cacheBytes}
+	opts := holefs.Options{CacheBytes: m.cacheBytes, NoDiscard: m.noDiscard}
 	if m.memory {
 		opts.SizeBytes = m.sizeBytes
 		return holefs.Open("", opts)

@@ -88,6 +88,7 @@ func TestMountBadInput(t *testing.T) {
 		{"cache size 0", []string{"mount", "--memory", "--cache-bytes", "0", mnt}, 2, "--cache-bytes: the page cache cannot have size 0"},
 		{"size with an image", []string{"mount", "--image", corrupt, "--size", "1GiB", mnt}, 2, "--size is the size of a --memory filesystem"},
 		{"size of the default image", []string{"mount", "--size", "1GiB", mnt}, 2, "--size is the size of a --memory filesystem"},
+		{"no-discard in memory", []string{"mount", "--memory", "--no-discard", mnt}, 2, "--no-discard is for images"},
 		{"flags after the mount point", []string{"mount", mnt, "--memory", "--cache-mode", "fast"}, 2, `unknown cache mode "fast"`},
 		{"help after the mount point", []string{"mount", mnt, "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"non-loopback metrics", []string{"mount", "--memory", "--metrics", "0.0.0.0:9100", mnt}, 2, "not a loopback"},
