@@ -186,7 +186,7 @@ func TestMountDaemonDefaultImage(t *testing.T) {
 	isolate(t)
 	mnt := t.TempDir()
 	unmountAfter(t, mnt)
-	mount := func() {
+	mount := func() string {
 		t.Helper()
 		var out, errb bytes.Buffer
 		if c := run([]string{"mount", "--daemon", mnt}, &out, &errb); c != 0 {
@@ -195,8 +195,12 @@ func TestMountDaemonDefaultImage(t *testing.T) {
 		if _, ok, _ := findMount(mnt); !ok {
 			t.Fatal("mount --daemon returned before the mount was there")
 		}
+		return errb.String()
 	}
-	mount()
+	made := "holefs: created the default image " + defaultImagePath() + " (64 GiB, sparse"
+	if said := mount(); !strings.Contains(said, made) {
+		t.Errorf("the first mount does not say it made the default image: %q", said)
+	}
 	if _, err := os.Stat(filepath.Join(defaultImagePath(), "meta.db")); err != nil {
 		t.Fatalf("default image not created: %v", err)
 	}
@@ -213,7 +217,9 @@ func TestMountDaemonDefaultImage(t *testing.T) {
 	if c := run([]string{"umount", mnt}, &out, &errb); c != 0 {
 		t.Fatalf("umount: exit %d: %s", c, errb.String())
 	}
-	mount()
+	if said := mount(); strings.Contains(said, "created") {
+		t.Errorf("the second mount says it made the image: %q", said)
+	}
 	if b, err := os.ReadFile(filepath.Join(mnt, "kept")); err != nil || string(b) != "across mounts" {
 		t.Errorf("after remount: %q, %v", b, err)
 	}
