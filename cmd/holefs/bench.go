@@ -115,7 +115,6 @@ Flags:
 func benchCmd(args []string, stdout, stderr io.Writer) error {
 	def := bench.DefaultConfig()
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	workloads := fl.String("workload", "all", "comma-separated workloads to run, or all")
 	duration := fl.Duration("duration", def.Duration, "how long each configuration runs")
 	readers := fl.Int("readers", def.Readers, "reader goroutines (mixed-rw, churn, memory; N of hit)")

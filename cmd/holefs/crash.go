@@ -20,7 +20,6 @@ import (
 // any violation.
 func crashCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("crash", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	states := fl.Int("states", 10000, "check at least this many crash states (0: one workload)")
 	seed := fl.Uint64("seed", 1, "seed of the first workload; the next ones use seed+1, seed+2, ...")
 	ops := fl.Int("ops", 120, "operations per workload")

@@ -17,7 +17,6 @@ import (
 // victim file showed afterwards.
 func demo(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	backend := fl.String("backend", "extentfs", "backend to run on: extentfs or memfs")
 	modes := fl.String("modes", "invalidate,rwsem,none", "comma-separated lock modes to compare")
 	fl.Usage = func() {

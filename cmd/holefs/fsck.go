@@ -26,7 +26,6 @@ const (
 // is e2fsck's, carried to run by an exitStatus.
 func fsckCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("fsck", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	repair := fl.Bool("repair", false, "fix what is safe to fix (opens the image read-write)")
 	quiet := fl.Bool("quiet", false, "no progress output")
 	fl.Usage = func() {

@@ -15,7 +15,6 @@ import (
 // the image.
 func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("mkfs", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	size := fl.String("size", "64G", "device `size`: bytes, or a number with a K, M, G or T suffix (binary); the data file is sparse")
 	blockSize := fl.Int("block-size", meta.BlockSize, "block size in bytes: holefs has only 4096")
 	sums := fl.Bool("data-checksums", false, "keep a CRC-32C of every data block and check it on read")

@@ -31,7 +31,6 @@ const daemonEnv = "HOLEFS_DAEMON_READY_FD"
 // flushes and closes it.
 func mountCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("mount", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	memory := fl.Bool("memory", false, "mount a new in-memory filesystem (gone when unmounted)")
 	image := fl.String("image", "", "mount the image at `PATH` (made by holefs mkfs)")
 	daemon := fl.Bool("daemon", false, "run in the background; return once mounted")

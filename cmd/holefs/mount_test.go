@@ -303,6 +303,14 @@ func TestMountDaemonRelativePaths(t *testing.T) {
 			if !ok || err != nil || e.source != tt.source {
 				t.Fatalf("%q run in %s: mount on %s: %+v, %v, %v; want %s mounted there", tt.args, dir, mnt, e, ok, err, tt.source)
 			}
+			if tt.source != "memory" {
+				// The loss: mkfs --force of the mounted image.
+				errb.Reset()
+				if c := run([]string{"mkfs", "--force", "img-holefs-relative"}, &out, &errb); c != 1 ||
+					!strings.Contains(errb.String(), "the image is in use by process ") || !strings.Contains(errb.String(), "unmount it (holefs umount) or close it first") {
+					t.Errorf("mkfs --force of the mounted image: exit %d, %q", c, errb.String())
+				}
+			}
 			if c := run([]string{"umount", "mnt-holefs-relative"}, &out, &errb); c != 0 {
 				t.Fatalf("umount: exit %d: %s", c, errb.String())
 			}

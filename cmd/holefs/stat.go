@@ -20,7 +20,6 @@ import (
 // its process has flushed and closed the filesystem.
 func umountCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("umount", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	lazy := fl.Bool("lazy", false, "detach a busy mount: it goes away when the files open on it are closed")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs umount [--lazy] MOUNTPOINT\n\nFlags:\n")
@@ -83,7 +82,6 @@ func processAlive(pid int) bool {
 // statCmd is holefs stat: it prints a mount's counters for humans.
 func statCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("stat", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	asJSON := fl.Bool("json", false, "print the raw snapshot as JSON")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs stat [--json] MOUNTPOINT\n\n"+

@@ -25,7 +25,6 @@ import (
 // every block read verified. Exit status 1 on any violation.
 func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("torture", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	duration := fl.Duration("duration", 10*time.Second, "how long to run (0: until --ops)")
 	ops := fl.Int64("ops", 0, "stop after this many operations (0: until --duration)")
 	seed := fl.Uint64("seed", 0, "seed of the workers' random choices (default: a random seed, printed)")
