@@ -61,6 +61,9 @@ func TestDiscard(t *testing.T) {
 				t.Errorf("data file took %d bytes, %d after removing an %d-byte file and syncing (want the file's blocks freed: %v)",
 					before, after, bigFile, tt.wantFreed)
 			}
+			if blocks, failed := fsys.Discarded(); tt.wantFreed != (blocks >= bigFile/4096) || failed != 0 {
+				t.Errorf("Discarded: %d blocks, %d failures", blocks, failed)
+			}
 			must(t, fsys.Close())
 			checkImage(t, dir)
 			fsys = openImage(t, dir)

@@ -120,6 +120,17 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 	return &FS{v: v, name: img.Dir, img: img, sums: sums, store: store, data: file}, nil
 }
 
+// Discarded returns how many freed blocks of an image were punched out of
+// its data file since Open (not counting Trim), and how many punches
+// failed (each costs only the space it would have given back); zero
+// without an image.
+func (f *FS) Discarded() (blocks, failed int64) {
+	if f.store == nil {
+		return 0, 0
+	}
+	return f.store.Discarded()
+}
+
 // Trim punches every free block out of an image's data file, as fstrim(8)
 // does for a mounted filesystem, whether or not Options.NoDiscard is set,
 // and returns the bytes of free space it trimmed (some may have been holes

@@ -82,6 +82,13 @@ func TestDiscard(t *testing.T) {
 			if tt.fail != nil && fs.alloc.quarantined() != 0 {
 				t.Errorf("%d blocks still quarantined after failed discards", fs.alloc.quarantined())
 			}
+			var wantFailed int64
+			if tt.fail != nil {
+				wantFailed = int64(len(want))
+			}
+			if _, failed := fs.Discarded(); failed != wantFailed {
+				t.Errorf("Discarded: %d failures, want %d", failed, wantFailed)
+			}
 		})
 	}
 }
