@@ -18,7 +18,7 @@ func dataBytes(t *testing.T, dir string) int64 {
 	return st.Blocks * 512
 }
 
-const bigFile = 8 << 20
+const bigFile = 2 << 20
 
 // TestDiscard checks that the blocks a commit frees are punched out of the
 // image's data file (its st_blocks shrink by at least what was freed) by
@@ -37,7 +37,7 @@ func TestDiscard(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := mkImage(t, 64<<20)
+			dir := mkImage(t, 16<<20)
 			fsys, err := holefs.Open(dir, holefs.Options{CommitInterval: -1, NoDiscard: tt.noDiscard})
 			must(t, err)
 			data := pattern(7, bigFile)
@@ -85,7 +85,7 @@ func TestDiscard(t *testing.T) {
 // discarded by the Open that frees them.
 func TestTrim(t *testing.T) {
 	t.Run("trim", func(t *testing.T) {
-		dir := mkImage(t, 64<<20)
+		dir := mkImage(t, 16<<20)
 		fsys, err := holefs.Open(dir, holefs.Options{CommitInterval: -1, NoDiscard: true})
 		must(t, err)
 		defer fsys.Close()
@@ -104,7 +104,7 @@ func TestTrim(t *testing.T) {
 		}
 	})
 	t.Run("orphan freed at open", func(t *testing.T) {
-		dir := mkImage(t, 64<<20)
+		dir := mkImage(t, 16<<20)
 		fsys := openImage(t, dir)
 		h, err := fsys.Create("orphan")
 		must(t, err)
