@@ -17,12 +17,32 @@
 // opendir and at rewinddir; the offsets they give the kernel are positions
 // in it, stable however the directory changes.
 //
+// # Users and permissions
+//
 // The mount uses default_permissions: the kernel checks access against the
-// mode, uid and gid the engine keeps, and the server creates inodes owned by
-// the caller's fsuid and fsgid (the group of a set-group-ID directory).
-// Killing privileges on write and truncate is the server's
-// (FUSE_HANDLE_KILLPRIV_V2, see killpriv.go), which spares a GETXATTR of
-// security.capability before every write.
+// mode, uid and gid the engine keeps (search permission on every path
+// component, the owner-only changes of chmod, chown and explicit times,
+// the sticky directory's rule on unlink and rename), and the server creates
+// inodes owned by the caller's fsuid and fsgid (the group of a
+// set-group-ID directory, whose subdirectories inherit the bit). Options.
+// AllowOther (holefs mount --allow-other) lets users other than the
+// mounter in. Killing privileges on write, truncate and chown is the
+// server's (FUSE_HANDLE_KILLPRIV_V2, see killpriv.go), which spares a
+// GETXATTR of security.capability before every write: the set-group-ID
+// bit of a file without group execution goes too when the writer is not
+// in its group, which the server learns from /proc (a request carries the
+// fsgid but not the supplementary groups). The conformance test runs one
+// table of these rules against a tmpfs and the mount, as root and as other
+// users.
+//
+// The engine's handle for an open with write access can read when the
+// writeback cache is on, as libfuse's passthrough opens its files O_RDWR
+// then: the kernel fills a page it only partly overwrites by reading
+// through the writer's handle, write-only or not. A user cannot read
+// through it: the kernel refuses read(2) on a descriptor without read
+// access before asking the server. In that mode the engine also ignores
+// O_APPEND, as the kernel appends at the size it owns and writes pages back
+// at their offsets through any handle open for writing.
 //
 // # Kernel caching
 //
@@ -110,6 +130,12 @@
 //     modes show the new size at once. The kernel also stamps writes with
 //     its coarse clock, a tick behind the engine's, so a file written just
 //     after its creation can show an mtime before its ctime.
+//     For the same reason a truncate(2) to the file's current size leaves
+//     its times alone in that mode (the kernel stamps only a size change).
+//   - chown(2) of a set-user-ID file with -1 for both IDs keeps the bit
+//     when root calls it: the kernel sends the same empty SETATTR when it
+//     removes a root writer's file capabilities, which must keep it. For
+//     other callers it clears the set-ID bits as on a local filesystem.
 //   - The access time is what creation or utimensat last set (noatime).
 //   - mknod (devices, FIFOs, sockets) and O_TMPFILE are not supported
 //     (EOPNOTSUPP); nor are POSIX ACLs (system.posix_acl_* is EOPNOTSUPP).
