@@ -51,6 +51,7 @@ type op struct {
 	Mode     uint32
 	Uid, Gid int
 	Data     string
+	Name     string // of an extended attribute; default user.test
 	Off      int64
 	Flags    int
 	Want     syscall.Errno // what tmpfs returns
@@ -159,6 +160,12 @@ var conformanceRows = []row{
 		who: asRoot, act: []op{write("f", "x", 0, 0)}, check: []string{"f"}},
 	{name: "truncate by a non-owner clears setuid", setup: []op{write("f", "abc", 0, unix.O_CREAT), chown("f", uidOther, uidOther), chmod("f", 0o6777)},
 		who: asNobody, act: []op{{Kind: "truncate", Path: "f", Off: 1}}, check: []string{"f"}},
+	{name: "truncate by a non-member clears setgid without group exec", setup: []op{write("f", "abc", 0, unix.O_CREAT), chown("f", uidOther, grp), chmod("f", 0o2666)},
+		who: asNobody, act: []op{{Kind: "truncate", Path: "f", Off: 1}}, check: []string{"f"}},
+	{name: "truncate by a member keeps setgid without group exec", setup: []op{write("f", "abc", 0, unix.O_CREAT), chown("f", uidNobody, grp), chmod("f", 0o2666)},
+		who: asOther, act: []op{{Kind: "truncate", Path: "f", Off: 1}, write("f", "", 0, unix.O_TRUNC)}, check: []string{"f"}},
+	{name: "O_TRUNC by a non-member clears setgid without group exec", setup: []op{write("f", "abc", 0, unix.O_CREAT), chown("f", uidOther, grp), chmod("f", 0o2666)},
+		who: asNobody, act: []op{write("f", "", 0, unix.O_TRUNC)}, check: []string{"f"}},
 	{name: "O_TRUNC by a non-owner clears setuid", setup: []op{write("f", "abc", 0, unix.O_CREAT), chown("f", uidOther, uidOther), chmod("f", 0o6777)},
 		who: asNobody, act: []op{write("f", "", 0, unix.O_TRUNC)}, check: []string{"f"}},
 
@@ -180,6 +187,8 @@ var conformanceRows = []row{
 		who: asOther, act: []op{create("d/f", 0o2755)}, check: []string{"d", "d/f"}},
 	{name: "mkdir in a setgid dir", setup: []op{mkdir("d", 0o777), chown("d", 0, grp), chmod("d", 0o2777)},
 		who: asNobody, act: []op{mkdir("d/s", 0o755), mkdir("d/s/t", 0o700)}, check: []string{"d", "d/s", "d/s/t"}},
+	{name: "create and mkdir by root in a setgid dir", setup: []op{mkdir("d", 0o777), chown("d", uidOther, grp), chmod("d", 0o2775)},
+		who: asRoot, act: []op{create("d/f", 0o2755), mkdir("d/s", 0o700)}, check: []string{"d", "d/f", "d/s"}},
 	{name: "symlink in a setgid dir", setup: []op{mkdir("d", 0o777), chown("d", 0, grp), chmod("d", 0o2777)},
 		who: asNobody, act: []op{{Kind: "symlink", Data: "target", Path: "d/l"}}, check: []string{"d", "d/l"}},
 
@@ -225,6 +234,11 @@ var conformanceRows = []row{
 	{name: "open without permission", setup: []op{create("r", 0o600), create("w", 0o444), create("x", 0o644)},
 		who: asNobody, act: []op{op{Kind: "read", Path: "r"}.want(syscall.EACCES), write("w", "x", 0, 0).want(syscall.EACCES),
 			op{Kind: "truncate", Path: "x"}.want(syscall.EACCES), op{Kind: "setxattr", Path: "x", Data: "v"}.want(syscall.EACCES)}, check: []string{"r", "w", "x"}},
+	{name: "trusted xattr by a user", setup: []op{create("f", 0o644), chown("f", uidNobody, uidNobody)},
+		who: asNobody, act: []op{op{Kind: "setxattr", Path: "f", Name: "trusted.x", Data: "v"}.want(syscall.EPERM)}, check: []string{"f"}},
+	{name: "ftruncate and utimes of a dir by a user", setup: []op{create("f", 0o666), mkdir("d", 0o777), chown("d", uidNobody, uidNobody)},
+		who: asNobody, act: []op{{Kind: "ftruncate", Path: "f", Off: 10}, {Kind: "utimes", Path: "d"}, op{Kind: "utimes", Path: "f"}.want(syscall.EPERM)},
+		check: []string{"f", "d"}},
 	{name: "root searches a dir without permissions", setup: []op{mkdir("d", 0o000), create("d/f", 0o000)},
 		who: asRoot, act: []op{{Kind: "stat", Path: "d/f"}, {Kind: "read", Path: "d/f"}, write("d/f", "x", 0, 0)}, check: []string{"d/f"}},
 	{name: "rename a dir of another's into another dir", setup: []op{mkdir("a", 0o777), mkdir("a/s", 0o755), chown("a/s", uidOther, uidOther), mkdir("b", 0o777)},
@@ -373,6 +387,16 @@ func doOp(o op) error {
 		return unix.Lchown(p, o.Uid, o.Gid)
 	case "truncate":
 		return unix.Truncate(p, o.Off)
+	case "ftruncate":
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = unix.Ftruncate(fd, o.Off)
+		if cerr := unix.Close(fd); err == nil {
+			err = cerr
+		}
+		return err
 	case "utimes-now":
 		return unix.UtimesNanoAt(unix.AT_FDCWD, p, nil, 0)
 	case "utimes":
@@ -392,7 +416,11 @@ func doOp(o op) error {
 	case "symlink":
 		return unix.Symlink(o.Data, p)
 	case "setxattr":
-		return unix.Lsetxattr(p, "user.test", []byte(o.Data), 0)
+		name := "user.test"
+		if o.Name != "" {
+			name = o.Name
+		}
+		return unix.Lsetxattr(p, name, []byte(o.Data), 0)
 	case "removexattr":
 		return unix.Lremovexattr(p, "user.test")
 	case "stat":
