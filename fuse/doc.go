@@ -42,7 +42,10 @@
 // through it: the kernel refuses read(2) on a descriptor without read
 // access before asking the server. In that mode the engine also ignores
 // O_APPEND, as the kernel appends at the size it owns and writes pages back
-// at their offsets through any handle open for writing.
+// at their offsets through any handle open for writing. In the other modes
+// an O_APPEND handle appends at the engine's end of file, but the pages of
+// a shared writable mapping that the kernel writes back through it
+// (WRITE_CACHE) go where they belong, through a handle opened for them.
 //
 // # Kernel caching
 //

@@ -90,6 +90,33 @@ func (fh *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sy
 	return uint32(n), fh.s.errno(opWrite, err)
 }
 
+// writePages writes back pages of the inode ino at off, for the kernel,
+// in the modes without the writeback cache: there only a shared writable
+// mapping dirties the kernel's pages, and the kernel writes them back
+// (WRITE_CACHE) through any handle of the file open for writing, one
+// opened with O_APPEND included, whose engine handle would append the
+// pages at its end of file instead of writing them where they belong. So
+// such a write goes through a handle opened for it. (With the writeback
+// cache no engine handle appends: see open.)
+func (s *Server) writePages(ino uint64, data []byte, off uint64) (uint32, gofuse.Status) {
+	in := s.v.Inode(ino)
+	if in == nil {
+		return 0, gofuse.Status(s.errno(opWrite, syscall.ESTALE))
+	}
+	if off > math.MaxInt64 {
+		return 0, gofuse.Status(s.errno(opWrite, syscall.EFBIG))
+	}
+	h, err := s.v.OpenFrontend(in, syscall.O_WRONLY)
+	if err != nil {
+		return 0, gofuse.Status(s.errno(opWrite, err))
+	}
+	n, _, err := h.WriteAt(data, int64(off))
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	return uint32(n), gofuse.Status(s.errno(opWrite, err))
+}
+
 // Flush is close(2) of one descriptor, after the kernel wrote back what
 // it cached for the file. holefs reports write errors at fsync, like a
 // local filesystem, not at close.

@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +28,8 @@ const openTrunc = syscall.O_TRUNC
 // SETATTR passes its FATTR_KILL_SUIDGID through (see node.Setattr).
 
 // rawFS is go-fuse's request bridge with the kill-privileges step in front
-// of WRITE, OPEN and CREATE.
+// of WRITE, OPEN and CREATE, and page writeback routed around the handle
+// a WRITE names.
 type rawFS struct {
 	gofuse.RawFileSystem
 	s *Server
@@ -44,13 +46,26 @@ func (r *rawFS) killPriv(ino uint64, suidgid bool, c *gofuse.Caller) {
 // Write kills privileges, then writes.
 func (r *rawFS) Write(cancel <-chan struct{}, in *gofuse.WriteIn, data []byte) (uint32, gofuse.Status) {
 	r.killPriv(in.NodeId, in.WriteFlags&gofuse.WRITE_KILL_SUIDGID != 0, &in.Caller)
+	if r.pageWriteback(in) {
+		return r.s.writePages(in.NodeId, data, in.Offset)
+	}
 	return r.RawFileSystem.Write(cancel, in, data)
 }
 
 // Writev kills privileges, then writes.
 func (r *rawFS) Writev(cancel <-chan struct{}, in *gofuse.WriteIn, data [][]byte) (uint32, gofuse.Status) {
 	r.killPriv(in.NodeId, in.WriteFlags&gofuse.WRITE_KILL_SUIDGID != 0, &in.Caller)
+	if r.pageWriteback(in) {
+		return r.s.writePages(in.NodeId, slices.Concat(data...), in.Offset)
+	}
 	return r.RawFileSystem.Writev(cancel, in, data)
+}
+
+// pageWriteback reports whether a WRITE is the kernel writing back pages
+// of a shared writable mapping in a mode without the writeback cache
+// (see Server.writePages).
+func (r *rawFS) pageWriteback(in *gofuse.WriteIn) bool {
+	return in.WriteFlags&gofuse.WRITE_CACHE != 0 && r.s.opts.Cache != CacheWriteback
 }
 
 // Open opens, then kills privileges if it truncated the file.

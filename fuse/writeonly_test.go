@@ -187,3 +187,47 @@ func shorten(b []byte) []byte {
 	}
 	return append(append(bytes.Clone(b[:24]), "..."...), b[len(b)-24:]...)
 }
+
+func init() { helpers["mapstore"] = mapStoreHelper }
+
+// mapStoreHelper stores "XY" at the start of the file at path through a
+// shared mapping of a descriptor opened O_RDWR|O_APPEND, and writes it
+// back (msync).
+func mapStoreHelper(path string) error {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_APPEND|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	mem, err := unix.Mmap(fd, 0, pg, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	copy(mem, "XY")
+	if err := unix.Msync(mem, unix.MS_SYNC); err != nil {
+		return err
+	}
+	if err := unix.Munmap(mem); err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// TestMappedStoresThroughAppendHandle: stores through a shared mapping of
+// a descriptor opened with O_APPEND land where they were made, in every
+// cache mode, not at the end of the file: the kernel writes the pages
+// back at their offsets through that handle. (In a child process: the
+// test binary must not fault on the mount it serves.)
+func TestMappedStoresThroughAppendHandle(t *testing.T) {
+	forEachModeAndFS(t, Options{}, func(t *testing.T, m *mounted) {
+		libraryFile(t, m, "f", []byte("abcdefgh"))
+		runChild(t, "mapstore", m.path("f"))
+		want := []byte("XYcdefgh")
+		if got, err := os.ReadFile(m.path("f")); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("through the mount: %q, %v; want %q", got, err, want)
+		}
+		if got, err := m.fsys.ReadFile("f"); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("through the library: %q, %v; want %q", got, err, want)
+		}
+	})
+}
