@@ -135,10 +135,12 @@
 //     after its creation can show an mtime before its ctime.
 //     For the same reason a truncate(2) to the file's current size leaves
 //     its times alone in that mode (the kernel stamps only a size change).
-//   - chown(2) of a set-user-ID file with -1 for both IDs keeps the bit
-//     when root calls it: the kernel sends the same empty SETATTR when it
-//     removes a root writer's file capabilities, which must keep it. For
-//     other callers it clears the set-ID bits as on a local filesystem.
+//   - In the writethrough and direct modes, chown(2) of a set-user-ID
+//     file with -1 for both IDs keeps the bit when root calls it: the
+//     kernel sends the same empty SETATTR when it removes a root writer's
+//     file capabilities, which must keep it. For other callers, and for
+//     root with the writeback cache, it clears the set-ID bits as on a
+//     local filesystem.
 //   - The access time is what creation or utimensat last set (noatime).
 //   - mknod (devices, FIFOs, sockets) and O_TMPFILE are not supported
 //     (EOPNOTSUPP); nor are POSIX ACLs (system.posix_acl_* is EOPNOTSUPP).

@@ -105,9 +105,10 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *gofuse.AttrOut
 // A request with none of the attributes is chown(2) with -1 for both
 // IDs, or the kernel removing privileges before a write: it has left
 // killing them to the server (HANDLE_KILLPRIV_V2) and sends no change.
-// From a caller other than root it is taken as a change of the owner to
-// what it is, which takes the set-ID bits and the change time as any
-// chown does.
+// From a caller other than root, or with a change time (which the kernel
+// sends for the chown with the writeback cache), it is taken as a change
+// of the owner to what it is, which takes the set-ID bits and the change
+// time as any chown does.
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrIn, out *gofuse.AttrOut) syscall.Errno {
 	c := caller(ctx)
 	if size, ok := in.GetSize(); ok {
@@ -123,10 +124,12 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrI
 	a := vfs.SetAttr{Frontend: true}
 	const attrs = gofuse.FATTR_SIZE | gofuse.FATTR_MODE | gofuse.FATTR_UID | gofuse.FATTR_GID | gofuse.FATTR_ATIME | gofuse.FATTR_MTIME
 	if in.Valid&attrs == 0 {
-		if c.Uid == 0 {
+		if c.Uid == 0 && in.Valid&gofuse.FATTR_CTIME == 0 {
 			// Or a write by root removing file capabilities
 			// (file_remove_privs's ATTR_KILL_PRIV), which must keep
-			// the set-ID bits: root's chown with -1, -1 keeps them too.
+			// the set-ID bits. Only with the writeback cache does the
+			// kernel tell the chown apart, by the change time it
+			// sends; otherwise root's chown with -1, -1 keeps them too.
 			if err := n.in.KillPriv(false, false, true); err != nil {
 				return n.s.errno(opSetattr, err)
 			}
