@@ -196,6 +196,20 @@ var conformanceRows = []row{
 		{Kind: "dropcache", Path: "f"}},
 		who: asNobody, act: []op{write("f", "new\n", 0, unix.O_APPEND), write("f", "more\n", 1, unix.O_APPEND)}, check: []string{"f"}},
 
+	// Modes asked for at creation, and open flags.
+	{name: "create and mkdir with every mode bit", setup: []op{mkdir("d", 0o777)},
+		who: asNobody, act: []op{create("d/f", 0o7777), mkdir("d/s", 0o7777)}, check: []string{"d/f", "d/s"}},
+	{name: "chmod sticky on a file", setup: []op{create("f", 0o644), chown("f", uidNobody, uidNobody)},
+		who: asNobody, act: []op{chmod("f", 0o1644)}, check: []string{"f"}},
+	{name: "lchown of a symlink by root", setup: []op{create("f", 0o644), {Kind: "symlink", Data: "f", Path: "l"}},
+		who: asRoot, act: []op{chown("l", uidOther, grp)}, check: []string{"f", "l"}},
+	{name: "O_RDONLY|O_TRUNC", setup: []op{write("f", "abc", 0, unix.O_CREAT), chmod("f", 0o666), write("g", "abc", 0, unix.O_CREAT), chmod("g", 0o644)},
+		who: asNobody, act: []op{{Kind: "open", Path: "f", Flags: unix.O_RDONLY | unix.O_TRUNC}, op{Kind: "open", Path: "g", Flags: unix.O_RDONLY | unix.O_TRUNC}.want(syscall.EACCES)},
+		check: []string{"f", "g"}},
+	{name: "O_CREAT|O_EXCL of an existing name, O_CREAT of a directory", setup: []op{create("f", 0o644), mkdir("d", 0o777)},
+		who: asNobody, act: []op{op{Kind: "open", Path: "f", Flags: unix.O_CREAT | unix.O_EXCL | unix.O_WRONLY, Mode: 0o644}.want(syscall.EEXIST),
+			op{Kind: "open", Path: "d", Flags: unix.O_CREAT | unix.O_RDONLY, Mode: 0o644}.want(syscall.EISDIR)}, check: []string{"f", "d"}},
+
 	// Set-group-ID directories.
 	{name: "create in a setgid dir", setup: []op{mkdir("d", 0o777), chown("d", 0, grp), chmod("d", 0o2777)},
 		who: asNobody, act: []op{create("d/f", 0o2755)}, check: []string{"d", "d/f"}},
@@ -369,6 +383,12 @@ func doOp(o op) error {
 			err = cerr
 		}
 		return err
+	case "open":
+		fd, err := unix.Open(p, o.Flags|unix.O_CLOEXEC, o.Mode)
+		if err != nil {
+			return err
+		}
+		return unix.Close(fd)
 	case "read":
 		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
