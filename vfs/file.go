@@ -58,8 +58,11 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 	h := &File{in: in, flags: flags, frontend: frontend}
 	if in.mapping != nil {
 		h.errSince = in.mapping.ErrSample()
-		if flags&os.O_TRUNC != 0 && acc != os.O_RDONLY {
-			if err := h.Truncate(0); err != nil {
+		// Linux truncates with O_TRUNC whatever the access mode (POSIX
+		// leaves O_RDONLY|O_TRUNC unspecified); the caller has checked
+		// write permission, as may_open does.
+		if flags&os.O_TRUNC != 0 {
+			if err := h.resize(0); err != nil {
 				_ = in.release()
 				return nil, err
 			}
@@ -195,6 +198,11 @@ func (h *File) Truncate(size int64) error {
 	if size > MaxFileSize {
 		return syscall.EFBIG
 	}
+	return h.resize(size)
+}
+
+// resize is Truncate once the arguments are checked.
+func (h *File) resize(size int64) error {
 	in := h.in
 	in.lock.Lock()
 	old := in.mapping.Size()

@@ -44,6 +44,8 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	noDiscard := fl.Bool("no-discard", false, "keep the blocks freed on an image allocated in its data file (by default each commit\n"+
 		"punches them out, giving the space back to the host; holefs fstrim does it later)")
 	debug := fl.Bool("debug", false, "log every FUSE request to stderr")
+	allowOther := fl.Bool("allow-other", false, "let users other than the mounter use the mount (the kernel checks their\n"+
+		"permissions); a mounter other than root needs user_allow_other in "+fuseConf)
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs mount [--memory | --image PATH] [flags] MOUNTPOINT\n\n"+
 			"Mounts a holefs filesystem on MOUNTPOINT through FUSE and serves it until it is\n"+
@@ -122,6 +124,11 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	if err := checkFUSE(); err != nil {
 		return err
 	}
+	if *allowOther && os.Geteuid() != 0 {
+		if err := checkAllowOther(fuseConf); err != nil {
+			return err
+		}
+	}
 	source := *image
 	if !*memory && source == "" {
 		source = defaultImagePath()
@@ -157,7 +164,7 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 		*debug = false // a daemon has no terminal to log to
 	}
 	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes, noDiscard: *noDiscard,
-		cacheBytes: cacheBytes, dirtyRatio: *dirtyRatio, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
+		cacheBytes: cacheBytes, dirtyRatio: *dirtyRatio, allowOther: *allowOther, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
 	return m.run()
 }
 
@@ -171,6 +178,7 @@ type mounter struct {
 	noDiscard   bool
 	cacheBytes  int64
 	dirtyRatio  int
+	allowOther  bool
 	metricsAddr string
 	metricsLn   net.Listener // already listening on metricsAddr, if set
 	debug       bool
@@ -196,7 +204,7 @@ func (m *mounter) run() (err error) {
 	if err != nil {
 		return err
 	}
-	srv, err := fuse.Mount(m.mp, fsys, fuse.Options{Cache: m.mode, FsName: m.fsName(), MaxDirtyRatio: m.dirtyRatio, Debug: m.debug})
+	srv, err := fuse.Mount(m.mp, fsys, fuse.Options{Cache: m.mode, FsName: m.fsName(), MaxDirtyRatio: m.dirtyRatio, AllowOther: m.allowOther, Debug: m.debug})
 	if err != nil {
 		_ = fsys.Close()
 		return mountError(m.mp, err)
@@ -392,6 +400,24 @@ func checkFUSE() error {
 		}
 	}
 	return nil
+}
+
+// fuseConf is FUSE's configuration, where root lets users mount with
+// allow_other (fusermount3 refuses it otherwise).
+const fuseConf = "/etc/fuse.conf"
+
+// checkAllowOther checks that the FUSE configuration at conf lets a user
+// other than root mount with allow_other: a line user_allow_other.
+func checkAllowOther(conf string) error {
+	b, err := os.ReadFile(conf)
+	if err == nil {
+		for line := range strings.Lines(string(b)) {
+			if strings.TrimSpace(line) == "user_allow_other" {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("--allow-other needs root or a line user_allow_other in %s (added by root)", conf)
 }
 
 // checkImage checks that an image named with --image exists.
