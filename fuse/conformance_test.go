@@ -75,10 +75,6 @@ type row struct {
 	who   cred
 	act   []op
 	check []string
-	// otherPart names the part of issue 12 a row depends on that another
-	// change delivers (special files, namespace errnos): until it is in,
-	// a mismatch in that row is reported as a skip naming it.
-	otherPart string
 	// deviation, if set, says why holefs cannot match tmpfs in this row
 	// in the cache modes deviationIn (a deviation the package
 	// documentation lists): a mismatch in a tree mounted in one of them
@@ -339,7 +335,7 @@ var conformanceRows = []row{
 	{name: "times: removexattr", setup: []op{create("f", 0o644), {Kind: "setxattr", Path: "f", Data: "v"}, chown("f", uidNobody, uidNobody)},
 		who: asNobody, act: []op{{Kind: "removexattr", Path: "f"}}, check: []string{"f"}},
 	{name: "times: mkfifo", setup: []op{mkdir("d", 0o777)},
-		who: asNobody, act: []op{{Kind: "mkfifo", Path: "d/p", Mode: 0o644}}, check: []string{"d", "d/p"}, otherPart: "special files (issue 12 item 2)"},
+		who: asNobody, act: []op{{Kind: "mkfifo", Path: "d/p", Mode: 0o644}}, check: []string{"d", "d/p"}},
 	{name: "times: failed operations change nothing", setup: []op{mkdir("d", 0o755), create("d/f", 0o644)},
 		who: asNobody, act: []op{create("d/g", 0o644).want(syscall.EACCES), op{Kind: "unlink", Path: "d/f"}.want(syscall.EACCES),
 			chmod("d/f", 0o600).want(syscall.EPERM)}, check: []string{"d", "d/f"}},
@@ -678,9 +674,6 @@ func TestConformance(t *testing.T) {
 			}
 			if len(mismatch) == 0 {
 				return
-			}
-			if r.otherPart != "" {
-				t.Skipf("waits for %s:\n%s", r.otherPart, strings.Join(mismatch, "\n"))
 			}
 			t.Error(strings.Join(mismatch, "\n"))
 		})
