@@ -10,9 +10,10 @@ import "github.com/holefs/holefs/vfs"
 func (f *FS) VFS() *vfs.FS { return f.v }
 
 // Chown changes the numeric owner and group of the named file, following
-// symlinks, like os.Chown: -1 leaves that id unchanged. Changing either
-// clears the set-user-ID bit of a non-directory, and its set-group-ID bit
-// if group execution is allowed, as Linux does. The library does not
+// symlinks, like os.Chown: -1 leaves that id unchanged. Any chown, even
+// with both ids -1, clears the set-user-ID bit of a non-directory, and its
+// set-group-ID bit if group execution is allowed, and stamps the change
+// time, as Linux does. The library does not
 // check the caller's privilege: it acts for a process that has it.
 func (f *FS) Chown(name string, uid, gid int) error {
 	return f.chown("chown", name, true, uid, gid)
@@ -38,7 +39,11 @@ func (f *FS) chown(op, name string, follow bool, uid, gid int) error {
 		a.Gid = uint32(gid)
 	}
 	if a.Valid == 0 {
-		return nil // chown(2) with both ids -1 changes nothing, not even ctime
+		// chown(2) with both ids -1 is still a change of owner, to the
+		// one the file has: Linux clears the set-ID bits of a
+		// non-directory and stamps the change time.
+		st := in.Stat()
+		a.Valid, a.Uid, a.Gid = vfs.SetUid|vfs.SetGid, st.Uid, st.Gid
 	}
 	return pathErr(op, name, in.Setattr(a))
 }

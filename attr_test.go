@@ -59,6 +59,23 @@ func TestChownChtimesAtime(t *testing.T) {
 	}
 	wantErrno(t, fsys.Chown("missing", 1, 1), syscall.ENOENT, "Chown(missing)")
 
+	// Chown with both ids -1 is a change of owner all the same: it takes
+	// the set-user-ID bit and stamps the change time, as on tmpfs.
+	if err := fsys.Chmod("f", 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ = fsys.Stat("f")
+	ctime := attr(t, fi).Ctime
+	time.Sleep(time.Millisecond) // a coarse clock must still tick
+	if err := fsys.Chown("f", -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ = fsys.Stat("f")
+	if a := attr(t, fi); fi.Mode() != 0o755 || !a.Ctime.After(ctime) || a.Uid != 7 || a.Gid != 8 {
+		t.Errorf("after Chown(-1, -1): mode %v, ctime %v (was %v), owner %d:%d; want -rwxr-xr-x, a later ctime, 7:8",
+			fi.Mode(), a.Ctime, ctime, a.Uid, a.Gid)
+	}
+
 	atime := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
 	mtime := time.Date(2021, 1, 2, 3, 4, 5, 6, time.UTC)
 	if err := fsys.Chtimes("f", atime, time.Time{}); err != nil {

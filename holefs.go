@@ -92,6 +92,12 @@ type Options struct {
 	// the background while any are pending; default 5 s, negative: only
 	// on Sync, fsync, Close and when many changes accumulate.
 	CommitInterval time.Duration
+	// NoDiscard keeps an image's freed blocks allocated in its data file.
+	// By default, once the commit that freed them is durable, they are
+	// punched out of it (fallocate PUNCH_HOLE, like a discard on an SSD),
+	// so the space they took goes back to the filesystem holding the
+	// image; FS.Trim does the same for every free block at once.
+	NoDiscard bool
 	// UnsafeLockNone allows LockNone on an image or a passthrough backing
 	// directory. Without it Open refuses: that mode corrupts files on
 	// purpose.
@@ -139,10 +145,12 @@ type Hooks struct {
 
 // FS is a filesystem. It is safe for concurrent use.
 type FS struct {
-	v    *vfs.FS
-	name string                // what error messages call the filesystem
-	img  *meta.Image           // nil for an in-memory filesystem
-	sums *blockdev.Checksummed // an image with data checksums; nil otherwise
+	v     *vfs.FS
+	name  string                // what error messages call the filesystem
+	img   *meta.Image           // nil for an in-memory filesystem
+	sums  *blockdev.Checksummed // an image with data checksums; nil otherwise
+	store *extentfs.FS          // an image's block maps; nil otherwise
+	data  *blockdev.File        // an image's data file; nil otherwise
 }
 
 // Open opens a filesystem. The path "" makes a new in-memory filesystem;

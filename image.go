@@ -47,6 +47,7 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 		return nil, fmt.Errorf("%w (run holefs fsck)", err)
 	}
 	files := make(map[uint64][]meta.Extent, len(snap.Extents))
+	var orphans []meta.Extent
 	for ino, xs := range snap.Extents {
 		rec, ok := snap.Inodes[ino]
 		switch {
@@ -57,6 +58,7 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 		case rec.Nlink == 0:
 			// An orphan: vfs.Restore drops it and the commit below makes
 			// that durable before anything can allocate its blocks.
+			orphans = append(orphans, xs...)
 			continue
 		}
 		files[ino] = xs
@@ -88,6 +90,9 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 		dev.Close()
 		return nil, fmt.Errorf("%w (run holefs fsck)", err)
 	}
+	if !opts.NoDiscard {
+		store.SetDiscard(file.Discard)
+	}
 	lookup := func(ino uint64) blockmap.File {
 		if f, ok := store.File(ino); ok {
 			return f
@@ -108,5 +113,39 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 	if err := j.Commit(); err != nil {
 		return nil, errors.Join(err, v.Close())
 	}
-	return &FS{v: v, name: img.Dir, img: img, sums: sums}, nil
+	if !opts.NoDiscard && len(orphans) > 0 {
+		// Their blocks were free from the start, so no commit releases
+		// them: they are discarded here, before anyone can allocate them.
+		// A failure costs space only, as in Release.
+		_, _ = store.TrimExtents(orphans, file.Discard)
+	}
+	return &FS{v: v, name: img.Dir, img: img, sums: sums, store: store, data: file}, nil
+}
+
+// Discarded returns how many freed blocks of an image were punched out of
+// its data file since Open (not counting Trim), and how many punches
+// failed (each costs only the space it would have given back); zero
+// without an image.
+func (f *FS) Discarded() (blocks, failed int64) {
+	if f.store == nil {
+		return 0, 0
+	}
+	return f.store.Discarded()
+}
+
+// Trim punches every free block out of an image's data file, as fstrim(8)
+// does for a mounted filesystem, whether or not Options.NoDiscard is set,
+// and returns the bytes of free space it trimmed (some may have been holes
+// already). It syncs first, so that the blocks freed since the last commit
+// are free, not quarantined. A filesystem without an image has nothing to
+// trim: EOPNOTSUPP.
+func (f *FS) Trim() (int64, error) {
+	if f.store == nil {
+		return 0, pathErr("trim", f.name, syscall.EOPNOTSUPP)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	n, err := f.store.Trim(f.data.Discard)
+	return n * blockdev.BlockSize, pathErr("trim", f.name, err)
 }

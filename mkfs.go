@@ -21,7 +21,9 @@ type MkfsOptions struct {
 	// NoReflink makes an image whose files cannot share blocks (Clone
 	// returns EOPNOTSUPP, CopyRange copies), as an older holefs made.
 	NoReflink bool
-	// Force replaces an existing image.
+	// Force replaces an existing image, unless a process has it open
+	// (mounted, or opened by Open or fsck): that fails with EBUSY and
+	// leaves the image as it is.
 	Force bool
 }
 
@@ -30,7 +32,8 @@ const DefaultImageSize = 64 << 30
 
 // Mkfs creates an image at path, a directory holding the sparse data file
 // and the metadata database. It refuses to replace an existing image unless
-// opts.Force is set, and never touches a directory holding anything else.
+// opts.Force is set and no process has the image open, and never touches a
+// directory holding anything else.
 func Mkfs(path string, opts MkfsOptions) error {
 	_, err := mkfs(path, opts)
 	return err

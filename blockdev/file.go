@@ -131,6 +131,26 @@ func (f *File) WriteBlocks(p []byte, block int64) error {
 	return nil
 }
 
+// Discard gives blocks [block, block+count) back to the filesystem
+// holding the file: it punches them out (fallocate PUNCH_HOLE|KEEP_SIZE),
+// so they read as zeros and take no space until written again, as a
+// discard does on an SSD. A filesystem that cannot punch holes returns an
+// error wrapping syscall.EOPNOTSUPP.
+func (f *File) Discard(block, count int64) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.fd < 0 {
+		return errClosed("discard")
+	}
+	if block < 0 || count <= 0 || block > f.nblocks || count > f.nblocks-block {
+		return fmt.Errorf("blockdev: discard of %d blocks at block %d of a %d-block device: %w", count, block, f.nblocks, syscall.EINVAL)
+	}
+	if err := retryEINTR(func() error { return punchHole(f.fd, block*BlockSize, count*BlockSize) }); err != nil {
+		return fmt.Errorf("blockdev: discard of %d blocks at block %d of %s: %w", count, block, f.path, err)
+	}
+	return nil
+}
+
 // Flush makes every completed write durable with fdatasync (fsync where
 // fdatasync does not exist).
 func (f *File) Flush() error {

@@ -154,8 +154,8 @@ type Cloner interface {
 	// the destination's pages.
 	CloneFrom(src File, srcIdx, dstIdx, n int64) error
 	// CanClone reports whether CloneFrom can work at all on this store
-	// (a durable image cannot share blocks yet), so callers can refuse
-	// before they touch the page cache.
+	// (an image made without the reflink feature cannot share blocks), so
+	// callers can refuse before they touch the page cache.
 	CanClone() bool
 }
 

@@ -20,12 +20,35 @@
 // whose I/O the kernel does itself (it never sends OPEN for them), so pipes
 // and unix sockets work through the mount as on any filesystem.
 //
+// # Users and permissions
+//
 // The mount uses default_permissions: the kernel checks access against the
-// mode, uid and gid the engine keeps, and the server creates inodes owned by
-// the caller's fsuid and fsgid (the group of a set-group-ID directory).
-// Killing privileges on write and truncate is the server's
-// (FUSE_HANDLE_KILLPRIV_V2, see killpriv.go), which spares a GETXATTR of
-// security.capability before every write.
+// mode, uid and gid the engine keeps (search permission on every path
+// component, the owner-only changes of chmod, chown and explicit times,
+// the sticky directory's rule on unlink and rename), and the server creates
+// inodes owned by the caller's fsuid and fsgid (the group of a
+// set-group-ID directory, whose subdirectories inherit the bit). Options.
+// AllowOther (holefs mount --allow-other) lets users other than the
+// mounter in. Killing privileges on write, truncate and chown is the
+// server's (FUSE_HANDLE_KILLPRIV_V2, see killpriv.go), which spares a
+// GETXATTR of security.capability before every write: the set-group-ID
+// bit of a file without group execution goes too when the writer is not
+// in its group, which the server learns from /proc (a request carries the
+// fsgid but not the supplementary groups). The conformance test runs one
+// table of these rules against a tmpfs and the mount, as root and as other
+// users.
+//
+// The engine's handle for an open with write access can read when the
+// writeback cache is on, as libfuse's passthrough opens its files O_RDWR
+// then: the kernel fills a page it only partly overwrites by reading
+// through the writer's handle, write-only or not. A user cannot read
+// through it: the kernel refuses read(2) on a descriptor without read
+// access before asking the server. In that mode the engine also ignores
+// O_APPEND, as the kernel appends at the size it owns and writes pages back
+// at their offsets through any handle open for writing. In the other modes
+// an O_APPEND handle appends at the engine's end of file, but the pages of
+// a shared writable mapping that the kernel writes back through it
+// (WRITE_CACHE) go where they belong, through a handle opened for them.
 //
 // # Kernel caching
 //
@@ -113,6 +136,14 @@
 //     modes show the new size at once. The kernel also stamps writes with
 //     its coarse clock, a tick behind the engine's, so a file written just
 //     after its creation can show an mtime before its ctime.
+//     For the same reason a truncate(2) to the file's current size leaves
+//     its times alone in that mode (the kernel stamps only a size change).
+//   - In the writethrough and direct modes, chown(2) of a set-user-ID
+//     file with -1 for both IDs keeps the bit when root calls it: the
+//     kernel sends the same empty SETATTR when it removes a root writer's
+//     file capabilities, which must keep it. For other callers, and for
+//     root with the writeback cache, it clears the set-ID bits as on a
+//     local filesystem.
 //   - The access time is what creation or utimensat last set (noatime).
 //   - O_TMPFILE is not supported (EOPNOTSUPP); nor are POSIX ACLs
 //     (system.posix_acl_* is EOPNOTSUPP).

@@ -43,8 +43,26 @@ var (
 const openMask = syscall.O_ACCMODE | syscall.O_APPEND | syscall.O_TRUNC
 
 // open opens an engine handle for the kernel's open of n.
+//
+// With the writeback cache the kernel reads through whichever handle it
+// has at hand: a write of part of a page it does not cache makes it fill
+// the page first, through the writer's handle, write-only or not. So a
+// handle opened for writing can read, as libfuse's passthrough opens its
+// backing files O_RDWR in that mode. The user gains nothing by it: the
+// kernel refuses read(2) on a descriptor not opened for reading before
+// asking the server. Nor does the engine append with O_APPEND in that
+// mode: the kernel appends at the size it owns and writes the pages back
+// at their offsets, through any handle open for writing, one opened with
+// O_APPEND included.
 func (s *Server) open(n *node, flags uint32) (*handle, error) {
-	h, err := s.v.OpenFrontend(n.in, int(flags)&openMask)
+	eflags := int(flags) & openMask
+	if s.opts.Cache == CacheWriteback {
+		eflags &^= syscall.O_APPEND
+		if eflags&syscall.O_ACCMODE == syscall.O_WRONLY {
+			eflags = eflags&^syscall.O_ACCMODE | syscall.O_RDWR
+		}
+	}
+	h, err := s.v.OpenFrontend(n.in, eflags)
 	if err != nil {
 		return nil, err
 	}
@@ -65,11 +83,38 @@ func (fh *handle) Read(ctx context.Context, dest []byte, off int64) (gofuse.Read
 
 // Write writes into the engine's page cache.
 // With O_APPEND (in the modes without the kernel's writeback cache, which
-// handles appends itself) the engine writes at its end of file, whatever
-// offset the kernel assumed.
+// handles appends itself: see open) the engine writes at its end of file,
+// whatever offset the kernel assumed.
 func (fh *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	n, _, err := fh.h.WriteAt(data, off)
 	return uint32(n), fh.s.errno(opWrite, err)
+}
+
+// writePages writes back pages of the inode ino at off, for the kernel,
+// in the modes without the writeback cache: there only a shared writable
+// mapping dirties the kernel's pages, and the kernel writes them back
+// (WRITE_CACHE) through any handle of the file open for writing, one
+// opened with O_APPEND included, whose engine handle would append the
+// pages at its end of file instead of writing them where they belong. So
+// such a write goes through a handle opened for it. (With the writeback
+// cache no engine handle appends: see open.)
+func (s *Server) writePages(ino uint64, data []byte, off uint64) (uint32, gofuse.Status) {
+	in := s.v.Inode(ino)
+	if in == nil {
+		return 0, gofuse.Status(s.errno(opWrite, syscall.ESTALE))
+	}
+	if off > math.MaxInt64 {
+		return 0, gofuse.Status(s.errno(opWrite, syscall.EFBIG))
+	}
+	h, err := s.v.OpenFrontend(in, syscall.O_WRONLY)
+	if err != nil {
+		return 0, gofuse.Status(s.errno(opWrite, err))
+	}
+	n, _, err := h.WriteAt(data, int64(off))
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	return uint32(n), gofuse.Status(s.errno(opWrite, err))
 }
 
 // Flush is close(2) of one descriptor, after the kernel wrote back what

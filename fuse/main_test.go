@@ -54,6 +54,17 @@ func mountFS(t testing.TB, opts Options) *mounted {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mountOn(t, fsys, opts)
+}
+
+// mountOn mounts fsys on a temporary directory, as mountFS, and closes fsys
+// when the test ends.
+func mountOn(t testing.TB, fsys *holefs.FS, opts Options) *mounted {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		_ = fsys.Close()
+		t.Skipf("no FUSE on this machine (%v): load the fuse module or give the container /dev/fuse", err)
+	}
 	dir := t.TempDir()
 	srv, err := Mount(dir, fsys, opts)
 	if err != nil {

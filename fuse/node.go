@@ -66,12 +66,18 @@ func fillAttr(out *gofuse.Attr, a vfs.Attr) {
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
 }
 
+// caller returns who made a request: its fsuid, fsgid and thread ID.
+func caller(ctx context.Context) *gofuse.Caller {
+	if c, ok := gofuse.FromContext(ctx); ok {
+		return c
+	}
+	return &gofuse.Caller{}
+}
+
 // owner is the creator of a new inode: the caller's fsuid and fsgid.
 func owner(ctx context.Context) vfs.Owner {
-	if c, ok := gofuse.FromContext(ctx); ok {
-		return vfs.Owner{Uid: c.Uid, Gid: c.Gid}
-	}
-	return vfs.Owner{}
+	c := caller(ctx)
+	return vfs.Owner{Uid: c.Uid, Gid: c.Gid}
 }
 
 // Lookup finds the entry name of the directory.
@@ -91,21 +97,49 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *gofuse.AttrOut
 }
 
 // Setattr changes the size (truncate), mode, owner and times. The kernel
-// has checked the caller's permission (default_permissions) and turned
-// UTIME_NOW into FATTR_*_NOW, which GetATime and GetMTime resolve; an
-// omitted time is not in the request. The size changes first, so that
-// times set in the same request win over the truncation's.
+// has checked the caller's permission (default_permissions: setattr_prepare,
+// which also drops the set-group-ID bit from a chmod by a caller outside
+// the file's group) and turned UTIME_NOW into FATTR_*_NOW, which GetATime
+// and GetMTime resolve; an omitted time is not in the request. The size
+// changes first, so that times set in the same request win over the
+// truncation's.
+//
+// A request with none of the attributes is chown(2) with -1 for both
+// IDs, or the kernel removing privileges before a write: it has left
+// killing them to the server (HANDLE_KILLPRIV_V2) and sends no change.
+// From a caller other than root, or with a change time (which the kernel
+// sends for the chown with the writeback cache), it is taken as a change
+// of the owner to what it is, which takes the set-ID bits and the change
+// time as any chown does.
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrIn, out *gofuse.AttrOut) syscall.Errno {
+	c := caller(ctx)
 	if size, ok := in.GetSize(); ok {
 		if err := n.truncate(f, size); err != nil {
 			return n.s.errno(opSetattr, err)
 		}
 		// Truncating kills privileges (see killpriv.go).
-		if err := n.in.KillPriv(in.Valid&gofuse.FATTR_KILL_SUIDGID != 0, true); err != nil {
+		kill := in.Valid&gofuse.FATTR_KILL_SUIDGID != 0
+		if err := n.in.KillPriv(kill, kill && notInGroup(c, n.in.Stat()), true); err != nil {
 			return n.s.errno(opSetattr, err)
 		}
 	}
 	a := vfs.SetAttr{Frontend: true}
+	const attrs = gofuse.FATTR_SIZE | gofuse.FATTR_MODE | gofuse.FATTR_UID | gofuse.FATTR_GID | gofuse.FATTR_ATIME | gofuse.FATTR_MTIME
+	if in.Valid&attrs == 0 {
+		if c.Uid == 0 && in.Valid&gofuse.FATTR_CTIME == 0 {
+			// Or a write by root removing file capabilities
+			// (file_remove_privs's ATTR_KILL_PRIV), which must keep
+			// the set-ID bits. Only with the writeback cache does the
+			// kernel tell the chown apart, by the change time it
+			// sends; otherwise root's chown with -1, -1 keeps them too.
+			if err := n.in.KillPriv(false, false, true); err != nil {
+				return n.s.errno(opSetattr, err)
+			}
+		} else {
+			st := n.in.Stat()
+			a.Valid, a.Uid, a.Gid = vfs.SetUid|vfs.SetGid, st.Uid, st.Gid
+		}
+	}
 	if mode, ok := in.GetMode(); ok {
 		a.Valid |= vfs.SetMode
 		a.Mode = mode & 0o7777
@@ -118,6 +152,11 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrI
 		a.Valid |= vfs.SetGid
 		a.Gid = gid
 	}
+	if a.Valid&(vfs.SetUid|vfs.SetGid) != 0 {
+		// The kernel does not say whether the caller holds CAP_FSETID
+		// here: root is taken to.
+		a.NotInGroup = c.Uid != 0 && notInGroup(c, n.in.Stat())
+	}
 	if t, ok := in.GetATime(); ok {
 		a.Valid |= vfs.SetAtime
 		a.Atime = t
@@ -126,7 +165,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrI
 		a.Valid |= vfs.SetMtime
 		a.Mtime = t
 	}
-	if a.Valid != 0 {
+	if a.Valid != 0 || in.Valid&attrs == 0 {
 		if err := n.in.Setattr(a); err != nil {
 			return n.s.errno(opSetattr, err)
 		}

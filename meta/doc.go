@@ -13,7 +13,8 @@
 // The superblock (block 0 and a copy in meta.db) carries a magic number, a
 // format version, feature flags and a CRC-32C; the two copies must agree, so a
 // data file paired with another image's database is refused. meta.db is
-// locked (flock) while an image is open: a second open fails with EBUSY.
+// locked (flock) while an image is open: a second open fails with EBUSY, and
+// so does Create replacing it (Force), which takes the same lock.
 //
 // Buckets of meta.db and their records (big-endian keys; every value ends in
 // a CRC-32C of the key and the value, so fsck can tell a damaged record from

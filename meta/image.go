@@ -42,7 +42,8 @@ type CreateOptions struct {
 	Blocks int64
 	// Incompat are the incompatible features to enable.
 	Incompat uint64
-	// Force replaces an existing image at the path.
+	// Force replaces an existing image at the path, unless it is open
+	// (EBUSY): its meta.db lock is taken for the replacement.
 	Force bool
 }
 
@@ -126,6 +127,13 @@ func prepareDir(dir string, force bool) error {
 	}
 	if image && !force {
 		return mkfsErr(dir, fmt.Errorf("an image exists there; use --force to replace it (its data is lost): %w", syscall.EEXIST))
+	}
+	if image {
+		unlock, err := lockIdle(dir)
+		if err != nil {
+			return mkfsErr(dir, err)
+		}
+		defer unlock()
 	}
 	for _, e := range ents {
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {

@@ -12,15 +12,11 @@
 // looked up, between the truncation of the page cache and the freeing of the
 // blocks. TruncateRange asserts the exclusive hold in every build.
 //
-// Lock order, outermost first (LOCKING.md is the authoritative copy):
-//
-//	inode lock (vfs, Mapping.host)
-//	  invalidate lock (Mapping.invalidate)
-//	    view lock (Mapping.viewMu)
-//	      page lock (Page Locked bit)
-//	        extent-map lock (backend)
-//	          allocator lock (backend)
-//	            index, dirty-set and eviction-clock locks (leaf locks of this package)
+// The order of these locks and the others — the inode lock (Mapping.host)
+// above the invalidate lock, then the view lock (Mapping.viewMu), the page
+// lock, and this package's index, dirty-set and eviction-clock leaves, with
+// a commit's and the backend's locks between — is described in LOCKING.md,
+// the one copy.
 //
 // The cache-hit read path takes none of these: it finds the page in the
 // lockless index, pins it with a reference, and copies under the page's

@@ -39,15 +39,21 @@ type SetAttr struct {
 	Mode         uint32 // permission bits, 07777
 	Uid, Gid     uint32
 	Atime, Mtime time.Time
+	// NotInGroup says the caller is neither in the inode's group nor
+	// holds CAP_FSETID: changing the owner or group then takes the
+	// set-group-ID bit even from a file without group execution (Linux's
+	// setattr_should_drop_sgid).
+	NotInGroup bool
 	// Frontend marks a change the frontend that installed the change
 	// hook makes for its own client (see Change.Frontend).
 	Frontend bool
 }
 
 // Setattr changes the attributes a says, and the change time. Changing the
-// owner or group of a non-directory clears its set-user-ID bit, and its
-// set-group-ID bit if group execution is allowed (Linux's ATTR_KILL_SUID
-// and ATTR_KILL_SGID), unless the same call sets the mode, and removes its
+// owner or group of a non-directory, even to what they are (chown(2) with
+// -1, -1), clears its set-user-ID bit, and its set-group-ID bit if group
+// execution is allowed or a.NotInGroup (Linux's ATTR_KILL_SUID and
+// ATTR_KILL_SGID), unless the same call sets the mode, and removes its
 // security.capability attribute (ATTR_KILL_PRIV). Permission
 // checks are the caller's: the kernel's (default_permissions) for the FUSE
 // mount; the library trusts its caller, like a process holding
@@ -73,10 +79,7 @@ func (in *Inode) Setattr(a SetAttr) error {
 	}
 	if a.Valid&(SetUid|SetGid) != 0 && !in.IsDir() {
 		if a.Valid&SetMode == 0 {
-			in.perm &^= syscall.S_ISUID
-			if in.perm&syscall.S_IXGRP != 0 {
-				in.perm &^= syscall.S_ISGID
-			}
+			in.perm = killSetID(in.perm, a.NotInGroup)
 		}
 		delete(in.xattrs, xattrCaps)
 	}
@@ -113,13 +116,26 @@ func (f *FS) Inodes() int64 {
 	return int64(len(f.inodes))
 }
 
+// killSetID returns perm without the set-user-ID bit and, if the file is
+// group-executable or the caller is not in its group (notInGroup), the
+// set-group-ID bit: a set-group-ID file without group execution is
+// marked for mandatory locking, which a member of the group may keep.
+func killSetID(perm uint32, notInGroup bool) uint32 {
+	perm &^= syscall.S_ISUID
+	if perm&syscall.S_IXGRP != 0 || notInGroup {
+		perm &^= syscall.S_ISGID
+	}
+	return perm
+}
+
 // KillPriv removes from a regular file what writing to or truncating it
 // takes away, as Linux's file_remove_privs: the security.capability
 // attribute always, and if suidgid (the writer lacks CAP_FSETID) the
-// set-user-ID bit, and the set-group-ID bit of a group-executable file. A
+// set-user-ID bit, and the set-group-ID bit of a group-executable file or
+// of any file if notInGroup (the writer is not in the file's group). A
 // file with none of them, the common case, costs a shared hold of the
 // namespace lock. frontend marks the change as Setattr's Frontend does.
-func (in *Inode) KillPriv(suidgid, frontend bool) error {
+func (in *Inode) KillPriv(suidgid, notInGroup, frontend bool) error {
 	if in.typ != syscall.S_IFREG {
 		return nil
 	}
@@ -130,10 +146,7 @@ func (in *Inode) KillPriv(suidgid, frontend bool) error {
 		_, caps = in.xattrs[xattrCaps]
 		mode = in.perm
 		if suidgid {
-			mode &^= syscall.S_ISUID
-			if mode&syscall.S_IXGRP != 0 {
-				mode &^= syscall.S_ISGID
-			}
+			mode = killSetID(mode, notInGroup)
 		}
 		return mode, mode != in.perm || caps, caps
 	}

@@ -5,13 +5,9 @@
 // lock and then the mapping's invalidate lock exclusive, truncates the page
 // cache of the range, and only then changes the block map and frees blocks.
 //
-// Lock order, outermost first (LOCKING.md is the authoritative copy):
-//
-//	FS.nsMu (namespace)
-//	  Inode.lock (inode lock, Linux i_rwsem; two inodes by inode number)
-//	    Mapping invalidate lock (two mappings by inode number)
-//	      pagecache locks (view, page, index, dirty, LRU)
-//	        backend extent-map lock, then allocator lock
+// Its locks — FS.nsMu (the namespace), Inode.lock (Linux's i_rwsem), then
+// the mapping's invalidate lock and the page cache's and the backend's
+// locks — and their order are described in LOCKING.md, the one copy.
 //
 // A Backend with a Backing keeps its files in a directory of another
 // filesystem (passthrough, backing.go): namespace and attribute changes are

@@ -12,8 +12,9 @@ const fallocModes = unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE | unix.
 // argument rules: mode 0 and KEEP_SIZE allocate; PUNCH_HOLE|KEEP_SIZE,
 // ZERO_RANGE, COLLAPSE_RANGE and INSERT_RANGE remove or shift blocks and
 // follow the invalidate-lock protocol. memfs, like tmpfs, supports only
-// allocation and punching; UNSHARE_RANGE needs shared extents (reflink),
-// which no backend has yet, so it is EOPNOTSUPP.
+// allocation and punching. UNSHARE_RANGE is EOPNOTSUPP on every backend,
+// those with shared (reflinked) blocks included: there a write copies the
+// blocks it touches instead, as copy-on-write does.
 func (h *File) Fallocate(mode uint32, off, n int64) error {
 	if err := h.fallocate(mode, off, n); err != nil {
 		return err

@@ -160,7 +160,10 @@ func (f *FS) Close() error {
 		close(f.cleanStop)
 		<-f.cleanDone
 	}
-	first := f.cache.Close()
+	first := f.freeOrphans()
+	if err := f.cache.Close(); err != nil && first == nil {
+		first = err
+	}
 	if j := f.backend.Journal; j != nil {
 		if err := j.Close(); err != nil && first == nil {
 			first = err
@@ -179,6 +182,31 @@ func (f *FS) Close() error {
 		}
 	}
 	return errno(first)
+}
+
+// freeOrphans frees, as Close starts, the files unlinked while open that
+// are still open: no handle outlives the filesystem, and the image must
+// not keep them for the next Open to free. Through a mount they are the
+// files whose last RELEASE the kernel dropped when it tore the connection
+// down at unmount, with the release still queued.
+func (f *FS) freeOrphans() error {
+	f.nsMu.Lock()
+	var dead []*Inode
+	for _, in := range f.inodes {
+		if in.nlink == 0 && !in.dropped {
+			delete(f.inodes, in.ino)
+			f.logDrop(in)
+			dead = append(dead, in)
+		}
+	}
+	f.nsMu.Unlock()
+	var first error
+	for _, in := range dead {
+		if err := in.evict(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // errno converts an error from the layers below to a syscall.Errno, EIO

@@ -41,6 +41,7 @@ type Inode struct {
 	blocks  blockmap.File      // regular files; immutable
 	mapping *pagecache.Mapping // regular files; immutable
 	evicted bool               // blocks released; +checklocks:lock
+	dropped bool               // its drop is logged: nothing more may be; +checklocks:fs.nsMu
 	entry   *meta.Entry        // journal entry; nil without an image; immutable
 }
 
@@ -117,7 +118,7 @@ func (in *Inode) release() error {
 	f := in.fs
 	f.nsMu.Lock()
 	in.opens--
-	dead := in.opens == 0 && in.nlink == 0
+	dead := in.opens == 0 && in.nlink == 0 && !in.dropped // Close frees what is left open
 	if dead {
 		delete(f.inodes, in.ino)
 		f.logDrop(in)

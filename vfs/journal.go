@@ -15,9 +15,14 @@ import (
 // caller holds nsMu, which orders the log. They do nothing without an
 // image.
 
+// logInode records an inode's namespace attributes. Once its drop is
+// logged, nothing more is (here and in logXattr): the kernel still holds
+// it by node ID after the last name and handle are gone, and flushes its
+// cached times (SETATTR) when it evicts it, which would bring a record
+// back as an orphan without links.
 func (f *FS) logInode(in *Inode) {
 	j := f.backend.Journal
-	if j == nil {
+	if j == nil || in.dropped {
 		return
 	}
 	j.PutInode(meta.Static{Ino: in.ino, Mode: in.typ | in.perm, UID: in.uid, GID: in.gid, Nlink: uint32(in.nlink), Target: in.target, Rdev: in.rdev})
@@ -27,7 +32,7 @@ func (f *FS) logInode(in *Inode) {
 // logXattr records an extended attribute's new value (set, possibly
 // empty) or its removal. The caller holds nsMu.
 func (f *FS) logXattr(in *Inode, name string, value []byte, set bool) {
-	if j := f.backend.Journal; j != nil {
+	if j := f.backend.Journal; j != nil && !in.dropped {
 		if set {
 			value = append([]byte{}, value...) // non-nil: nil means removal
 		}
@@ -51,6 +56,7 @@ func (f *FS) logDirent(dir *Inode, name string, in *Inode) {
 // blocks are freed (evict), as the quarantine requires. A Backing forgets
 // the inode too.
 func (f *FS) logDrop(in *Inode) {
+	in.dropped = true
 	if j := f.backend.Journal; j != nil {
 		j.DropInode(in.ino)
 	}

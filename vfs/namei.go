@@ -677,10 +677,15 @@ func (f *FS) exchange(odir *Inode, oname string, ndir *Inode, nname string, src,
 	}
 	odir.touch()
 	ndir.touch()
+	now := time.Now().UnixNano()
+	src.ctime.Store(now)
+	dst.ctime.Store(now)
 	f.logDirent(odir, oname, dst)
 	f.logDirent(ndir, nname, src)
 	f.logInode(odir)
 	f.logInode(ndir)
+	f.logInode(src)
+	f.logInode(dst)
 	return nil
 }
 

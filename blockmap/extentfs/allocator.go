@@ -1,8 +1,10 @@
 package extentfs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"syscall"
 
@@ -305,6 +307,64 @@ func (a *allocator) unquarantine(gen uint64) {
 		k++
 	}
 	a.sealed = a.sealed[k:]
+}
+
+// sealedUpTo returns the blocks of every sealed generation <= gen, sorted
+// and merged: what unquarantine(gen) frees.
+func (a *allocator) sealedUpTo(gen uint64) []run {
+	a.mu.Lock()
+	var runs []run
+	for _, s := range a.sealed {
+		if s.gen > gen {
+			break
+		}
+		runs = append(runs, s.runs...)
+	}
+	a.mu.Unlock()
+	slices.SortFunc(runs, func(x, y run) int { return cmp.Compare(x.start, y.start) })
+	out := runs[:0]
+	for _, r := range runs {
+		if k := len(out) - 1; k >= 0 && out[k].end() >= r.start {
+			out[k].count = max(out[k].end(), r.end()) - out[k].start
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// trim calls discard on every free run, or part of one, inside [lo, hi),
+// holding the allocator lock through each call so that no block is
+// allocated (and written) while it is being discarded. It returns the
+// blocks discarded and the first error, after which it stops.
+func (a *allocator) trim(lo, hi int64, discard func(start, count int64) error) (int64, error) {
+	var n int64
+	for pos := max(lo, a.first); pos < hi; {
+		a.mu.Lock()
+		var f run
+		ok := false
+		if p, found := a.runAtOrBefore(pos); found && p.end() > pos {
+			f, ok = p, true
+		} else {
+			a.free.AscendGreaterOrEqual(run{start: pos}, func(r run) bool {
+				f, ok = r, true
+				return false
+			})
+		}
+		if !ok || f.start >= hi {
+			a.mu.Unlock()
+			break
+		}
+		start, end := max(f.start, pos), min(f.end(), hi)
+		err := discard(start, end-start)
+		a.mu.Unlock()
+		if err != nil {
+			return n, err
+		}
+		n += end - start
+		pos = end
+	}
+	return n, nil
 }
 
 // held reports how many freed blocks wait in quarantine.

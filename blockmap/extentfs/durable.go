@@ -2,6 +2,7 @@ package extentfs
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"syscall"
@@ -109,10 +110,71 @@ func (fs *FS) File(ino uint64) (*File, bool) {
 func (fs *FS) Seal() uint64 { return fs.alloc.seal() }
 
 // Release frees the quarantined blocks of generations <= gen
-// (meta.Quarantine). A block found free already is corruption; the commit
+// (meta.Quarantine), discarding them first if SetDiscard asked for it:
+// they are still quarantined then, so none can be allocated and written
+// before its discard. A block found free already is corruption; the commit
 // that calls Release has succeeded, so it is not failed: CheckInvariants
 // reports it.
-func (fs *FS) Release(gen uint64) { fs.alloc.unquarantine(gen) }
+func (fs *FS) Release(gen uint64) {
+	if fs.discard != nil && !fs.discardOff.Load() {
+		for _, r := range fs.alloc.sealedUpTo(gen) {
+			if !fs.discardRun(r.start, r.count) {
+				break
+			}
+		}
+	}
+	fs.alloc.unquarantine(gen)
+}
+
+// SetDiscard makes Release discard the blocks it frees with fn (an image
+// punches them out of its data file, so the space goes back to the host).
+// Call it before the store is used. A failed discard costs only space: it
+// is counted (see Discarded), and a device that cannot discard at all
+// (EOPNOTSUPP) is not asked again.
+func (fs *FS) SetDiscard(fn func(start, count int64) error) { fs.discard = fn }
+
+// discardRun discards one run with fs.discard and reports whether to go on.
+func (fs *FS) discardRun(start, count int64) bool {
+	if err := fs.discard(start, count); err != nil {
+		fs.discardFails.Add(1)
+		if errors.Is(err, syscall.EOPNOTSUPP) {
+			fs.discardOff.Store(true)
+			return false
+		}
+		return true
+	}
+	fs.discarded.Add(count)
+	return true
+}
+
+// Discarded returns the blocks Release discarded and the discards that
+// failed.
+func (fs *FS) Discarded() (blocks, failed int64) {
+	return fs.discarded.Load(), fs.discardFails.Load()
+}
+
+// Trim discards with fn every free block of the device, as fstrim(8) does
+// for a mounted filesystem, and returns how many it discarded. Quarantined
+// blocks are not free yet: a commit first releases them. Each free run is
+// kept from allocation while fn runs on it.
+func (fs *FS) Trim(fn func(start, count int64) error) (int64, error) {
+	return fs.alloc.trim(0, fs.alloc.total, fn)
+}
+
+// TrimExtents is Trim limited to the blocks of xs (the extents of files
+// Restore dropped, say): the free ones among them are discarded; blocks
+// another file still maps (reflink) are not free and are left alone.
+func (fs *FS) TrimExtents(xs []meta.Extent, fn func(start, count int64) error) (int64, error) {
+	var n int64
+	for _, x := range xs {
+		k, err := fs.alloc.trim(x.Block, x.Block+x.Count, fn)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
 
 // reclaim commits the journal when an allocation found only quarantined
 // space, and reports whether that freed anything to retry with. If the

@@ -2,6 +2,7 @@ package extentfs
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/meta"
@@ -23,6 +24,12 @@ type FS struct {
 
 	journal *meta.Journal // durable stores only; immutable
 	reflink bool          // a durable store whose format can share blocks; immutable
+
+	// discard, if set (SetDiscard, before use), discards the blocks
+	// Release frees; discardOff turns it off after EOPNOTSUPP.
+	discard                 func(start, count int64) error
+	discardOff              atomic.Bool
+	discarded, discardFails atomic.Int64
 }
 
 var _ blockmap.Store = (*FS)(nil)

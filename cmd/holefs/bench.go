@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -116,7 +115,6 @@ Flags:
 func benchCmd(args []string, stdout, stderr io.Writer) error {
 	def := bench.DefaultConfig()
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	workloads := fl.String("workload", "all", "comma-separated workloads to run, or all")
 	duration := fl.Duration("duration", def.Duration, "how long each configuration runs")
 	readers := fl.Int("readers", def.Readers, "reader goroutines (mixed-rw, churn, memory; N of hit)")
@@ -141,21 +139,15 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		for _, w := range bench.Workloads() {
 			fmt.Fprintf(&b, "  %-12s %s\n", w.Name, w.Brief)
 		}
-		fmt.Fprintf(stderr, benchUsage, b.String())
+		fmt.Fprintf(fl.Output(), benchUsage, b.String())
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseNone(fl, args, stdout, stderr); err != nil {
+		return err
 	}
 	bad := func(format string, a ...any) error {
 		fmt.Fprintf(stderr, "holefs bench: "+format+"\n", a...)
 		return errUsage
-	}
-	if fl.NArg() > 0 {
-		return bad("unexpected argument %q", fl.Arg(0))
 	}
 	ws, err := bench.Select(*workloads)
 	if err != nil {

@@ -56,8 +56,8 @@ func TestBenchHelp(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, errb.String())
 	}
 	for _, s := range []string{"Usage: holefs bench", "mixed-rw", "punch-scale", "-cache-bytes", "-json", "-png"} {
-		if !strings.Contains(errb.String(), s) {
-			t.Errorf("help lacks %q:\n%s", s, errb.String())
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("help lacks %q:\n%s", s, out.String())
 		}
 	}
 	out.Reset()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 // any violation.
 func crashCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("crash", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	states := fl.Int("states", 10000, "check at least this many crash states (0: one workload)")
 	seed := fl.Uint64("seed", 1, "seed of the first workload; the next ones use seed+1, seed+2, ...")
 	ops := fl.Int("ops", 120, "operations per workload")
@@ -35,7 +33,7 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 	maxViol := fl.Int("max-violations", 20, "violations to print (all are counted)")
 	quiet := fl.Bool("quiet", false, "no progress output")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs crash [flags]\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: holefs crash [flags]\n\n"+
 			"Runs random workloads (writes, overwrites, O_DIRECT, punch, zero range, truncate,\n"+
 			"fallocate, unlink of open files, renames, fsync of files and directories) on small\n"+
 			"images through a device that records every write and flush, and for every flush\n"+
@@ -45,15 +43,8 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 			"lost, stale (punched), foreign or corrupt data is a violation (exit status 1).\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "holefs crash: unexpected argument %q\n", fl.Arg(0))
-		return errUsage
+	if err := parseNone(fl, args, stdout, stderr); err != nil {
+		return err
 	}
 	if *states < 0 || *ops <= 0 || *subsets < 0 || *blocks < 16 || *workers < 0 || *faults < 0 || *maxViol <= 0 {
 		fmt.Fprintf(stderr, "holefs crash: --states, --subsets, --workers and --faults must not be negative, "+

@@ -28,8 +28,8 @@ func TestCrashFlagErrors(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"crash", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "Usage: holefs crash") {
-		t.Errorf("-h: exit %d\n%s", code, errb.String())
+	if code := run([]string{"crash", "-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "Usage: holefs crash") {
+		t.Errorf("-h: exit %d\n%s", code, out.String())
 	}
 }
 

@@ -26,11 +26,10 @@ const (
 // is e2fsck's, carried to run by an exitStatus.
 func fsckCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("fsck", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	repair := fl.Bool("repair", false, "fix what is safe to fix (opens the image read-write)")
 	quiet := fl.Bool("quiet", false, "no progress output")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs fsck PATH [--repair]\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: holefs fsck PATH [--repair]\n\n"+
 			"Checks every invariant of the image at PATH and reports each problem with its\n"+
 			"inode, page or name. Without --repair it only reads, and refuses (EBUSY) an image\n"+
 			"another process has open for writing. --repair fixes what is safe and says what it\n"+
@@ -41,7 +40,7 @@ func fsckCmd(args []string, stdout, stderr io.Writer) error {
 			"8 operational error, 16 usage error.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	path, err := parsePath(fl, args, stderr, "image path")
+	path, err := parseOne(fl, args, stdout, stderr, "image path")
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

@@ -90,7 +90,7 @@ func TestFsckStatuses(t *testing.T) {
 		{name: "no path", args: []string{"fsck", "--repair"}, code: 16, stderr: "missing the image path"},
 		{name: "two paths", args: []string{"fsck", "IMG", "IMG"}, code: 16, stderr: "unexpected argument"},
 		{name: "unknown flag", args: []string{"fsck", "--fix", "IMG"}, code: 16, stderr: "flag provided but not defined: -fix"},
-		{name: "help", args: []string{"fsck", "-h"}, stderr: "Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected"},
+		{name: "help", args: []string{"fsck", "-h"}, stdout: []string{"Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

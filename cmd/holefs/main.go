@@ -1,12 +1,11 @@
-// Command holefs is the holefs tool.
+// Command holefs is the holefs tool: it makes, checks and mounts
+// filesystems, and tortures, benchmarks and crash-tests the engine.
 //
-// Usage:
-//
-//	holefs [demo] [flags]   reproduce the fill-vs-punch race on an in-memory
-//	                        filesystem in every lock mode (the default command)
-//	holefs mkfs PATH        create an image
-//	holefs fsck PATH        check an image, and with --repair fix it
-//	holefs help             print this help
+// Its commands are demo (the default: the fill-versus-punch race in every
+// lock mode), torture, bench, crash, mkfs, fsck, fstrim, mount, umount,
+// stat and help; 'holefs help' lists them with what they do, and
+// 'holefs help CMD' (or 'holefs CMD --help') shows one command's flags.
+// Flags may come before or after a command's arguments.
 package main
 
 import (
@@ -29,15 +28,19 @@ Usage:
                           create an image: a directory holding a sparse data file and meta.db
   holefs fsck PATH [--repair]
                           check an image (exit status as e2fsck's); --repair fixes what is safe
+  holefs fstrim PATH      punch an image's free blocks out of its data file, giving the space
+                          back (a mount does it as it frees them, unless --no-discard)
   holefs mount [flags] MOUNTPOINT
-                          mount a filesystem through FUSE: the default image, --image PATH
-                          or --memory (-h for flags)
+                          mount a filesystem through FUSE: --image PATH, --memory, or the
+                          default image, ~/.local/share/holefs/default.img (64 GiB, sparse),
+                          made on first use
   holefs umount [--lazy] MOUNTPOINT
                           unmount it and wait until it is flushed and closed
   holefs stat MOUNTPOINT  print a mount's cache, lock and FUSE counters
-  holefs help             print this help
+  holefs help [COMMAND]   print this help, or a command's
 
-Run 'holefs demo -h' for the demo's flags.
+Flags may come before or after a command's arguments. Run 'holefs help COMMAND'
+(or 'holefs COMMAND --help') for a command's flags.
 `
 
 // errUsage marks a command-line mistake: exit status 2.
@@ -49,7 +52,11 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "demo"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		fmt.Fprint(stdout, usage)
+		return 0
+	case len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -66,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = mkfsCmd(args, stdout, stderr)
 	case "fsck":
 		err = fsckCmd(args, stdout, stderr)
+	case "fstrim":
+		err = fstrimCmd(args, stdout, stderr)
 	case "mount":
 		err = mountCmd(args, stdout, stderr)
 	case "umount":
@@ -73,8 +82,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "stat":
 		err = statCmd(args, stdout, stderr)
 	case "help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		switch {
+		case len(args) == 0:
+			fmt.Fprint(stdout, usage)
+			return 0
+		case len(args) > 1 || args[0] == "help":
+			fmt.Fprintf(stderr, "holefs help: want one command, not %q\n", args)
+			return 2
+		}
+		return run([]string{args[0], "--help"}, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "holefs: unknown command %q\n\n%s", cmd, usage)
 		return 2

@@ -15,24 +15,26 @@ import (
 // the image.
 func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("mkfs", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	size := fl.String("size", "64G", "device `size`: bytes, or a number with a K, M, G or T suffix (binary); the data file is sparse")
 	blockSize := fl.Int("block-size", meta.BlockSize, "block size in bytes: holefs has only 4096")
 	sums := fl.Bool("data-checksums", false, "keep a CRC-32C of every data block and check it on read")
 	noReflink := fl.Bool("no-reflink", false, "files cannot share blocks (clones fail, copies copy)")
 	force := fl.Bool("force", false, "replace an existing image (its data is lost)")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs mkfs PATH [flags]\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: holefs mkfs PATH [flags]\n\n"+
 			"Creates a holefs image at PATH, a directory holding the sparse data file (block 0\n"+
 			"the superblock) and meta.db. An existing image is replaced only with --force;\n"+
 			"a directory holding anything else is never touched.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	path, err := parsePath(fl, args, stderr, "image path")
+	path, err := parseOne(fl, args, stdout, stderr, "image path")
 	if err != nil {
 		return err
 	}
 	n, err := parseByteSize(*size)
+	if err == nil && n == 0 {
+		err = errors.New("an image cannot have size 0 (leave --size out for the default, 64G)")
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "holefs mkfs: --size: %v\n", err)
 		return errUsage
@@ -54,37 +56,6 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  features  %s\n", featureNames(sb))
 	fmt.Fprintf(stdout, "  format    version %d\n", sb.Version)
 	return nil
-}
-
-// parsePath parses flags and one path, in any order: "IMG --size 1G" as
-// well as "--size 1G IMG". A mistake is reported on stderr and returned
-// as errUsage.
-func parsePath(fl *flag.FlagSet, args []string, stderr io.Writer, what string) (string, error) {
-	usage := func(format string, a ...any) (string, error) {
-		fmt.Fprintf(stderr, "holefs %s: "+format+"\n", append([]any{fl.Name()}, a...)...)
-		return "", errUsage
-	}
-	parse := func(args []string) error {
-		err := fl.Parse(args)
-		if err != nil && !errors.Is(err, flag.ErrHelp) {
-			err = errUsage
-		}
-		return err
-	}
-	if err := parse(args); err != nil {
-		return "", err
-	}
-	if fl.NArg() == 0 {
-		return usage("missing the %s (run 'holefs %s -h')", what, fl.Name())
-	}
-	path := fl.Arg(0)
-	if err := parse(fl.Args()[1:]); err != nil {
-		return "", err
-	}
-	if fl.NArg() > 0 {
-		return usage("unexpected argument %q", fl.Arg(0))
-	}
-	return path, nil
 }
 
 // formatBytes writes a size with a binary unit: 64 GiB, 1.5 MiB, 100 B.

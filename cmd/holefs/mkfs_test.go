@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/holefs/holefs"
 )
 
 func TestMkfs(t *testing.T) {
@@ -27,6 +29,8 @@ func TestMkfs(t *testing.T) {
 			code: 1, stderr: "an image exists there; use --force to replace it (its data is lost)"},
 		{name: "existing image, forced", prepare: mkfsAt, args: []string{"mkfs", "--force", "IMG", "--size", "8M"},
 			stdout: []string{"8 MiB: 2048 blocks"}},
+		{name: "open image, forced", prepare: openAt, args: []string{"mkfs", "--force", "IMG", "--size", "8M"},
+			code: 1, stderr: "holefs mkfs: mkfs IMG: the image is in use by this process: unmount it (holefs umount) or close it first: device or resource busy\n"},
 		{name: "foreign directory", args: []string{"mkfs", "--force", "IMG"}, code: 1,
 			prepare: func(t *testing.T, img string) { writeFile(t, filepath.Join(img, "thesis.tex")) },
 			stderr:  `directory holds "thesis.tex", which is not part of an image; refusing to touch it`},
@@ -41,7 +45,10 @@ func TestMkfs(t *testing.T) {
 		{name: "no path", args: []string{"mkfs", "--size", "1M"}, code: 2, stderr: "holefs mkfs: missing the image path"},
 		{name: "two paths", args: []string{"mkfs", "IMG", "other"}, code: 2, stderr: `holefs mkfs: unexpected argument "other"`},
 		{name: "unknown flag", args: []string{"mkfs", "IMG", "--frob"}, code: 2, stderr: "flag provided but not defined: -frob"},
-		{name: "help", args: []string{"mkfs", "-h"}, stderr: "Usage: holefs mkfs PATH [flags]"},
+		{name: "help", args: []string{"mkfs", "-h"}, stdout: []string{"Usage: holefs mkfs PATH [flags]"}},
+		{name: "size 0", args: []string{"mkfs", "IMG", "--size", "0"}, code: 2,
+			stderr: "holefs mkfs: --size: an image cannot have size 0 (leave --size out for the default, 64G)"},
+		{name: "flags after --", args: []string{"mkfs", "--", "IMG", "--size"}, code: 2, stderr: `holefs mkfs: unexpected argument "--size"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +66,7 @@ func TestMkfs(t *testing.T) {
 					t.Errorf("stdout lacks %q:\n%s", s, out.String())
 				}
 			}
-			if !strings.Contains(errb.String(), tt.stderr) {
+			if !strings.Contains(errb.String(), strings.ReplaceAll(tt.stderr, "IMG", img)) {
 				t.Errorf("stderr lacks %q:\n%s", tt.stderr, errb.String())
 			}
 			if tt.code == 1 && strings.Count(errb.String(), "\n") != 1 {
@@ -94,6 +101,20 @@ func TestFormatBytes(t *testing.T) {
 }
 
 // mkfsAt makes a 1 MiB image at img.
+// openAt makes an image at img and keeps it open until the test ends.
+func openAt(t *testing.T, img string) {
+	mkfsAt(t, img)
+	fsys, err := holefs.Open(img, holefs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fsys.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
 func mkfsAt(t *testing.T, img string) {
 	t.Helper()
 	var out, errb bytes.Buffer

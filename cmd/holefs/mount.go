@@ -31,7 +31,6 @@ const daemonEnv = "HOLEFS_DAEMON_READY_FD"
 // flushes and closes it.
 func mountCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("mount", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	memory := fl.Bool("memory", false, "mount a new in-memory filesystem (gone when unmounted)")
 	image := fl.String("image", "", "mount the image at `PATH` (made by holefs mkfs)")
 	daemon := fl.Bool("daemon", false, "run in the background; return once mounted")
@@ -42,59 +41,79 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	dirtyRatio := fl.Int("max-dirty-ratio", 20, "percentage of the kernel's dirty page limit the mount may hold dirty in the\n"+
 		"writeback cache (the bdi max_ratio; 0 keeps the kernel's 1% for FUSE, which makes writers\n"+
 		"wait for writeback early; raising it needs root)")
+	noDiscard := fl.Bool("no-discard", false, "keep the blocks freed on an image allocated in its data file (by default each commit\n"+
+		"punches them out, giving the space back to the host; holefs fstrim does it later)")
 	debug := fl.Bool("debug", false, "log every FUSE request to stderr")
+	allowOther := fl.Bool("allow-other", false, "let users other than the mounter use the mount (the kernel checks their\n"+
+		"permissions); a mounter other than root needs user_allow_other in "+fuseConf)
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs mount [--memory | --image PATH] [flags] MOUNTPOINT\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: holefs mount [--memory | --image PATH] [flags] MOUNTPOINT\n\n"+
 			"Mounts a holefs filesystem on MOUNTPOINT through FUSE and serves it until it is\n"+
 			"unmounted (holefs umount MOUNTPOINT) or the process gets SIGINT or SIGTERM.\n"+
 			"Without --memory or --image it mounts the default image, %s,\n"+
-			"created on first use.\n\nFlags:\n", defaultImagePath())
+			"made on first use (%s, sparse: it takes disk space as it is written).\n\nFlags:\n",
+			defaultImagePath(), formatBytes(holefs.DefaultImageSize))
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	rest, err := parseArgs(fl, args, stdout, stderr)
+	if err != nil {
+		return err
 	}
 	usageErr := func(format string, a ...any) error {
 		fmt.Fprintf(stderr, "holefs mount: "+format+"\n", a...)
 		return errUsage
 	}
+	set := map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
-	case fl.NArg() == 0:
+	case len(rest) == 0:
 		return usageErr("missing MOUNTPOINT (holefs mount -h for help)")
-	case fl.NArg() > 1:
-		return usageErr("unexpected argument %q", fl.Arg(1))
+	case len(rest) > 1:
+		return usageErr("unexpected argument %q", rest[1])
 	case *memory && *image != "":
 		return usageErr("--memory and --image are exclusive")
+	case set["size"] && !*memory:
+		return usageErr("--size is the size of a --memory filesystem; an image's size is set when it is made (holefs mkfs --size)")
+	case *noDiscard && *memory:
+		return usageErr("--no-discard is for images: a --memory filesystem has no data file")
 	}
 	mode, err := fuse.ParseCacheMode(*cacheMode)
 	if err != nil {
 		return usageErr("--cache-mode: %v", err)
 	}
 	sizeBytes, err := parseBytes(*size)
+	if err == nil && sizeBytes == 0 {
+		err = errors.New("a filesystem cannot have size 0 (leave --size out for the default, 1GiB)")
+	}
 	if err != nil {
 		return usageErr("--size: %v", err)
 	}
 	cacheBytes, err := parseBytes(*cache)
+	if err == nil && cacheBytes == 0 {
+		err = errors.New("the page cache cannot have size 0 (leave --cache-bytes out for the default, 256MiB)")
+	}
 	if err != nil {
 		return usageErr("--cache-bytes: %v", err)
 	}
 	if *dirtyRatio < 0 || *dirtyRatio > 100 {
 		return usageErr("--max-dirty-ratio %d: not a percentage", *dirtyRatio)
 	}
-	dirtySet := false
-	fl.Visit(func(f *flag.Flag) { dirtySet = dirtySet || f.Name == "max-dirty-ratio" })
-	if !dirtySet && os.Geteuid() != 0 {
+	if !set["max-dirty-ratio"] && os.Geteuid() != 0 {
 		*dirtyRatio = 0 // only root may raise it; the default then is the kernel's
 	}
 	if *metrics != "" && !checkLoopback(*metrics) {
 		return usageErr("--metrics %s: not a loopback host:port; metrics have no authentication and are served on 127.0.0.1, ::1 or localhost only", *metrics)
 	}
-	mp, err := absDir(fl.Arg(0))
+	mp, err := absDir(rest[0])
 	if err != nil {
 		return err
+	}
+	// A daemon runs in /: every path it is given must already be
+	// absolute.
+	if *image != "" {
+		if *image, err = filepath.Abs(*image); err != nil {
+			return err
+		}
 	}
 	// Everything that can be checked without changing anything is
 	// checked before anything changes, in the parent of a daemon too, so
@@ -104,6 +123,11 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := checkFUSE(); err != nil {
 		return err
+	}
+	if *allowOther && os.Geteuid() != 0 {
+		if err := checkAllowOther(fuseConf); err != nil {
+			return err
+		}
 	}
 	source := *image
 	if !*memory && source == "" {
@@ -126,13 +150,21 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *daemon && os.Getenv(daemonEnv) == "" {
-		return spawnDaemon(args, mp)
+		_, serr := os.Stat(source)
+		creating := !*memory && errors.Is(serr, fs.ErrNotExist)
+		if err := spawnDaemon(daemonArgs(fl, mp), mp); err != nil {
+			return err
+		}
+		if creating {
+			reportDefaultImage(stderr, source)
+		}
+		return nil
 	}
 	if *debug && os.Getenv(daemonEnv) != "" {
 		*debug = false // a daemon has no terminal to log to
 	}
-	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes,
-		cacheBytes: cacheBytes, dirtyRatio: *dirtyRatio, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
+	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes, noDiscard: *noDiscard,
+		cacheBytes: cacheBytes, dirtyRatio: *dirtyRatio, allowOther: *allowOther, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
 	return m.run()
 }
 
@@ -143,8 +175,10 @@ type mounter struct {
 	source      string // the image path; unused with memory
 	mode        fuse.CacheMode
 	sizeBytes   int64
+	noDiscard   bool
 	cacheBytes  int64
 	dirtyRatio  int
+	allowOther  bool
 	metricsAddr string
 	metricsLn   net.Listener // already listening on metricsAddr, if set
 	debug       bool
@@ -170,7 +204,7 @@ func (m *mounter) run() (err error) {
 	if err != nil {
 		return err
 	}
-	srv, err := fuse.Mount(m.mp, fsys, fuse.Options{Cache: m.mode, FsName: m.fsName(), MaxDirtyRatio: m.dirtyRatio, Debug: m.debug})
+	srv, err := fuse.Mount(m.mp, fsys, fuse.Options{Cache: m.mode, FsName: m.fsName(), MaxDirtyRatio: m.dirtyRatio, AllowOther: m.allowOther, Debug: m.debug})
 	if err != nil {
 		_ = fsys.Close()
 		return mountError(m.mp, err)
@@ -258,7 +292,7 @@ func (m *mounter) fsName() string {
 // open opens the filesystem to mount, creating the default image on first
 // use.
 func (m *mounter) open() (*holefs.FS, error) {
-	opts := holefs.Options{CacheBytes: m.cacheBytes}
+	opts := holefs.Options{CacheBytes: m.cacheBytes, NoDiscard: m.noDiscard}
 	if m.memory {
 		opts.SizeBytes = m.sizeBytes
 		return holefs.Open("", opts)
@@ -270,12 +304,21 @@ func (m *mounter) open() (*holefs.FS, error) {
 		if err := holefs.Mkfs(m.source, holefs.MkfsOptions{}); err != nil {
 			return nil, fmt.Errorf("creating the default image: %v", err)
 		}
+		if os.Getenv(daemonEnv) == "" {
+			reportDefaultImage(m.stderr, m.source) // a daemon's parent says it
+		}
 	}
 	fsys, err := holefs.Open(m.source, opts)
 	if err != nil {
 		return nil, imageError(m.source, err)
 	}
 	return fsys, nil
+}
+
+// reportDefaultImage says that the default image was made, and where.
+func reportDefaultImage(w io.Writer, path string) {
+	fmt.Fprintf(w, "holefs: created the default image %s (%s, sparse: it takes disk space as it is written; "+
+		"holefs mkfs makes others, holefs mount --image mounts them)\n", path, formatBytes(holefs.DefaultImageSize))
 }
 
 // serveMetrics serves the metrics on the mount's Unix socket and, with
@@ -359,6 +402,24 @@ func checkFUSE() error {
 	return nil
 }
 
+// fuseConf is FUSE's configuration, where root lets users mount with
+// allow_other (fusermount3 refuses it otherwise).
+const fuseConf = "/etc/fuse.conf"
+
+// checkAllowOther checks that the FUSE configuration at conf lets a user
+// other than root mount with allow_other: a line user_allow_other.
+func checkAllowOther(conf string) error {
+	b, err := os.ReadFile(conf)
+	if err == nil {
+		for line := range strings.Lines(string(b)) {
+			if strings.TrimSpace(line) == "user_allow_other" {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("--allow-other needs root or a line user_allow_other in %s (added by root)", conf)
+}
+
 // checkImage checks that an image named with --image exists.
 func checkImage(path string) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
@@ -410,6 +471,15 @@ func daemonPipe() *os.File {
 		return nil
 	}
 	return os.NewFile(uintptr(fd), "ready")
+}
+
+// daemonArgs returns the arguments of a --daemon child: the flags set on
+// the command line, with their values as parsed (the paths among them
+// made absolute), then "--" and the mount point, absolute too.
+func daemonArgs(fl *flag.FlagSet, mp string) []string {
+	var args []string
+	fl.Visit(func(f *flag.Flag) { args = append(args, "--"+f.Name+"="+f.Value.String()) })
+	return append(args, "--", mp)
 }
 
 // spawnDaemon starts this command again as a daemon (its own session,

@@ -84,6 +84,13 @@ func TestMountBadInput(t *testing.T) {
 		{"memory and image", []string{"mount", "--memory", "--image", corrupt, mnt}, 2, "exclusive"},
 		{"bad cache mode", []string{"mount", "--memory", "--cache-mode", "fast", mnt}, 2, `unknown cache mode "fast"`},
 		{"bad size", []string{"mount", "--memory", "--size", "lots", mnt}, 2, "--size"},
+		{"size 0", []string{"mount", "--memory", "--size", "0", mnt}, 2, "--size: a filesystem cannot have size 0"},
+		{"cache size 0", []string{"mount", "--memory", "--cache-bytes", "0", mnt}, 2, "--cache-bytes: the page cache cannot have size 0"},
+		{"size with an image", []string{"mount", "--image", corrupt, "--size", "1GiB", mnt}, 2, "--size is the size of a --memory filesystem"},
+		{"size of the default image", []string{"mount", "--size", "1GiB", mnt}, 2, "--size is the size of a --memory filesystem"},
+		{"no-discard in memory", []string{"mount", "--memory", "--no-discard", mnt}, 2, "--no-discard is for images"},
+		{"flags after the mount point", []string{"mount", mnt, "--memory", "--cache-mode", "fast"}, 2, `unknown cache mode "fast"`},
+		{"help after the mount point", []string{"mount", mnt, "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"non-loopback metrics", []string{"mount", "--memory", "--metrics", "0.0.0.0:9100", mnt}, 2, "not a loopback"},
 		{"metrics without port", []string{"mount", "--memory", "--metrics", "127.0.0.1", mnt}, 2, "not a loopback"},
 		{"missing mount point", []string{"mount", "--memory", filepath.Join(dir, "nope")}, 1, "does not exist: create it (mkdir -p"},
@@ -179,7 +186,7 @@ func TestMountDaemonDefaultImage(t *testing.T) {
 	isolate(t)
 	mnt := t.TempDir()
 	unmountAfter(t, mnt)
-	mount := func() {
+	mount := func() string {
 		t.Helper()
 		var out, errb bytes.Buffer
 		if c := run([]string{"mount", "--daemon", mnt}, &out, &errb); c != 0 {
@@ -188,8 +195,12 @@ func TestMountDaemonDefaultImage(t *testing.T) {
 		if _, ok, _ := findMount(mnt); !ok {
 			t.Fatal("mount --daemon returned before the mount was there")
 		}
+		return errb.String()
 	}
-	mount()
+	made := "holefs: created the default image " + defaultImagePath() + " (64 GiB, sparse"
+	if said := mount(); !strings.Contains(said, made) {
+		t.Errorf("the first mount does not say it made the default image: %q", said)
+	}
 	if _, err := os.Stat(filepath.Join(defaultImagePath(), "meta.db")); err != nil {
 		t.Fatalf("default image not created: %v", err)
 	}
@@ -206,7 +217,9 @@ func TestMountDaemonDefaultImage(t *testing.T) {
 	if c := run([]string{"umount", mnt}, &out, &errb); c != 0 {
 		t.Fatalf("umount: exit %d: %s", c, errb.String())
 	}
-	mount()
+	if said := mount(); strings.Contains(said, "created") {
+		t.Errorf("the second mount says it made the image: %q", said)
+	}
 	if b, err := os.ReadFile(filepath.Join(mnt, "kept")); err != nil || string(b) != "across mounts" {
 		t.Errorf("after remount: %q, %v", b, err)
 	}
@@ -247,5 +260,60 @@ func waitMounted(t *testing.T, dir string) {
 			t.Fatalf("%s not mounted after 10 s", dir)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestMountDaemonRelativePaths: a --daemon child runs in /, so the
+// parent resolves the mount point and --image against its own working
+// directory before spawning it (it mounted on /mnt, from /srv, given mnt),
+// with the flags before or after the mount point.
+func TestMountDaemonRelativePaths(t *testing.T) {
+	lockcheck.Enable()
+	needFUSE(t)
+	isolate(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	// Names no one has in /: without the fix the daemon fails, rather
+	// than mounting over a system directory.
+	if err := os.Mkdir("mnt-holefs-relative", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if c := run([]string{"mkfs", "img-holefs-relative", "--size", "64M"}, &out, &errb); c != 0 {
+		t.Fatalf("mkfs: exit %d: %s", c, errb.String())
+	}
+	mnt := filepath.Join(dir, "mnt-holefs-relative")
+	tests := []struct {
+		name   string
+		args   []string
+		source string
+	}{
+		{"image, flags first", []string{"mount", "--daemon", "--image", "img-holefs-relative", "mnt-holefs-relative"}, filepath.Join(dir, "img-holefs-relative")},
+		{"image, flags last", []string{"mount", "mnt-holefs-relative", "--image=./img-holefs-relative", "--daemon"}, filepath.Join(dir, "img-holefs-relative")},
+		{"memory", []string{"mount", "--memory", "--daemon", "mnt-holefs-relative"}, "memory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			unmountAfter(t, mnt)
+			var out, errb bytes.Buffer
+			if c := run(tt.args, &out, &errb); c != 0 {
+				t.Fatalf("%q: exit %d: %s", tt.args, c, errb.String())
+			}
+			e, ok, err := findMount(mnt)
+			if !ok || err != nil || e.source != tt.source {
+				t.Fatalf("%q run in %s: mount on %s: %+v, %v, %v; want %s mounted there", tt.args, dir, mnt, e, ok, err, tt.source)
+			}
+			if tt.source != "memory" {
+				// The issue's loss: mkfs --force of the mounted image.
+				errb.Reset()
+				if c := run([]string{"mkfs", "--force", "img-holefs-relative"}, &out, &errb); c != 1 ||
+					!strings.Contains(errb.String(), "the image is in use by process ") || !strings.Contains(errb.String(), "unmount it (holefs umount) or close it first") {
+					t.Errorf("mkfs --force of the mounted image: exit %d, %q", c, errb.String())
+				}
+			}
+			if c := run([]string{"umount", "mnt-holefs-relative"}, &out, &errb); c != 0 {
+				t.Fatalf("umount: exit %d: %s", c, errb.String())
+			}
+		})
 	}
 }

@@ -20,13 +20,12 @@ import (
 // its process has flushed and closed the filesystem.
 func umountCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("umount", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	lazy := fl.Bool("lazy", false, "detach a busy mount: it goes away when the files open on it are closed")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs umount [--lazy] MOUNTPOINT\n\nFlags:\n")
+		fmt.Fprintf(fl.Output(), "Usage: holefs umount [--lazy] MOUNTPOINT\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	arg, err := parsePath(fl, args, stderr, "MOUNTPOINT")
+	arg, err := parseOne(fl, args, stdout, stderr, "MOUNTPOINT")
 	if err != nil {
 		return err
 	}
@@ -83,15 +82,14 @@ func processAlive(pid int) bool {
 // statCmd is holefs stat: it prints a mount's counters for humans.
 func statCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("stat", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	asJSON := fl.Bool("json", false, "print the raw snapshot as JSON")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs stat [--json] MOUNTPOINT\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: holefs stat [--json] MOUNTPOINT\n\n"+
 			"Prints the page cache, invalidate lock and FUSE counters of a holefs mount\n"+
 			"(the numbers its --metrics endpoint exports).\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	arg, err := parsePath(fl, args, stderr, "MOUNTPOINT")
+	arg, err := parseOne(fl, args, stdout, stderr, "MOUNTPOINT")
 	if err != nil {
 		return err
 	}

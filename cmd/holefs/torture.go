@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,7 +25,6 @@ import (
 // every block read verified. Exit status 1 on any violation.
 func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("torture", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	duration := fl.Duration("duration", 10*time.Second, "how long to run (0: until --ops)")
 	ops := fl.Int64("ops", 0, "stop after this many operations (0: until --duration)")
 	seed := fl.Uint64("seed", 0, "seed of the workers' random choices (default: a random seed, printed)")
@@ -53,7 +51,7 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 		"holefs-torture-<seed>-<pid>, removed at the end: the holefs FUSE mount or a kernel\n"+
 		"filesystem; excludes --backend, --mode, --cache-bytes, --latency and the delays")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs torture [flags]\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: holefs torture [flags]\n\n"+
 			"Hammers one in-memory filesystem with concurrent page-cache fills (read, fault,\n"+
 			"readahead, fadvise, madvise), block removers (punch, zero, collapse, insert,\n"+
 			"truncate), writers (buffered, mapped, O_DIRECT), fsync, copy_file_range and a\n"+
@@ -62,18 +60,12 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 			"With --target DIR it does the same with real system calls on files in DIR.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseNone(fl, args, stdout, stderr); err != nil {
+		return err
 	}
 	usageErr := func(format string, a ...any) error {
 		fmt.Fprintf(stderr, "holefs torture: "+format+"\n", a...)
 		return errUsage
-	}
-	if fl.NArg() > 0 {
-		return usageErr("unexpected argument %q", fl.Arg(0))
 	}
 	lm, err := holefs.ParseLockMode(*mode)
 	if err != nil {

@@ -45,8 +45,8 @@ func TestTortureFlagErrors(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"torture", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "Usage: holefs torture") {
-		t.Errorf("-h: exit %d\n%s", code, errb.String())
+	if code := run([]string{"torture", "-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "Usage: holefs torture") {
+		t.Errorf("-h: exit %d\n%s", code, out.String())
 	}
 	if code := run([]string{"help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "holefs torture") {
 		t.Errorf("help does not mention torture:\n%s", out.String())

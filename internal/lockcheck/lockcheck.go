@@ -3,11 +3,8 @@
 // Every lock in holefs has a Rank. A goroutine may only acquire a lock whose
 // rank is greater than the rank of every lock it already holds, except for
 // locks of one rank that are taken in ascending key order (two inodes or
-// two mappings by inode number; other locks by address). The order,
-// outermost first, is the one in LOCKING.md:
-//
-//	RankNamespace > RankInode > RankInvalidate > RankView > RankPage >
-//	RankCommit > RankExtentMap > RankAllocator > RankCache
+// two mappings by inode number; other locks by address). The ranks are the
+// Rank constants, outermost first; LOCKING.md describes each lock.
 //
 // Checking costs one atomic load per acquisition while disabled. Tests enable
 // it with Enable (or HOLEFS_LOCKCHECK=1 in the environment); an out-of-order
