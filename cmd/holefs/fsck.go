@@ -29,14 +29,17 @@ func fsckCmd(args []string, stdout, stderr io.Writer) error {
 	fl.SetOutput(stderr)
 	repair := fl.Bool("repair", false, "fix what is safe to fix (opens the image read-write)")
 	quiet := fl.Bool("quiet", false, "no progress output")
+	accept := fl.Bool("accept-rollback", false, "with --repair, accept a meta.db that fell back to an older commit (what was committed since is lost)")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holefs fsck PATH [--repair]\n\n"+
+		fmt.Fprintf(stderr, "Usage: holefs fsck PATH [--repair [--accept-rollback]]\n\n"+
 			"Checks every invariant of the image at PATH and reports each problem with its\n"+
 			"inode, page or name. Without --repair it only reads, and refuses (EBUSY) an image\n"+
 			"another process has open for writing. --repair fixes what is safe and says what it\n"+
 			"changed: damaged records are removed, unreachable inodes go to /lost+found, link\n"+
 			"counts and counters are rewritten, a block owned twice stays with one owner and\n"+
-			"the other's pages there become a hole.\n\n"+
+			"the other's pages there become a hole. A meta.db that fell back to an older\n"+
+			"commit (a damaged meta page) is reported as a rollback; mount and open refuse\n"+
+			"it until --repair --accept-rollback accepts the loss.\n\n"+
 			"Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"+
 			"8 operational error, 16 usage error.\n\nFlags:\n")
 		fl.PrintDefaults()
@@ -52,7 +55,11 @@ func fsckCmd(args []string, stdout, stderr io.Writer) error {
 	if !*quiet {
 		prog = newFsckProgress(stderr)
 	}
-	code, err := fsck(path, *repair, stdout, prog)
+	if *accept && !*repair {
+		fmt.Fprintln(stderr, "holefs fsck: --accept-rollback needs --repair")
+		return exitStatus{code: fsckUsage}
+	}
+	code, err := fsck(path, *repair, *accept, stdout, prog)
 	return exitStatus{code: code, err: err}
 }
 
@@ -73,8 +80,8 @@ func (e exitStatus) Unwrap() error { return e.err }
 
 // fsck checks (or repairs) the image at path, prints the findings and
 // returns the exit status.
-func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, error) {
-	img, err := meta.Open(path, meta.OpenOptions{ReadOnly: !repair})
+func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress) (int, error) {
+	img, err := openForFsck(path, repair, accept)
 	var pre []meta.Finding
 	if errors.Is(err, syscall.EUCLEAN) {
 		// The superblocks or the buckets, which Open needs: Precheck
@@ -91,7 +98,7 @@ func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, 
 			summarize(stdout, path, fixed, left, 0, repair)
 			return fsckLeft, nil
 		}
-		img, err = meta.Open(path, meta.OpenOptions{ReadOnly: !repair})
+		img, err = openForFsck(path, repair, accept)
 	}
 	if err != nil {
 		return fsckFailed, err
@@ -99,7 +106,7 @@ func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, 
 	fmt.Fprintf(stdout, "%s: %s, %d blocks of %d bytes, uuid %s, features %s\n", path,
 		formatBytes(img.SB.Blocks*int64(img.SB.BlockSize)), img.SB.Blocks, img.SB.BlockSize, formatUUID(img.SB.UUID), featureNames(img.SB))
 	check := meta.Check
-	if repair {
+	if repair && !img.ReadOnly() {
 		check = meta.Repair
 	}
 	opts := meta.CheckOptions{}
@@ -135,6 +142,18 @@ func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, 
 		return fsckCorrected, nil
 	}
 	return fsckClean, nil
+}
+
+// openForFsck opens the image to check or repair it. A rolled-back image
+// that --accept-rollback does not accept is only checked: repairing it
+// would commit on top of the loss.
+func openForFsck(path string, repair, accept bool) (*meta.Image, error) {
+	img, err := meta.Open(path, meta.OpenOptions{ReadOnly: !repair, AcceptRollback: accept})
+	var rb *meta.RollbackError
+	if repair && errors.As(err, &rb) {
+		return meta.Open(path, meta.OpenOptions{ReadOnly: true})
+	}
+	return img, err
 }
 
 // countErrors counts the errors fixed and left.
