@@ -329,9 +329,32 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 			}
 			img.rec, img.recErr = img.seq, nil
 		}
+		// A commit of nothing writes the next meta page over the
+		// damaged one, which would otherwise still read as the newer.
+		if img.store.other().err != nil {
+			if err := img.db.Update(func(*bbolt.Tx) error { return nil }); err != nil {
+				db.Close()
+				return nil, openErr(dir, fmt.Errorf("%s: rewrite the damaged meta page: %w", MetaFile, ioErr(err)))
+			}
+			if err := img.refreshStore(); err != nil {
+				db.Close()
+				return nil, openErr(dir, err)
+			}
+		}
 		rb.Accepted = true
 	}
 	return img, nil
+}
+
+// refreshStore reads the meta pages again after a commit of this
+// process's (bbolt's lock is held: no one else writes).
+func (img *Image) refreshStore() error {
+	s, err := checkStore(filepath.Join(img.Dir, MetaFile))
+	if err != nil {
+		return err
+	}
+	img.store = s
+	return nil
 }
 
 var (

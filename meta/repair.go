@@ -99,7 +99,7 @@ func (c *fsck) commit() error {
 	}
 	c.img.seq, c.img.seqErr = c.seq+1, nil
 	c.img.rec, c.img.recErr = c.seq+1, nil
-	return nil
+	return c.img.refreshStore()
 }
 
 // deleteKey deletes a record, or a nested bucket where a record belongs.

@@ -129,7 +129,7 @@ func checkStore(path string) (*storeInfo, error) {
 			}
 		}
 		if ps == 0 {
-			return nil, corrupt("%s: neither meta page is valid (meta page 0: %v)", MetaFile, m0.err)
+			return nil, corrupt("%s: both meta pages are damaged (page 0: %v; no valid page 1 found)", MetaFile, m0.err)
 		}
 	}
 	if ps < 1024 || ps > 1<<16 || ps&(ps-1) != 0 {
