@@ -15,6 +15,18 @@
 // data file paired with another image's database is refused. meta.db is
 // locked (flock) while an image is open: a second open fails with EBUSY.
 //
+// Block 0 also holds, in its second sector, the commit record (images with
+// CompatCommitSeq): the sequence number of the latest commit, written by
+// each commit ahead of the data flush that precedes its meta.db
+// transaction. In every crash state the record is thus at most one commit
+// ahead of meta.db; Open reports a meta.db further behind, or one behind
+// with a damaged meta page, as a Rollback — bbolt falling back to its
+// older meta page loses the last commit silently otherwise.
+//
+// Before bbolt maps meta.db, Open and Precheck check its raw page
+// structure (store.go): bbolt trusts its pages, and a damaged one makes it
+// crash or panic, sometimes in a goroutine of its own.
+//
 // Buckets of meta.db and their records (big-endian keys; every value ends in
 // a CRC-32C of the key and the value, so fsck can tell a damaged record from
 // a valid one and name it):

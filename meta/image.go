@@ -209,8 +209,10 @@ type Image struct {
 	SB  Superblock
 	db  *bbolt.DB
 
-	store    *storeInfo // meta.db's meta pages, as Open found them
-	seq      uint64     // meta.db's commit sequence: as Open read it, then as committed
+	// The fields below are set by Open, then by each commit: the
+	// journal's (under its commitMu) or Repair's (the image's only user).
+	store    *storeInfo // meta.db's meta pages
+	seq      uint64     // meta.db's commit sequence
 	seqErr   error      // the state record did not decode at Open
 	rec      uint64     // block 0's commit record at Open
 	recErr   error      // the commit record is damaged or absent (CompatCommitSeq images)
