@@ -337,12 +337,14 @@ func (c *fsck) checkCommits(repair bool) {
 // with the records.
 func (c *fsck) load() error {
 	c.progress("load", 0, 0)
-	err := c.img.db.View(func(tx *bbolt.Tx) error {
-		c.stateRaw = append([]byte(nil), tx.Bucket([]byte(bucketSuper)).Get([]byte(keyState))...)
-		for err := range tx.Check() {
-			c.report(Finding{Severity: Error, Kind: KindStore, Page: -1, Problem: clip(MetaFile + ": " + err.Error())})
-		}
-		return nil
+	err := safely("check", func() error {
+		return c.img.db.View(func(tx *bbolt.Tx) error {
+			c.stateRaw = append([]byte(nil), tx.Bucket([]byte(bucketSuper)).Get([]byte(keyState))...)
+			for err := range tx.Check() {
+				c.report(Finding{Severity: Error, Kind: KindStore, Page: -1, Problem: clip(MetaFile + ": " + err.Error())})
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("fsck %s: %w", c.img.Dir, ioErr(err))

@@ -293,10 +293,17 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 	if opts.ReadOnly {
 		flag = os.O_RDONLY
 	}
-	db, err := bbolt.Open(metaPath, 0o600, &bbolt.Options{Timeout: opts.Wait, ReadOnly: opts.ReadOnly,
-		OpenFile:       func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
-		NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	var db *bbolt.DB
+	err = safely("open", func() (err error) {
+		db, err = bbolt.Open(metaPath, 0o600, &bbolt.Options{Timeout: opts.Wait, ReadOnly: opts.ReadOnly,
+			OpenFile:       func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
+			NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+		return err
+	})
 	if err != nil {
+		if errors.Is(err, syscall.EUCLEAN) {
+			return nil, openErr(dir, err)
+		}
 		if errors.Is(err, bbolt.ErrTimeout) {
 			return nil, openErr(dir, errBusy)
 		}
@@ -307,7 +314,7 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 		return nil, openErr(dir, fmt.Errorf("%s: %v: %w", MetaFile, err, syscall.EUCLEAN))
 	}
 	img := &Image{Dir: dir, SB: dataSB, db: db, store: store}
-	if err := img.checkSuperblockCopy(); err != nil {
+	if err := safely("read", img.checkSuperblockCopy); err != nil {
 		db.Close()
 		return nil, openErr(dir, err)
 	}
@@ -458,6 +465,20 @@ func lockedCheckStore(path string, readOnly bool, wait time.Duration) (*storeInf
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return checkStore(path)
+}
+
+// safely runs fn, which reads meta.db through bbolt, and turns a panic
+// into an EUCLEAN error. checkStore is meant to leave bbolt nothing to
+// panic on; should it miss something, the caller gets an error rather
+// than losing its process (a panic in one of bbolt's own goroutines
+// cannot be caught: checkStore must leave those none).
+func safely(what string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupt("%s: %s: bbolt panicked: %s", MetaFile, what, clip(fmt.Sprint(r)))
+		}
+	}()
+	return fn()
 }
 
 // openErr names the image in an Open error, the way os.Open names its file.

@@ -272,11 +272,18 @@ func openDB(path string, readOnly bool) (*bbolt.DB, error) {
 	if readOnly {
 		flag = os.O_RDONLY
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 100 * time.Millisecond, ReadOnly: readOnly,
-		OpenFile:       func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
-		NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	var db *bbolt.DB
+	err := safely("open", func() (err error) {
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 100 * time.Millisecond, ReadOnly: readOnly,
+			OpenFile:       func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
+			NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+		return err
+	})
 	if err == nil {
 		return db, nil
+	}
+	if errors.Is(err, syscall.EUCLEAN) {
+		return nil, err
 	}
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, errBusy

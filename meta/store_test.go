@@ -299,3 +299,15 @@ func BenchmarkCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestSafely: a panic in a bbolt call becomes an EUCLEAN error of one
+// bounded line.
+func TestSafely(t *testing.T) {
+	err := safely("read", func() error { panic(strings.Repeat("x\n", 1<<20)) })
+	if !errors.Is(err, syscall.EUCLEAN) || !strings.HasPrefix(err.Error(), "meta.db: read: bbolt panicked: x x") || strings.Contains(err.Error(), "\n") || len(err.Error()) > 700 {
+		t.Fatalf("safely: %.100q (%d bytes); want EUCLEAN, bounded", err, len(err.Error()))
+	}
+	if err := safely("read", func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,9 @@
 package meta
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 func utoa(u uint64) string { return strconv.FormatUint(u, 10) }
 func itoa(i int64) string  { return strconv.FormatInt(i, 10) }
@@ -14,8 +17,10 @@ func quote(s string) string {
 	return strconv.Quote(s)
 }
 
-// clip bounds a message of foreign origin (bbolt's) to maxMessage bytes.
+// clip makes a message of foreign origin (bbolt's) one line of at most
+// maxMessage bytes.
 func clip(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > maxMessage {
 		return s[:maxMessage] + "... (" + strconv.Itoa(len(s)) + " bytes)"
 	}
