@@ -49,6 +49,12 @@ const (
 
 	leafBucket = 0x01
 
+	// maxSpan bounds a page with its overflow pages, which checkStore
+	// reads whole: holefs's largest record (an xattr value of 64 KiB)
+	// needs a few pages, and a damaged overflow count must not make the
+	// check allocate what it says.
+	maxSpan = 16 << 20
+
 	// maxDepth bounds the tree walk. bbolt's trees of a few million
 	// records are 4 or 5 levels deep; nested buckets add one tree each.
 	maxDepth = 64
@@ -263,6 +269,9 @@ func (w *walker) page(id uint64) ([]byte, uint16, error) {
 	}
 	if uint64(overflow) >= w.hwm-id {
 		return nil, 0, storeErr(id, "%d overflow pages run past the high-water mark %d", overflow, w.hwm)
+	}
+	if (uint64(overflow)+1)*w.ps > maxSpan {
+		return nil, 0, storeErr(id, "%d overflow pages: more than the %d MiB holefs ever writes in one page", overflow, maxSpan>>20)
 	}
 	if err := w.mark(id, overflow); err != nil {
 		return nil, 0, err
