@@ -2,6 +2,7 @@ package holefs_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -251,4 +252,49 @@ func openAndRead(dir string, files map[string][]byte) (string, error) {
 		return "", err
 	}
 	return strings.Join(lost, ", "), nil
+}
+
+// TestOpenRollback: an image whose newer meta page is damaged (bbolt would
+// fall back to the commit before the last fsync) is refused with one line
+// naming the commits; Options.AcceptRollback opens it without the lost
+// file, and from then on it opens as usual.
+func TestOpenRollback(t *testing.T) {
+	dir := mkImage(t, 64*meta.BlockSize)
+	fsys := openImage(t, dir)
+	writeFile(t, fsys, "kept", []byte("kept"), true)
+	writeFile(t, fsys, "last", []byte("fsync'd last"), true)
+	must(t, fsys.Close())
+	mf, err := os.OpenFile(filepath.Join(dir, meta.MetaFile), os.O_RDWR, 0)
+	must(t, err)
+	ps := int64(os.Getpagesize())
+	var txid [2]uint64
+	for i := range txid {
+		var b [8]byte
+		_, err := mf.ReadAt(b[:], int64(i)*ps+16+48)
+		must(t, err)
+		txid[i] = binary.NativeEndian.Uint64(b[:])
+	}
+	newer := int64(0)
+	if txid[1] > txid[0] {
+		newer = 1
+	}
+	_, err = mf.WriteAt([]byte{0x5a}, newer*ps+16+60)
+	must(t, err)
+	must(t, mf.Close())
+
+	_, err = holefs.Open(dir, holefs.Options{})
+	if !errors.Is(err, syscall.EUCLEAN) || !strings.Contains(err.Error(), "rolled back from commit") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Open: %v; want one EUCLEAN line naming the rollback", err)
+	}
+	fsys, err = holefs.Open(dir, holefs.Options{AcceptRollback: true})
+	must(t, err)
+	if _, err := fsys.Stat("last"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("last after the rollback: %v; want it gone", err)
+	}
+	if b, err := fsys.ReadFile("kept"); err != nil || string(b) != "kept" {
+		t.Errorf("kept: %q, %v", b, err)
+	}
+	must(t, fsys.Close())
+	fsys = openImage(t, dir)
+	must(t, fsys.Close())
 }
