@@ -117,7 +117,7 @@ func checkStore(path string) (*storeInfo, error) {
 	s := &storeInfo{}
 	// Page size: from the first valid meta page, as bbolt finds it.
 	var buf [4096]byte
-	if err := readFull(f, buf[:], 0); err != nil {
+	if err := readFull(f, buf[:pageHeader+metaSumLen+8], 0); err != nil {
 		return nil, corrupt("%s: %d bytes, too short to hold its meta pages", MetaFile, size)
 	}
 	m0 := decodeMeta(buf[:], 0)
@@ -147,10 +147,11 @@ func checkStore(path string) (*storeInfo, error) {
 	}
 	s.pages = size / int64(ps)
 	for i := range s.metas {
-		if err := readFull(f, buf[:], int64(i)*int64(ps)); err != nil {
-			return nil, err
+		b := buf[:pageHeader+metaSumLen+8]
+		if err := readFull(f, b, int64(i)*int64(ps)); err != nil {
+			return nil, corrupt("%s: cannot read meta page %d: %v", MetaFile, i, err)
 		}
-		s.metas[i] = decodeMeta(buf[:], i)
+		s.metas[i] = decodeMeta(b, i)
 	}
 	// The active page is the one bbolt picks, on bbolt's criteria alone
 	// (magic, version, checksum): the tree walked below must be the tree

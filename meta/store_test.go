@@ -41,52 +41,68 @@ func resealMeta(b []byte, off int) {
 func TestCheckStore(t *testing.T) {
 	tests := []struct {
 		name   string
-		damage func(b []byte, ps int, s *storeInfo)
+		damage func(b []byte, ps int, s *storeInfo) []byte
 		want   string
 	}{
-		{"root page out of range", func(b []byte, ps int, s *storeInfo) {
+		{"root page out of range", func(b []byte, ps int, s *storeInfo) []byte {
 			off := s.active * ps
 			ne.PutUint64(b[off+pageHeader+16:], 1<<40)
 			resealMeta(b, off)
+			return b
 		}, "root page 1099511627776 outside [2, "},
-		{"high-water mark past the file", func(b []byte, ps int, s *storeInfo) {
+		{"high-water mark past the file", func(b []byte, ps int, s *storeInfo) []byte {
 			off := s.active * ps
 			ne.PutUint64(b[off+pageHeader+40:], uint64(s.pages+1))
 			resealMeta(b, off)
+			return b
 		}, "high-water mark"},
-		{"root page of the wrong type", func(b []byte, ps int, s *storeInfo) {
+		{"root page of the wrong type", func(b []byte, ps int, s *storeInfo) []byte {
 			ne.PutUint16(b[rootOff(b, ps, s)+8:], flagMeta)
+			return b
 		}, "type 0x4 where a branch or leaf page belongs"},
-		{"root page's id", func(b []byte, ps int, s *storeInfo) {
+		{"root page's id", func(b []byte, ps int, s *storeInfo) []byte {
 			ne.PutUint64(b[rootOff(b, ps, s):], 99)
+			return b
 		}, "header says page 99"},
-		{"too many elements", func(b []byte, ps int, s *storeInfo) {
+		{"too many elements", func(b []byte, ps int, s *storeInfo) []byte {
 			ne.PutUint16(b[rootOff(b, ps, s)+10:], 0xffff)
+			return b
 		}, "65535 elements do not fit a page of 4096 bytes"},
-		{"key outside the page", func(b []byte, ps int, s *storeInfo) {
+		{"key outside the page", func(b []byte, ps int, s *storeInfo) []byte {
 			ne.PutUint32(b[rootOff(b, ps, s)+pageHeader+4:], 1<<31)
+			return b
 		}, "element 0: key of"},
-		{"unknown element flags", func(b []byte, ps int, s *storeInfo) {
+		{"unknown element flags", func(b []byte, ps int, s *storeInfo) []byte {
 			ne.PutUint32(b[rootOff(b, ps, s)+pageHeader:], 0x05)
+			return b
 		}, "element 0: unknown flags 0x5"},
-		{"bucket sharing the root page", func(b []byte, ps int, s *storeInfo) {
+		{"bucket sharing the root page", func(b []byte, ps int, s *storeInfo) []byte {
 			// The first bucket's value: its root page id becomes the
 			// root page itself, a cycle.
 			r := rootOff(b, ps, s)
 			e := r + pageHeader
 			pos, ksize := int(ne.Uint32(b[e+4:])), int(ne.Uint32(b[e+8:]))
 			ne.PutUint64(b[e+pos+ksize:], s.metas[s.active].root)
+			return b
 		}, "reached twice"},
-		{"keys out of order", func(b []byte, ps int, s *storeInfo) {
+		{"keys out of order", func(b []byte, ps int, s *storeInfo) []byte {
 			// The root leaf's first key ("csums", "dirents", ...) made
 			// larger than the second.
 			r := rootOff(b, ps, s)
 			e := r + pageHeader
 			b[e+int(ne.Uint32(b[e+4:]))] = 0xff
+			return b
 		}, "not above the previous key"},
-		{"both meta pages", func(b []byte, ps int, s *storeInfo) {
+		{"truncated", func(b []byte, ps int, s *storeInfo) []byte {
+			return b[:3*ps]
+		}, "high-water mark"},
+		{"empty", func(b []byte, ps int, s *storeInfo) []byte {
+			return nil
+		}, "0 bytes, too short to hold its meta pages"},
+		{"both meta pages", func(b []byte, ps int, s *storeInfo) []byte {
 			b[pageHeader] ^= 1
 			b[ps+pageHeader] ^= 1
+			return b
 		}, "both meta pages are damaged"},
 	}
 	for _, tt := range tests {
@@ -97,8 +113,7 @@ func TestCheckStore(t *testing.T) {
 				t.Fatalf("the undamaged image: %v", err)
 			}
 			b, ps := metaBytes(t, dir)
-			tt.damage(b, ps, s)
-			writeMetaBytes(t, dir, b)
+			writeMetaBytes(t, dir, tt.damage(b, ps, s))
 			for _, readOnly := range []bool{true, false} {
 				_, err := Open(dir, OpenOptions{ReadOnly: readOnly})
 				if !errors.Is(err, syscall.EUCLEAN) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), dir+": meta.db") {
