@@ -95,7 +95,7 @@ func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress
 		if fixed, left := countErrors(pre); left > 0 {
 			// Without a valid, agreeing pair of superblocks nothing
 			// else can be checked.
-			summarize(stdout, path, fixed, left, 0, repair)
+			summarize(stdout, path, fixed, left, 0, repair || !repairable(pre))
 			return fsckLeft, nil
 		}
 		img, err = openForFsck(path, repair, accept)
@@ -134,7 +134,7 @@ func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress
 		plural(rep.Inodes, "inode", "inodes"), plural(rep.Dirs, "directory", "directories"), plural(rep.Files, "file", "files"),
 		plural(rep.Symlinks, "symlink", "symlinks"), plural(rep.Orphans, "orphan", "orphans"), plural(rep.Extents, "extent", "extents"),
 		rep.Owned, img.SB.Blocks-1, formatBytes(rep.Owned*meta.BlockSize))
-	summarize(stdout, path, fixed, left, rep.Count(meta.Warning), repair)
+	summarize(stdout, path, fixed, left, rep.Count(meta.Warning), repair || !repairable(append(pre, rep.Findings...)))
 	switch {
 	case left > 0:
 		return fsckLeft, nil
@@ -178,12 +178,23 @@ func printFindings(w io.Writer, fs []meta.Finding, repair bool) {
 	}
 }
 
-// summarize prints the verdict line.
-func summarize(w io.Writer, path string, fixed, left, warnings int, repair bool) {
+// repairable reports whether --repair would fix any error left.
+func repairable(fs []meta.Finding) bool {
+	for _, f := range fs {
+		if f.Severity == meta.Error && !f.Fixed && f.Fix != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// summarize prints the verdict line; final: --repair ran, or would fix
+// nothing more.
+func summarize(w io.Writer, path string, fixed, left, warnings int, final bool) {
 	fmt.Fprintf(w, "%s: ", path)
 	errs := func(n int) string { return plural(int64(n), "error", "errors") }
 	switch {
-	case left > 0 && repair:
+	case left > 0 && final:
 		fmt.Fprintf(w, "%s fixed, %d left uncorrected (fsck cannot repair them)", errs(fixed), left)
 	case left > 0:
 		fmt.Fprintf(w, "%s left uncorrected (run holefs fsck --repair)", errs(left))

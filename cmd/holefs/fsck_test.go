@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io/fs"
 	"os"
@@ -244,7 +245,7 @@ func TestFsckRollback(t *testing.T) {
 	mf.Close()
 
 	lost := []string{"error [rollback]: rolled back from commit", "data fsynced since is lost (meta page"}
-	fsckRun(t, []string{"fsck", img}, 4, append(lost, "fsck --repair --accept-rollback accepts the loss", img+": 1 error left uncorrected"), "")
+	fsckRun(t, []string{"fsck", img}, 4, append(lost, "fsck --repair --accept-rollback accepts the loss", img+": 0 errors fixed, 1 left uncorrected (fsck cannot repair them)"), "")
 	fsckRun(t, []string{"fsck", "--repair", img}, 4, append(lost, img+": 0 errors fixed, 1 left uncorrected"), "")
 	fsckRun(t, []string{"fsck", "--accept-rollback", img}, 16, nil, "--accept-rollback needs --repair")
 	if _, err := holefs.Open(img, holefs.Options{}); !errors.Is(err, syscall.EUCLEAN) || !strings.Contains(err.Error(), "rolled back from commit") {
@@ -259,5 +260,35 @@ func TestFsckRollback(t *testing.T) {
 	defer fsys.Close()
 	if _, err := fsys.Stat("last"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("stat last after accepting the rollback: %v; want it lost", err)
+	}
+}
+
+// TestFsckDamagedPage: a meta.db page bbolt would crash on is reported,
+// naming the page, and left (fsck repairs through bbolt): exit 4 with or
+// without --repair, the image unchanged.
+func TestFsckDamagedPage(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "img")
+	mkfsAt(t, img)
+	path := filepath.Join(img, meta.MetaFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := os.Getpagesize()
+	active := 0
+	if binary.NativeEndian.Uint64(b[ps+16+48:]) > binary.NativeEndian.Uint64(b[16+48:]) {
+		active = ps
+	}
+	root := int(binary.NativeEndian.Uint64(b[active+16+16:]))
+	binary.NativeEndian.PutUint16(b[root*ps+8:], 0x10) // the root page claims to be the freelist
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := fileBytes(t, img)
+	want := []string{fmt.Sprintf("error [meta.db]: meta.db page %d: type 0x10 where a branch or leaf page belongs", root), "(fsck cannot repair them)"}
+	fsckRun(t, []string{"fsck", img}, 4, want, "")
+	fsckRun(t, []string{"fsck", "--repair", img}, 4, want, "")
+	if fileBytes(t, img) != before {
+		t.Error("fsck changed a meta.db it cannot repair")
 	}
 }
