@@ -55,10 +55,11 @@
 //     until step 5;
 //  2. takes the namespace log and the dirty set;
 //  3. reads each dirty inode's size, times and extent map;
-//  4. flushes the data device (ordered data: every extent marked written
-//     in step 3 had its data written before, so it is durable now), then
-//     applies everything in one bbolt transaction, which is durable when
-//     Commit returns;
+//  4. writes its sequence number to the commit record of block 0, flushes
+//     the data device (ordered data: every extent marked written in step 3
+//     had its data written before, so it is durable now, and so is the
+//     record), then applies everything in one bbolt transaction, which is
+//     durable when Commit returns;
 //  5. releases the sealed quarantine to the allocator.
 //
 // Step 1 comes before step 2 because a block-freeing change marks its inode
