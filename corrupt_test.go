@@ -140,8 +140,10 @@ func sweepImage(t *testing.T, dir string) map[string][]byte {
 	return files
 }
 
-// resetImage writes the undamaged image to dir with damage c.
+// resetImage writes the undamaged image to dir with damage c, in new
+// files: a case that left a lock behind must not fail the next ones.
 func resetImage(t *testing.T, dir string, orig map[string][]byte, c sweepCase) {
+	must(t, os.RemoveAll(dir))
 	must(t, os.MkdirAll(dir, 0o755))
 	for name, b := range orig {
 		if name == c.file {
