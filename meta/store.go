@@ -75,10 +75,9 @@ type boltMeta struct {
 
 // storeInfo is what checkStore learned of meta.db.
 type storeInfo struct {
-	pageSize int
-	metas    [2]boltMeta
-	active   int // the meta page bbolt uses: the valid one with the higher txid
-	pages    int64
+	metas  [2]boltMeta
+	active int // the meta page bbolt uses: the valid one with the higher txid
+	pages  int64
 }
 
 // other returns the meta page bbolt does not use.
@@ -141,7 +140,6 @@ func checkStore(path string) (*storeInfo, error) {
 	if ps < 1024 || ps > 1<<16 || ps&(ps-1) != 0 {
 		return nil, corrupt("%s: page size %d is not a power of two in [1 KiB, 64 KiB]", MetaFile, ps)
 	}
-	s.pageSize = int(ps)
 	if size < 2*int64(ps) {
 		return nil, corrupt("%s: %d bytes, too short to hold its meta pages of %d bytes", MetaFile, size, ps)
 	}
@@ -180,8 +178,6 @@ func checkStore(path string) (*storeInfo, error) {
 		return nil, storeErr(uint64(s.active), "high-water mark %d outside [3, %d] (the file holds %d pages)", m.hwm, s.pages, s.pages)
 	}
 	w := &walker{f: f, ps: uint64(ps), hwm: m.hwm, seen: make([]uint64, (m.hwm+63)/64)}
-	w.mark(0, 0)
-	w.mark(1, 0)
 	if m.root < 2 || m.root >= m.hwm {
 		return nil, storeErr(uint64(s.active), "root page %d outside [2, %d)", m.root, m.hwm)
 	}
