@@ -246,6 +246,7 @@ type Rollback struct {
 	Why      string // how it was detected
 }
 
+// String says what was lost, as fsck reports it.
 func (r Rollback) String() string {
 	return fmt.Sprintf("rolled back from commit %d to %d: data fsynced since is lost (%s)", r.From, r.To, r.Why)
 }
@@ -254,6 +255,7 @@ func (r Rollback) String() string {
 // EUCLEAN.
 type RollbackError struct{ Rollback }
 
+// Error names the commits and the way to accept the loss.
 func (e *RollbackError) Error() string {
 	return MetaFile + " " + e.Rollback.String() + "; holefs fsck --repair --accept-rollback accepts the loss"
 }
@@ -381,7 +383,7 @@ var (
 // say. Without a record (older images, or a damaged one) the meta pages
 // alone tell: the damaged one was the newer, as far as its txid can be read.
 func (img *Image) detectRollback() *Rollback {
-	if img.store == nil || img.seqErr != nil {
+	if img.seqErr != nil {
 		return nil
 	}
 	other := img.store.other()
