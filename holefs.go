@@ -119,6 +119,12 @@ type Options struct {
 	// a file changed from outside are dropped, not written over the
 	// change, and the next fsync of every handle reports ESTALE.
 	RevalidateInterval time.Duration
+	// AcceptRollback opens an image whose metadata fell back to an older
+	// commit than its last (a damaged meta.db page; see meta.Rollback):
+	// what was committed since, fsync'd files among it, is lost for good.
+	// Without it Open refuses such an image (EUCLEAN, naming the commits);
+	// holefs fsck --repair --accept-rollback is the command-line way.
+	AcceptRollback bool
 }
 
 // Hooks are test hooks. Each runs on the goroutine of the operation.

@@ -25,7 +25,7 @@ func openImage(path string, opts Options) (*FS, error) {
 		return nil, perr(fmt.Errorf("lock mode none lets reads cache freed blocks and writeback scribble on them; "+
 			"it opens an image only with Options.UnsafeLockNone: %w", syscall.EINVAL))
 	}
-	img, err := meta.Open(path, meta.OpenOptions{})
+	img, err := meta.Open(path, meta.OpenOptions{AcceptRollback: opts.AcceptRollback})
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -71,13 +71,16 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 	if opts.WrapDevice != nil {
 		dev = opts.WrapDevice(dev)
 	}
+	// Block 0 is written below the checksums: it is no data block.
+	raw := dev
 	var sums *blockdev.Checksummed
 	withSums := img.SB.Incompat&meta.IncompatDataChecksums != 0
 	if withSums {
 		sums = blockdev.NewChecksummed(dev, img.Checksum)
 		dev = sums
 	}
-	jopts := meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval}
+	jopts := meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval,
+		WriteBlock0: func(p []byte) error { return raw.WriteBlocks(p, 0) }}
 	if withSums {
 		jopts.Checksums = sums
 	}

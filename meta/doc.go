@@ -16,6 +16,18 @@
 // locked (flock) while an image is open: a second open fails with EBUSY, and
 // so does Create replacing it (Force), which takes the same lock.
 //
+// Block 0 also holds, in its second sector, the commit record (images with
+// CompatCommitSeq): the sequence number of the latest commit, written by
+// each commit ahead of the data flush that precedes its meta.db
+// transaction. In every crash state the record is thus at most one commit
+// ahead of meta.db; Open reports a meta.db further behind, or one behind
+// with a damaged meta page, as a Rollback — bbolt falling back to its
+// older meta page loses the last commit silently otherwise.
+//
+// Before bbolt maps meta.db, Open and Precheck check its raw page
+// structure (store.go): bbolt trusts its pages, and a damaged one makes it
+// crash or panic, sometimes in a goroutine of its own.
+//
 // Buckets of meta.db and their records (big-endian keys; every value ends in
 // a CRC-32C of the key and the value, so fsck can tell a damaged record from
 // a valid one and name it):
@@ -51,10 +63,11 @@
 //     until step 5;
 //  2. takes the namespace log and the dirty set;
 //  3. reads each dirty inode's size, times and extent map;
-//  4. flushes the data device (ordered data: every extent marked written
-//     in step 3 had its data written before, so it is durable now), then
-//     applies everything in one bbolt transaction, which is durable when
-//     Commit returns;
+//  4. writes its sequence number to the commit record of block 0, flushes
+//     the data device (ordered data: every extent marked written in step 3
+//     had its data written before, so it is durable now, and so is the
+//     record), then applies everything in one bbolt transaction, which is
+//     durable when Commit returns;
 //  5. releases the sealed quarantine to the allocator.
 //
 // Step 1 comes before step 2 because a block-freeing change marks its inode

@@ -47,6 +47,8 @@ type Kind string
 const (
 	KindSuperblock  Kind = "superblock"       // the two superblock copies, the data file's size
 	KindStore       Kind = "meta.db"          // bbolt's page structure, its buckets
+	KindRollback    Kind = "rollback"         // meta.db is older than the image's last commit
+	KindCommitSeq   Kind = "commit-record"    // block 0's commit record
 	KindRecord      Kind = "bad-record"       // a record that does not decode
 	KindState       Kind = "state"            // the state record's counts
 	KindRoot        Kind = "root"             // the root directory
@@ -214,6 +216,7 @@ func run(img *Image, opts CheckOptions, repair bool) (*Report, error) {
 		parent: map[uint64]uint64{}, name: map[uint64]string{}, added: map[uint64]int64{},
 	}
 	c.checkSuperblocks()
+	c.checkCommits(repair)
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -307,17 +310,45 @@ func (c *fsck) checkSuperblocks() {
 	}
 }
 
+// checkCommits reports what Open found of meta.db's meta pages and the
+// commit record: a rollback (accepted or not), a damaged older meta page
+// and a damaged record. Repair's commit rewrites the latter two.
+func (c *fsck) checkCommits(repair bool) {
+	img := c.img
+	if rb := img.rollback; rb != nil {
+		f := Finding{Severity: Error, Kind: KindRollback, Page: -1, Problem: rb.String()}
+		if rb.Accepted {
+			f.Fix, f.Fixed = "accept it: commit "+utoa(rb.To)+" is the latest now", true
+		} else {
+			f.Problem += "; fsck --repair --accept-rollback accepts the loss"
+		}
+		c.report(f)
+	} else if o := img.store.other(); o.err != nil {
+		c.report(Finding{Severity: Error, Kind: KindStore, Page: -1,
+			Problem: fmt.Sprintf("%s meta page %d (the older one: nothing is lost) is damaged: %v", MetaFile, o.index, o.err),
+			Fix:     "rewrite it (the next commit does)"})
+		c.dirtyState = true
+	}
+	if img.SB.Compat&CompatCommitSeq != 0 && img.recErr != nil && (img.rollback == nil || img.rollback.Accepted) {
+		c.report(Finding{Severity: Error, Kind: KindCommitSeq, Page: -1, Problem: img.recErr.Error(),
+			Fix: "rewrite it from " + MetaFile + "'s commit sequence"})
+		c.dirtyState = true
+	}
+}
+
 // load reads the records into the model, reports the damaged ones and
 // bbolt's own structural check, and compares the state record's counts
 // with the records.
 func (c *fsck) load() error {
 	c.progress("load", 0, 0)
-	err := c.img.db.View(func(tx *bbolt.Tx) error {
-		c.stateRaw = append([]byte(nil), tx.Bucket([]byte(bucketSuper)).Get([]byte(keyState))...)
-		for err := range tx.Check() {
-			c.report(Finding{Severity: Error, Kind: KindStore, Page: -1, Problem: MetaFile + ": " + err.Error()})
-		}
-		return nil
+	err := safely("check", func() error {
+		return c.img.db.View(func(tx *bbolt.Tx) error {
+			c.stateRaw = append([]byte(nil), tx.Bucket([]byte(bucketSuper)).Get([]byte(keyState))...)
+			for err := range tx.Check() {
+				c.report(Finding{Severity: Error, Kind: KindStore, Page: -1, Problem: clip(MetaFile + ": " + err.Error())})
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("fsck %s: %w", c.img.Dir, ioErr(err))

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"hash/crc32"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"slices"
@@ -522,4 +523,91 @@ func fits(s *Snapshot, nblocks int64) string {
 		return "the state record's counts are wrong"
 	}
 	return ""
+}
+
+// FuzzStorePages damages meta.db's raw pages, below bbolt: prog is a list
+// of (offset, xor) triples, the offset (big-endian u16, wrapped to the
+// file) mostly in the first pages where the meta pages and the bucket
+// roots are. With reseal the meta pages' checksums are recomputed, so
+// that damaged root, freelist and high-water fields reach the checks
+// behind them. Open, fsck and Repair must never panic or crash; an Open
+// that fails says EUCLEAN in one bounded line; an image Open accepts is
+// one Check and Repair run on.
+func FuzzStorePages(f *testing.F) {
+	template := testImage(f)
+	ps := os.Getpagesize()
+	for _, seed := range []struct {
+		prog   []byte
+		reseal bool
+	}{
+		{nil, false},
+		{[]byte{0, 16 + 16, 0x01}, true},                 // meta 0's root page id
+		{[]byte{0, 16 + 40, 0x10}, true},                 // meta 0's high-water mark
+		{[]byte{0, 16 + 32, 0x01}, true},                 // meta 0's freelist page id
+		{[]byte{byte(ps >> 8), 16 + 48, 0x02}, false},    // meta 1's txid, unsealed
+		{[]byte{byte(2 * ps >> 8), 8, 0x03}, false},      // page 2's flags
+		{[]byte{byte(2 * ps >> 8), 10, 0x40}, false},     // page 2's element count
+		{[]byte{byte(3 * ps >> 8), 16 + 4, 0x7f}, false}, // page 3's first element position
+		{[]byte{byte(3 * ps >> 8), 16 + 12, 0xff}, false},
+		{[]byte{byte(4 * ps >> 8), 0, 0x01}, false}, // page 4's id
+	} {
+		f.Add(seed.prog, seed.reseal)
+	}
+	orig, err := os.ReadFile(filepath.Join(template, MetaFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, prog []byte, reseal bool) {
+		dir := filepath.Join(t.TempDir(), "img")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		copyFile(t, filepath.Join(template, DataFile), filepath.Join(dir, DataFile))
+		b := bytes.Clone(orig)
+		for ; len(prog) >= 3; prog = prog[3:] {
+			b[int(be.Uint16(prog))%len(b)] ^= prog[2]
+		}
+		if reseal {
+			for _, off := range []int{0, ps} {
+				h := b[off+pageHeader:]
+				sum := fnv.New64a()
+				sum.Write(h[:metaSumLen])
+				ne.PutUint64(h[metaSumLen:], sum.Sum64())
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, MetaFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, readOnly := range []bool{true, false} {
+			img, err := Open(dir, OpenOptions{ReadOnly: readOnly, AcceptRollback: true})
+			if err != nil {
+				if !errors.Is(err, syscall.EUCLEAN) {
+					t.Fatalf("Open: %v: not EUCLEAN", err)
+				}
+				if msg := err.Error(); len(msg) > 1024 || strings.Contains(msg, "\n") {
+					t.Fatalf("Open: an error of %d bytes, not one bounded line: %.200q", len(msg), msg)
+				}
+				if _, err := Precheck(dir, false); err != nil && !errors.Is(err, syscall.EUCLEAN) {
+					t.Fatalf("Precheck: %v: not EUCLEAN", err)
+				}
+				return
+			}
+			check := Check
+			if !readOnly {
+				check = Repair
+			}
+			rep, err := check(img, CheckOptions{})
+			img.Close()
+			if err != nil && !errors.Is(err, syscall.EUCLEAN) && !errors.Is(err, syscall.EIO) {
+				t.Fatalf("fsck: %v", err)
+			}
+			if rep != nil {
+				for _, f := range rep.Findings {
+					if msg := f.String(); len(msg) > 1024 || strings.Contains(msg, "\n") {
+						t.Fatalf("a finding of %d bytes, not one bounded line: %.200q", len(msg), msg)
+					}
+				}
+			}
+		}
+	})
 }

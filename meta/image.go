@@ -68,6 +68,7 @@ func Create(dir string, opts CreateOptions) (Superblock, error) {
 	if err != nil {
 		return Superblock{}, mkfsErr(dir, err)
 	}
+	sb.Compat = CompatCommitSeq
 	if err := writeData(filepath.Join(dir, DataFile), sb); err != nil {
 		return Superblock{}, mkfsErr(dir, err)
 	}
@@ -152,7 +153,8 @@ func writeData(path string, sb Superblock) error {
 	if err := f.Truncate(sb.Blocks * BlockSize); err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(sb.Encode(), 0); err != nil {
+	// writeMeta's transaction is commit 1: its record goes ahead of it.
+	if _, err := f.WriteAt(sb.block0(1), 0); err != nil {
 		return err
 	}
 	return f.Sync()
@@ -214,19 +216,66 @@ type Image struct {
 	Dir string
 	SB  Superblock
 	db  *bbolt.DB
+
+	// The fields below are set by Open, then by each commit: the
+	// journal's (under its commitMu) or Repair's (the image's only user).
+	store    *storeInfo // meta.db's meta pages
+	seq      uint64     // meta.db's commit sequence
+	seqErr   error      // the state record did not decode at Open
+	rec      uint64     // block 0's commit record at Open
+	recErr   error      // the commit record is damaged or absent (CompatCommitSeq images)
+	rollback *Rollback  // meta.db fell back to an older commit; nil if not
 }
 
 // OpenOptions configure Open.
 type OpenOptions struct {
 	// ReadOnly opens meta.db shared and read-only (fsck without repair).
+	// A read-only open of a rolled-back image succeeds: Image.Rollback
+	// reports it.
 	ReadOnly bool
 	// Wait is how long to wait for another process to close the image;
 	// default 100 ms, after which Open fails with EBUSY.
 	Wait time.Duration
+	// AcceptRollback opens an image whose meta.db fell back to an older
+	// commit (see Rollback) read-write anyway: the older state becomes the
+	// latest, and what was committed after it is lost for good. Without
+	// it such an open fails with a *RollbackError.
+	AcceptRollback bool
 }
 
-// Open opens the image at dir and checks its superblocks. It locks meta.db
-// (shared when read-only): a second writer gets EBUSY.
+// Rollback describes a meta.db that is older than its image's last
+// commit: bbolt fell back to its previous meta page because the latest
+// one is damaged, or the file was replaced by an older copy. Whatever was
+// committed after commit To — files written and fsync'd among it — is
+// gone from the metadata.
+type Rollback struct {
+	From, To uint64 // commit sequence numbers: the latest one, and meta.db's
+	Accepted bool   // Open accepted it (OpenOptions.AcceptRollback)
+	Why      string // how it was detected
+}
+
+// String says what was lost, as fsck reports it.
+func (r Rollback) String() string {
+	return fmt.Sprintf("rolled back from commit %d to %d: data fsynced since is lost (%s)", r.From, r.To, r.Why)
+}
+
+// RollbackError is Open's error for a rolled-back image. It wraps
+// EUCLEAN.
+type RollbackError struct{ Rollback }
+
+// Error names the commits and the way to accept the loss.
+func (e *RollbackError) Error() string {
+	return MetaFile + " " + e.Rollback.String() + "; holefs fsck --repair --accept-rollback accepts the loss"
+}
+
+// Unwrap makes the error EUCLEAN.
+func (e *RollbackError) Unwrap() error { return syscall.EUCLEAN }
+
+// Open opens the image at dir and checks its superblocks and meta.db's
+// page structure (before bbolt reads it: a damaged page is an EUCLEAN
+// error naming it, never a crash). It locks meta.db (shared when
+// read-only): a second writer gets EBUSY. A meta.db that fell back to an
+// older commit is refused read-write unless opts.AcceptRollback.
 func Open(dir string, opts OpenOptions) (*Image, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -235,7 +284,7 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 	if !st.IsDir() {
 		return nil, openErr(dir, fmt.Errorf("not a directory (create an image with holefs mkfs): %w", syscall.ENOTDIR))
 	}
-	dataSB, err := readSuperblock(filepath.Join(dir, DataFile))
+	dataSB, block, err := readBlock0(filepath.Join(dir, DataFile))
 	if err != nil {
 		return nil, openErr(dir, err)
 	}
@@ -246,16 +295,27 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 	if opts.Wait <= 0 {
 		opts.Wait = 100 * time.Millisecond
 	}
+	store, err := lockedCheckStore(metaPath, opts.ReadOnly, opts.Wait)
+	if err != nil {
+		return nil, openErr(dir, err)
+	}
 	flag := os.O_RDWR
 	if opts.ReadOnly {
 		flag = os.O_RDONLY
 	}
-	db, err := bbolt.Open(metaPath, 0o600, &bbolt.Options{Timeout: opts.Wait, ReadOnly: opts.ReadOnly,
-		OpenFile:       func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
-		NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	var db *bbolt.DB
+	err = safely("open", func() (err error) {
+		db, err = bbolt.Open(metaPath, 0o600, &bbolt.Options{Timeout: opts.Wait, ReadOnly: opts.ReadOnly,
+			OpenFile:       func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
+			NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+		return err
+	})
 	if err != nil {
+		if errors.Is(err, syscall.EUCLEAN) {
+			return nil, openErr(dir, err)
+		}
 		if errors.Is(err, bbolt.ErrTimeout) {
-			return nil, openErr(dir, fmt.Errorf("in use by another process (close it, or unmount it, first): %w", syscall.EBUSY))
+			return nil, openErr(dir, errBusy)
 		}
 		var errno syscall.Errno
 		if errors.As(err, &errno) {
@@ -263,12 +323,172 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 		}
 		return nil, openErr(dir, fmt.Errorf("%s: %v: %w", MetaFile, err, syscall.EUCLEAN))
 	}
-	img := &Image{Dir: dir, SB: dataSB, db: db}
-	if err := img.checkSuperblockCopy(); err != nil {
+	img := &Image{Dir: dir, SB: dataSB, db: db, store: store}
+	if err := safely("read", img.checkSuperblockCopy); err != nil {
 		db.Close()
 		return nil, openErr(dir, err)
 	}
+	img.seq, img.seqErr = img.readSeq()
+	img.rec, img.recErr = uint64(0), errNoRecord
+	if dataSB.Compat&CompatCommitSeq != 0 {
+		img.rec, img.recErr = decodeCommitRecord(block)
+	}
+	img.rollback = img.detectRollback()
+	if rb := img.rollback; rb != nil && !opts.ReadOnly {
+		if !opts.AcceptRollback {
+			db.Close()
+			return nil, openErr(dir, &RollbackError{*rb})
+		}
+		// Accepting makes the state meta.db holds the latest: the record
+		// says so before anything else is written.
+		if img.SB.Compat&CompatCommitSeq != 0 {
+			if err := img.writeRecord(img.seq); err != nil {
+				db.Close()
+				return nil, openErr(dir, err)
+			}
+			img.rec, img.recErr = img.seq, nil
+		}
+		// A commit of nothing writes the next meta page over the
+		// damaged one, which would otherwise still read as the newer.
+		if img.store.other().err != nil {
+			if err := img.db.Update(func(*bbolt.Tx) error { return nil }); err != nil {
+				db.Close()
+				return nil, openErr(dir, fmt.Errorf("%s: rewrite the damaged meta page: %w", MetaFile, ioErr(err)))
+			}
+			if err := img.refreshStore(); err != nil {
+				db.Close()
+				return nil, openErr(dir, err)
+			}
+		}
+		rb.Accepted = true
+	}
 	return img, nil
+}
+
+// refreshStore reads the meta pages again after a commit of this
+// process's (bbolt's lock is held: no one else writes).
+func (img *Image) refreshStore() error {
+	s, err := checkStore(filepath.Join(img.Dir, MetaFile))
+	if err != nil {
+		return err
+	}
+	img.store = s
+	return nil
+}
+
+var (
+	errBusy     = fmt.Errorf("in use by another process (close it, or unmount it, first): %w", syscall.EBUSY)
+	errNoRecord = errors.New("no commit record (an image made before holefs kept one)")
+)
+
+// detectRollback compares meta.db with its meta pages and block 0's
+// commit record. Each commit writes its sequence number to the record
+// ahead of the data flush that precedes its meta.db transaction, so in any
+// crash state the record is at most one ahead of meta.db: one ahead is a
+// commit that did not complete, unless bbolt fell back from a damaged meta
+// page (the damaged one's txid may itself be what is damaged, so any
+// damaged meta page then counts); more is a rollback whatever the pages
+// say. Without a record (older images, or a damaged one) the meta pages
+// alone tell: the damaged one was the newer, as far as its txid can be read.
+func (img *Image) detectRollback() *Rollback {
+	if img.seqErr != nil {
+		return nil
+	}
+	other := img.store.other()
+	damaged := fmt.Sprintf("meta page %d is damaged: %v", other.index, other.err)
+	m := img.seq
+	switch {
+	case img.recErr != nil:
+		if img.store.fellBack() {
+			return &Rollback{From: m + 1, To: m, Why: damaged}
+		}
+	case img.rec > m+1:
+		return &Rollback{From: img.rec, To: m, Why: "block 0 records commit " + utoa(img.rec)}
+	case img.rec == m+1 && other.err != nil:
+		return &Rollback{From: img.rec, To: m, Why: damaged}
+	}
+	return nil
+}
+
+// Rollback reports whether meta.db fell back to an older commit than the
+// image's latest (see OpenOptions.AcceptRollback).
+func (img *Image) Rollback() (Rollback, bool) {
+	if img.rollback == nil {
+		return Rollback{}, false
+	}
+	return *img.rollback, true
+}
+
+// readSeq reads the commit sequence of the state record.
+func (img *Image) readSeq() (uint64, error) {
+	var st state
+	err := img.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		st, err = decodeState(tx.Bucket([]byte(bucketSuper)).Get([]byte(keyState)))
+		return err
+	})
+	return st.Seq, err
+}
+
+// writeRecord writes block 0 with a commit record of seq and makes it
+// durable, for the writers of meta.db that have no device: Open accepting
+// a rollback, and fsck.
+func (img *Image) writeRecord(seq uint64) error {
+	f, err := os.OpenFile(img.DataPath(), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(img.SB.block0(seq), 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// lockedCheckStore runs checkStore under meta.db's lock, taken as bbolt
+// takes it (flock, shared when read-only), so that it never reads a
+// meta.db another process is writing; the lock is dropped before bbolt
+// takes its own.
+func lockedCheckStore(path string, readOnly bool, wait time.Duration) (*storeInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	how := syscall.LOCK_EX
+	if readOnly {
+		how = syscall.LOCK_SH
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
+			return nil, fmt.Errorf("%s: lock: %w", MetaFile, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, errBusy
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return checkStore(path)
+}
+
+// safely runs fn, which reads meta.db through bbolt, and turns a panic
+// into an EUCLEAN error. checkStore is meant to leave bbolt nothing to
+// panic on; should it miss something, the caller gets an error rather
+// than losing its process (a panic in one of bbolt's own goroutines
+// cannot be caught: checkStore must leave those none).
+func safely(what string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupt("%s: %s: bbolt panicked: %s", MetaFile, what, clip(fmt.Sprint(r)))
+		}
+	}()
+	return fn()
 }
 
 // openErr names the image in an Open error, the way os.Open names its file.
@@ -281,9 +501,16 @@ func openErr(dir string, err error) error {
 }
 
 func readSuperblock(path string) (Superblock, error) {
+	sb, _, err := readBlock0(path)
+	return sb, err
+}
+
+// readBlock0 reads and checks the superblock of the data file at path,
+// and returns block 0 (for its commit record).
+func readBlock0(path string) (Superblock, []byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Superblock{}, err
+		return Superblock{}, nil, err
 	}
 	defer f.Close()
 	b := make([]byte, BlockSize)
@@ -292,20 +519,20 @@ func readSuperblock(path string) (Superblock, error) {
 		if err == nil {
 			err = errors.New("short read")
 		}
-		return Superblock{}, corrupt("%s: cannot read the superblock (%v)", DataFile, err)
+		return Superblock{}, nil, corrupt("%s: cannot read the superblock (%v)", DataFile, err)
 	}
 	sb, err := DecodeSuperblock(b)
 	if err != nil {
-		return Superblock{}, fmt.Errorf("%s: %w", DataFile, err)
+		return Superblock{}, nil, fmt.Errorf("%s: %w", DataFile, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
-		return Superblock{}, err
+		return Superblock{}, nil, err
 	}
 	if st.Size() < sb.Blocks*BlockSize {
-		return Superblock{}, corrupt("%s: %d bytes, the superblock says %d blocks (%d bytes): truncated", DataFile, st.Size(), sb.Blocks, sb.Blocks*BlockSize)
+		return Superblock{}, nil, corrupt("%s: %d bytes, the superblock says %d blocks (%d bytes): truncated", DataFile, st.Size(), sb.Blocks, sb.Blocks*BlockSize)
 	}
-	return sb, nil
+	return sb, b, nil
 }
 
 func (img *Image) checkSuperblockCopy() error {
@@ -346,6 +573,9 @@ func (img *Image) Checksum(block int64) (uint32, bool) {
 	})
 	return c, ok
 }
+
+// ReadOnly reports whether the image is open read-only.
+func (img *Image) ReadOnly() bool { return img.db != nil && img.db.IsReadOnly() }
 
 // Close closes meta.db and releases its lock.
 func (img *Image) Close() error {

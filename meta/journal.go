@@ -102,6 +102,14 @@ type JournalOptions struct {
 		Take() map[int64]uint32
 		Untake(map[int64]uint32)
 	}
+	// WriteBlock0, if set, writes block 0 of the data device (no flush).
+	// On images with CompatCommitSeq each commit writes its sequence
+	// number there, in the commit record, before the data flush that
+	// precedes its meta.db transaction: the flush the commit makes anyway
+	// makes it durable, and a meta.db that later falls back to an older
+	// commit is detected by Open. Unset, the record lags (nothing is
+	// detected that the meta pages alone do not show).
+	WriteBlock0 func(p []byte) error
 	// BeforeCommit and AfterCommit, if set, run around each metadata
 	// transaction, after the data flush (test hooks: a crash test copies
 	// meta.db there; between the two a crash may leave either state).
@@ -332,6 +340,12 @@ func (j *Journal) flush() error {
 }
 
 func (j *Journal) write(log []record, snaps []snapshot, sums map[int64]uint32) error {
+	img := j.img
+	if j.opts.WriteBlock0 != nil && img.SB.Compat&CompatCommitSeq != 0 && img.seqErr == nil {
+		if err := j.opts.WriteBlock0(img.SB.block0(img.seq + 1)); err != nil {
+			return fmt.Errorf("meta: commit: write the commit record: %w", err)
+		}
+	}
 	if err := j.flush(); err != nil {
 		return err
 	}
@@ -341,7 +355,8 @@ func (j *Journal) write(log []record, snaps []snapshot, sums map[int64]uint32) e
 	if j.opts.AfterCommit != nil {
 		defer j.opts.AfterCommit()
 	}
-	err := j.img.db.Update(func(tx *bbolt.Tx) error {
+	var seq uint64
+	err := img.db.Update(func(tx *bbolt.Tx) error {
 		w, err := newWriter(tx)
 		if err != nil {
 			return err
@@ -359,11 +374,13 @@ func (j *Journal) write(log []record, snaps []snapshot, sums map[int64]uint32) e
 		if err := w.putChecksums(tx, sums); err != nil {
 			return err
 		}
+		seq = w.st.Seq + 1
 		return w.finish()
 	})
 	if err != nil {
 		return fmt.Errorf("meta: commit: %w", ioErr(err))
 	}
+	img.seq = seq
 	return nil
 }
 

@@ -32,61 +32,63 @@ func (p Problem) Error() string { return fmt.Sprintf("%s: %v", p.Bucket, p.Err) 
 // together.
 func (img *Image) Load(bad func(Problem)) (*Snapshot, error) {
 	s := &Snapshot{Inodes: map[uint64]Inode{}, Extents: map[uint64][]Extent{}}
-	err := img.db.View(func(tx *bbolt.Tx) error {
-		report := func(bucket string, k []byte, err error) error {
-			if bad == nil {
+	err := safely("load", func() error {
+		return img.db.View(func(tx *bbolt.Tx) error {
+			report := func(bucket string, k []byte, err error) error {
+				if bad == nil {
+					return err
+				}
+				bad(Problem{Bucket: bucket, Key: append([]byte(nil), k...), Err: err})
+				return nil
+			}
+			st, err := decodeState(tx.Bucket([]byte(bucketSuper)).Get([]byte(keyState)))
+			if err != nil {
+				if err := report(bucketSuper, []byte(keyState), err); err != nil {
+					return err
+				}
+			}
+			s.Seq, s.Owned, s.NInodes = st.Seq, st.Owned, st.Inodes
+			err = tx.Bucket([]byte(bucketInodes)).ForEach(func(k, v []byte) error {
+				in, err := DecodeInode(k, v)
+				if err != nil {
+					return report(bucketInodes, k, err)
+				}
+				s.Inodes[in.Ino] = in
+				return nil
+			})
+			if err != nil {
 				return err
 			}
-			bad(Problem{Bucket: bucket, Key: append([]byte(nil), k...), Err: err})
-			return nil
-		}
-		st, err := decodeState(tx.Bucket([]byte(bucketSuper)).Get([]byte(keyState)))
-		if err != nil {
-			if err := report(bucketSuper, []byte(keyState), err); err != nil {
+			err = tx.Bucket([]byte(bucketDirents)).ForEach(func(k, v []byte) error {
+				d, err := DecodeDirent(k, v)
+				if err != nil {
+					return report(bucketDirents, k, err)
+				}
+				s.Dirents = append(s.Dirents, d)
+				return nil
+			})
+			if err != nil {
 				return err
 			}
-		}
-		s.Seq, s.Owned, s.NInodes = st.Seq, st.Owned, st.Inodes
-		err = tx.Bucket([]byte(bucketInodes)).ForEach(func(k, v []byte) error {
-			in, err := DecodeInode(k, v)
+			err = tx.Bucket([]byte(bucketExtents)).ForEach(func(k, v []byte) error {
+				ino, x, err := DecodeExtent(k, v, img.SB.Blocks)
+				if err != nil {
+					return report(bucketExtents, k, err)
+				}
+				s.Extents[ino] = append(s.Extents[ino], x)
+				return nil
+			})
 			if err != nil {
-				return report(bucketInodes, k, err)
+				return err
 			}
-			s.Inodes[in.Ino] = in
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		err = tx.Bucket([]byte(bucketDirents)).ForEach(func(k, v []byte) error {
-			d, err := DecodeDirent(k, v)
-			if err != nil {
-				return report(bucketDirents, k, err)
-			}
-			s.Dirents = append(s.Dirents, d)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		err = tx.Bucket([]byte(bucketExtents)).ForEach(func(k, v []byte) error {
-			ino, x, err := DecodeExtent(k, v, img.SB.Blocks)
-			if err != nil {
-				return report(bucketExtents, k, err)
-			}
-			s.Extents[ino] = append(s.Extents[ino], x)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		return tx.Bucket([]byte(bucketXattrs)).ForEach(func(k, v []byte) error {
-			x, err := DecodeXattr(k, v)
-			if err != nil {
-				return report(bucketXattrs, k, err)
-			}
-			s.Xattrs = append(s.Xattrs, x)
-			return nil
+			return tx.Bucket([]byte(bucketXattrs)).ForEach(func(k, v []byte) error {
+				x, err := DecodeXattr(k, v)
+				if err != nil {
+					return report(bucketXattrs, k, err)
+				}
+				s.Xattrs = append(s.Xattrs, x)
+				return nil
+			})
 		})
 	})
 	if err != nil {

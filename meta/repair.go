@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +26,12 @@ var errChanged = fmt.Errorf("meta: the image changed while fsck checked it (is i
 // rewrites under the same key survives.
 func (c *fsck) commit() error {
 	c.progress("commit", 0, 0)
+	if c.img.SB.Compat&CompatCommitSeq != 0 {
+		// Ahead of the transaction, as every commit does (see detectRollback).
+		if err := c.img.writeRecord(c.seq + 1); err != nil {
+			return fmt.Errorf("fsck %s: commit: write the commit record: %w", c.img.Dir, err)
+		}
+	}
 	err := c.img.db.Update(func(tx *bbolt.Tx) error {
 		bucket := func(name string) *bbolt.Bucket { return tx.Bucket([]byte(name)) }
 		super := bucket(bucketSuper)
@@ -90,7 +97,9 @@ func (c *fsck) commit() error {
 		}
 		return fmt.Errorf("fsck %s: commit: %w", c.img.Dir, ioErr(err))
 	}
-	return nil
+	c.img.seq, c.img.seqErr = c.seq+1, nil
+	c.img.rec, c.img.recErr = c.seq+1, nil
+	return c.img.refreshStore()
 }
 
 // deleteKey deletes a record, or a nested bucket where a record belongs.
@@ -138,7 +147,21 @@ func Precheck(dir string, repair bool) ([]Finding, error) {
 		return nil, perr(err)
 	}
 
-	db, err := openDB(filepath.Join(dir, MetaFile), !repair)
+	var found []Finding
+	report := func(kind Kind, problem, fix string) {
+		found = append(found, Finding{Severity: Error, Kind: kind, Page: -1, Problem: problem, Fix: fix})
+	}
+	metaPath := filepath.Join(dir, MetaFile)
+	if _, err := lockedCheckStore(metaPath, !repair, 100*time.Millisecond); err != nil {
+		if !errors.Is(err, syscall.EUCLEAN) {
+			return nil, perr(err)
+		}
+		// bbolt cannot read such a meta.db safely, and fsck repairs
+		// through bbolt.
+		report(KindStore, strings.TrimSuffix(err.Error(), ": "+syscall.EUCLEAN.Error()), "")
+		return found, nil
+	}
+	db, err := openDB(metaPath, !repair)
 	if err != nil {
 		return nil, perr(err)
 	}
@@ -146,6 +169,7 @@ func Precheck(dir string, repair bool) ([]Finding, error) {
 	var msb Superblock
 	var merr error
 	var missing []string
+	var seq uint64
 	err = db.View(func(tx *bbolt.Tx) error {
 		for _, b := range buckets {
 			if tx.Bucket([]byte(b)) == nil {
@@ -154,6 +178,9 @@ func Precheck(dir string, repair bool) ([]Finding, error) {
 		}
 		if sup := tx.Bucket([]byte(bucketSuper)); sup != nil {
 			msb, merr = DecodeSuperblock(sup.Get([]byte(keySB)))
+			if st, err := decodeState(sup.Get([]byte(keyState))); err == nil {
+				seq = st.Seq
+			}
 		} else {
 			merr = corrupt("superblock: no copy (bucket %q is missing)", bucketSuper)
 		}
@@ -167,10 +194,6 @@ func Precheck(dir string, repair bool) ([]Finding, error) {
 		if errors.Is(e, syscall.EOPNOTSUPP) {
 			return nil, perr(e)
 		}
-	}
-	var found []Finding
-	report := func(kind Kind, problem, fix string) {
-		found = append(found, Finding{Severity: Error, Kind: kind, Page: -1, Problem: problem, Fix: fix})
 	}
 	good, writeData, writeMeta := dsb, false, false
 	switch {
@@ -206,7 +229,9 @@ func Precheck(dir string, repair bool) ([]Finding, error) {
 			}
 		}
 		if writeData {
-			if _, err := df.WriteAt(good.Encode(), 0); err != nil {
+			// With meta.db's commit sequence in the record: the
+			// rollback check has nothing better to go on.
+			if _, err := df.WriteAt(good.block0(seq), 0); err != nil {
 				return found, perr(err)
 			}
 		}
@@ -247,14 +272,21 @@ func openDB(path string, readOnly bool) (*bbolt.DB, error) {
 	if readOnly {
 		flag = os.O_RDONLY
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 100 * time.Millisecond, ReadOnly: readOnly,
-		OpenFile:       func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
-		NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	var db *bbolt.DB
+	err := safely("open", func() (err error) {
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 100 * time.Millisecond, ReadOnly: readOnly,
+			OpenFile:       func(p string, _ int, m os.FileMode) (*os.File, error) { return os.OpenFile(p, flag, m) },
+			NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+		return err
+	})
 	if err == nil {
 		return db, nil
 	}
+	if errors.Is(err, syscall.EUCLEAN) {
+		return nil, err
+	}
 	if errors.Is(err, bbolt.ErrTimeout) {
-		return nil, fmt.Errorf("in use by another process (close it, or unmount it, first): %w", syscall.EBUSY)
+		return nil, errBusy
 	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {

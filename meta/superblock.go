@@ -33,8 +33,12 @@ const (
 	// character and block devices, whose records carry a device number
 	// (record version 2); a holefs without it would call them damaged.
 	IncompatSpecialFiles uint64 = 1 << 2
+	// CompatCommitSeq: block 0 carries a commit record, the sequence
+	// number of the latest meta.db commit, written ahead of each commit,
+	// so that a meta.db that fell back to an older state is detected.
+	CompatCommitSeq uint64 = 1 << 0
 
-	knownCompat   uint64 = 0
+	knownCompat          = CompatCommitSeq
 	knownROCompat uint64 = 0
 	knownIncompat        = IncompatDataChecksums | IncompatReflink | IncompatSpecialFiles
 )
@@ -134,8 +138,51 @@ func (sb Superblock) String() string {
 		sb.Version, sb.Blocks, sb.BlockSize, sb.Blocks*int64(sb.BlockSize)>>20, sb.UUID, sb.Compat, sb.ROCompat, sb.Incompat)
 }
 
+// The commit record sits in block 0 at commitRecordOff, in the sector
+// after the superblock's, so that rewriting it never tears the superblock:
+// a magic, the sequence number and a CRC-32C of both.
+const (
+	commitRecordOff  = 512
+	commitRecordSize = 8 + 8 + 4
+)
+
+var commitMagic = [8]byte{'h', 'o', 'l', 'e', 'f', 's', 's', 'q'}
+
+// block0 returns block 0 with the superblock and a commit record of seq.
+func (sb Superblock) block0(seq uint64) []byte {
+	b := sb.Encode()
+	r := b[commitRecordOff:]
+	copy(r, commitMagic[:])
+	binary.BigEndian.PutUint64(r[8:], seq)
+	binary.BigEndian.PutUint32(r[16:], crc32.Checksum(r[:16], castagnoli))
+	return b
+}
+
+// decodeCommitRecord reads the commit record of block 0.
+func decodeCommitRecord(block []byte) (uint64, error) {
+	if len(block) < commitRecordOff+commitRecordSize {
+		return 0, corrupt("%s: commit record: block 0 of %d bytes", DataFile, len(block))
+	}
+	r := block[commitRecordOff:]
+	if !bytes.Equal(r[:8], commitMagic[:]) {
+		return 0, corrupt("%s: commit record: bad magic %x", DataFile, r[:8])
+	}
+	be := binary.BigEndian
+	if got, want := be.Uint32(r[16:]), crc32.Checksum(r[:16], castagnoli); got != want {
+		return 0, corrupt("%s: commit record: checksum %08x, computed %08x", DataFile, got, want)
+	}
+	return be.Uint64(r[8:]), nil
+}
+
 // corrupt returns an EUCLEAN error ("structure needs cleaning", as ext4 and
 // XFS report corrupt metadata).
+// A byte-slice argument (a damaged key, whose length may be anything) is
+// cut to its first 32 bytes: an error is one line of bounded length.
 func corrupt(format string, args ...any) error {
+	for i, a := range args {
+		if b, ok := a.([]byte); ok && len(b) > 32 {
+			args[i] = b[:32]
+		}
+	}
 	return fmt.Errorf(format+": %w", append(args, syscall.EUCLEAN)...)
 }

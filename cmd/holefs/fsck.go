@@ -28,14 +28,17 @@ func fsckCmd(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("fsck", flag.ContinueOnError)
 	repair := fl.Bool("repair", false, "fix what is safe to fix (opens the image read-write)")
 	quiet := fl.Bool("quiet", false, "no progress output")
+	accept := fl.Bool("accept-rollback", false, "with --repair, accept a meta.db that fell back to an older commit (what was committed since is lost)")
 	fl.Usage = func() {
-		fmt.Fprintf(fl.Output(), "Usage: holefs fsck PATH [--repair]\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: holefs fsck PATH [--repair [--accept-rollback]]\n\n"+
 			"Checks every invariant of the image at PATH and reports each problem with its\n"+
 			"inode, page or name. Without --repair it only reads, and refuses (EBUSY) an image\n"+
 			"another process has open for writing. --repair fixes what is safe and says what it\n"+
 			"changed: damaged records are removed, unreachable inodes go to /lost+found, link\n"+
 			"counts and counters are rewritten, a block owned twice stays with one owner and\n"+
-			"the other's pages there become a hole.\n\n"+
+			"the other's pages there become a hole. A meta.db that fell back to an older\n"+
+			"commit (a damaged meta page) is reported as a rollback; mount and open refuse\n"+
+			"it until --repair --accept-rollback accepts the loss.\n\n"+
 			"Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"+
 			"8 operational error, 16 usage error.\n\nFlags:\n")
 		fl.PrintDefaults()
@@ -51,7 +54,11 @@ func fsckCmd(args []string, stdout, stderr io.Writer) error {
 	if !*quiet {
 		prog = newFsckProgress(stderr)
 	}
-	code, err := fsck(path, *repair, stdout, prog)
+	if *accept && !*repair {
+		fmt.Fprintln(stderr, "holefs fsck: --accept-rollback needs --repair")
+		return exitStatus{code: fsckUsage}
+	}
+	code, err := fsck(path, *repair, *accept, stdout, prog)
 	return exitStatus{code: code, err: err}
 }
 
@@ -72,8 +79,8 @@ func (e exitStatus) Unwrap() error { return e.err }
 
 // fsck checks (or repairs) the image at path, prints the findings and
 // returns the exit status.
-func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, error) {
-	img, err := meta.Open(path, meta.OpenOptions{ReadOnly: !repair})
+func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress) (int, error) {
+	img, err := openForFsck(path, repair, accept)
 	var pre []meta.Finding
 	if errors.Is(err, syscall.EUCLEAN) {
 		// The superblocks or the buckets, which Open needs: Precheck
@@ -87,10 +94,10 @@ func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, 
 		if fixed, left := countErrors(pre); left > 0 {
 			// Without a valid, agreeing pair of superblocks nothing
 			// else can be checked.
-			summarize(stdout, path, fixed, left, 0, repair)
+			summarize(stdout, path, fixed, left, 0, repair || !repairable(pre))
 			return fsckLeft, nil
 		}
-		img, err = meta.Open(path, meta.OpenOptions{ReadOnly: !repair})
+		img, err = openForFsck(path, repair, accept)
 	}
 	if err != nil {
 		return fsckFailed, err
@@ -98,7 +105,7 @@ func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, 
 	fmt.Fprintf(stdout, "%s: %s, %d blocks of %d bytes, uuid %s, features %s\n", path,
 		formatBytes(img.SB.Blocks*int64(img.SB.BlockSize)), img.SB.Blocks, img.SB.BlockSize, formatUUID(img.SB.UUID), featureNames(img.SB))
 	check := meta.Check
-	if repair {
+	if repair && !img.ReadOnly() {
 		check = meta.Repair
 	}
 	opts := meta.CheckOptions{}
@@ -126,7 +133,7 @@ func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, 
 		plural(rep.Inodes, "inode", "inodes"), plural(rep.Dirs, "directory", "directories"), plural(rep.Files, "file", "files"),
 		plural(rep.Symlinks, "symlink", "symlinks"), plural(rep.Orphans, "orphan", "orphans"), plural(rep.Extents, "extent", "extents"),
 		rep.Owned, img.SB.Blocks-1, formatBytes(rep.Owned*meta.BlockSize))
-	summarize(stdout, path, fixed, left, rep.Count(meta.Warning), repair)
+	summarize(stdout, path, fixed, left, rep.Count(meta.Warning), repair || !repairable(append(pre, rep.Findings...)))
 	switch {
 	case left > 0:
 		return fsckLeft, nil
@@ -134,6 +141,18 @@ func fsck(path string, repair bool, stdout io.Writer, prog *fsckProgress) (int, 
 		return fsckCorrected, nil
 	}
 	return fsckClean, nil
+}
+
+// openForFsck opens the image to check or repair it. A rolled-back image
+// that --accept-rollback does not accept is only checked: repairing it
+// would commit on top of the loss.
+func openForFsck(path string, repair, accept bool) (*meta.Image, error) {
+	img, err := meta.Open(path, meta.OpenOptions{ReadOnly: !repair, AcceptRollback: accept})
+	var rb *meta.RollbackError
+	if repair && errors.As(err, &rb) {
+		return meta.Open(path, meta.OpenOptions{ReadOnly: true})
+	}
+	return img, err
 }
 
 // countErrors counts the errors fixed and left.
@@ -158,12 +177,23 @@ func printFindings(w io.Writer, fs []meta.Finding, repair bool) {
 	}
 }
 
-// summarize prints the verdict line.
-func summarize(w io.Writer, path string, fixed, left, warnings int, repair bool) {
+// repairable reports whether --repair would fix any error left.
+func repairable(fs []meta.Finding) bool {
+	for _, f := range fs {
+		if f.Severity == meta.Error && !f.Fixed && f.Fix != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// summarize prints the verdict line; final: --repair ran, or would fix
+// nothing more.
+func summarize(w io.Writer, path string, fixed, left, warnings int, final bool) {
 	fmt.Fprintf(w, "%s: ", path)
 	errs := func(n int) string { return plural(int64(n), "error", "errors") }
 	switch {
-	case left > 0 && repair:
+	case left > 0 && final:
 		fmt.Fprintf(w, "%s fixed, %d left uncorrected (fsck cannot repair them)", errs(fixed), left)
 	case left > 0:
 		fmt.Fprintf(w, "%s left uncorrected (run holefs fsck --repair)", errs(left))

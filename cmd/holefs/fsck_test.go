@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.etcd.io/bbolt"
 
+	"github.com/holefs/holefs"
 	"github.com/holefs/holefs/meta"
 )
 
@@ -185,4 +190,105 @@ func fileBytes(t *testing.T, img string) string {
 		s.Write(b)
 	}
 	return s.String()
+}
+
+// TestFsckRollback: a meta.db whose newer meta page is damaged fell back
+// to the commit before, losing a file written and fsync'd last. fsck
+// reports the rollback and, without --accept-rollback, leaves it (even
+// with --repair: exit 4); mount's Open refuses it; --repair
+// --accept-rollback accepts the loss (exit 1), and the image is clean
+// after.
+func TestFsckRollback(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "img")
+	mkfsAt(t, img)
+	fsys, err := holefs.Open(img, holefs.Options{CommitInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fsys.Create("last")
+	if err == nil {
+		_, err = f.WriteAt([]byte("fsync'd"), 0)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = f.Close()
+	}
+	if err == nil {
+		err = fsys.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Damage the meta page with the higher txid: bbolt falls back to the
+	// other, from before the fsync.
+	mf, err := os.OpenFile(filepath.Join(img, meta.MetaFile), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := int64(os.Getpagesize())
+	txid := func(page int64) uint64 {
+		b := make([]byte, 8)
+		if _, err := mf.ReadAt(b, page*ps+16+48); err != nil {
+			t.Fatal(err)
+		}
+		return binary.NativeEndian.Uint64(b)
+	}
+	newer := int64(0)
+	if txid(1) > txid(0) {
+		newer = 1
+	}
+	if _, err := mf.WriteAt([]byte{0xee}, newer*ps+16+60); err != nil {
+		t.Fatal(err)
+	}
+	mf.Close()
+
+	lost := []string{"error [rollback]: rolled back from commit", "data fsynced since is lost (meta page"}
+	fsckRun(t, []string{"fsck", img}, 4, append(lost, "fsck --repair --accept-rollback accepts the loss", img+": 0 errors fixed, 1 left uncorrected (fsck cannot repair them)"), "")
+	fsckRun(t, []string{"fsck", "--repair", img}, 4, append(lost, img+": 0 errors fixed, 1 left uncorrected"), "")
+	fsckRun(t, []string{"fsck", "--accept-rollback", img}, 16, nil, "--accept-rollback needs --repair")
+	if _, err := holefs.Open(img, holefs.Options{}); !errors.Is(err, syscall.EUCLEAN) || !strings.Contains(err.Error(), "rolled back from commit") {
+		t.Fatalf("holefs.Open: %v; want EUCLEAN naming the rollback", err)
+	}
+	fsckRun(t, []string{"fsck", "--repair", "--accept-rollback", img}, 1, append(lost, "    fixed: accept it: commit", img+": 1 error fixed"), "")
+	fsckRun(t, []string{"fsck", img}, 0, []string{img + ": clean"}, "")
+	fsys, err = holefs.Open(img, holefs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	if _, err := fsys.Stat("last"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stat last after accepting the rollback: %v; want it lost", err)
+	}
+}
+
+// TestFsckDamagedPage: a meta.db page bbolt would crash on is reported,
+// naming the page, and left (fsck repairs through bbolt): exit 4 with or
+// without --repair, the image unchanged.
+func TestFsckDamagedPage(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "img")
+	mkfsAt(t, img)
+	path := filepath.Join(img, meta.MetaFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := os.Getpagesize()
+	active := 0
+	if binary.NativeEndian.Uint64(b[ps+16+48:]) > binary.NativeEndian.Uint64(b[16+48:]) {
+		active = ps
+	}
+	root := int(binary.NativeEndian.Uint64(b[active+16+16:]))
+	binary.NativeEndian.PutUint16(b[root*ps+8:], 0x10) // the root page claims to be the freelist
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := fileBytes(t, img)
+	want := []string{fmt.Sprintf("error [meta.db]: meta.db page %d: type 0x10 where a branch or leaf page belongs", root), "(fsck cannot repair them)"}
+	fsckRun(t, []string{"fsck", img}, 4, want, "")
+	fsckRun(t, []string{"fsck", "--repair", img}, 4, want, "")
+	if fileBytes(t, img) != before {
+		t.Error("fsck changed a meta.db it cannot repair")
+	}
 }

@@ -91,10 +91,15 @@ func featureNames(sb meta.Superblock) string {
 			incompat &^= f.bit
 		}
 	}
+	compat := sb.Compat
+	if compat&meta.CompatCommitSeq != 0 {
+		names = append(names, "commit-record")
+		compat &^= meta.CompatCommitSeq
+	}
 	for _, f := range []struct {
 		kind string
 		bits uint64
-	}{{"incompat", incompat}, {"ro_compat", sb.ROCompat}, {"compat", sb.Compat}} {
+	}{{"incompat", incompat}, {"ro_compat", sb.ROCompat}, {"compat", compat}} {
 		if f.bits != 0 {
 			names = append(names, fmt.Sprintf("%s=%#x", f.kind, f.bits))
 		}

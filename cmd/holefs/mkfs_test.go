@@ -20,7 +20,7 @@ func TestMkfs(t *testing.T) {
 		stderr  string
 	}{
 		{name: "default size", args: []string{"mkfs", "IMG"},
-			stdout: []string{"made holefs image IMG\n", "size      64 GiB: 16777216 blocks of 4096 bytes", "uuid      ", "features  reflink, special-files\n", "format    version 1"}},
+			stdout: []string{"made holefs image IMG\n", "size      64 GiB: 16777216 blocks of 4096 bytes", "uuid      ", "features  reflink, special-files, commit-record\n", "format    version 1"}},
 		{name: "flags after the path", args: []string{"mkfs", "IMG", "--size", "1M", "--data-checksums"},
 			stdout: []string{"1 MiB: 256 blocks of 4096 bytes", "features  data-checksums"}},
 		{name: "flags before the path", args: []string{"mkfs", "--size=2G", "--block-size", "4096", "IMG"},
