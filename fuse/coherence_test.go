@@ -130,7 +130,7 @@ func TestMmapCoherence(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^$", path)
-		cmd.Env = append(os.Environ(), childEnv+"=mmap")
+		cmd.Env = childEnviron("mmap")
 		stdin, _ := cmd.StdinPipe()
 		stdout, _ := cmd.StdoutPipe()
 		var stderr bytes.Buffer

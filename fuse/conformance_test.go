@@ -566,7 +566,7 @@ func (e *conformanceEnv) runRow(t *testing.T, root string, r row) outcome {
 	}
 	cmd := exec.Command(e.bin, "-test.run=^$", string(arg))
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), childEnv+"=conformance")
+	cmd.Env = childEnviron("conformance")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: r.who.Uid, Gid: r.who.Gid, Groups: r.who.Groups}}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -342,7 +342,7 @@ func TestNamespaceErrnosUnprivileged(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(bin, "-test.run=^$", dir+"|"+root+"|"+outside)
-		cmd.Env = append(os.Environ(), childEnv+"="+nsErrnoHelper)
+		cmd.Env = childEnviron(nsErrnoHelper)
 		cmd.Dir = "/"
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		b, err := cmd.Output()

@@ -103,6 +103,16 @@ func forEachMode(t *testing.T, fn func(t *testing.T, m *mounted)) {
 	}
 }
 
+// childEnviron is the environment of a child running helper. A child of a
+// -race test binary would sleep a second at exit (the race runtime's
+// atexit_sleep_ms, a wait for reports from other goroutines), which over
+// the hundreds of children of the conformance and errno tables is most of
+// their run time. A race is reported when it happens; the sleep only gives
+// goroutines still running at exit the time to race.
+func childEnviron(helper string) []string {
+	return append(os.Environ(), childEnv+"="+helper, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+}
+
 // runChild runs a helper (see runHelper) in a child process: a test
 // binary whose page faults wait for this process's FUSE server would
 // otherwise stall the Go runtime, as a fault is not a system call the
@@ -111,7 +121,7 @@ func forEachMode(t *testing.T, fn func(t *testing.T, m *mounted)) {
 func runChild(t *testing.T, helper string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$"}, args...)...)
-	cmd.Env = append(os.Environ(), childEnv+"="+helper)
+	cmd.Env = childEnviron(helper)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child %s %v: %v\n%s", helper, args, err, out)

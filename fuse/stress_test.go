@@ -605,7 +605,7 @@ func stressSpawn(bin string, arg stressArg, nobody bool) (string, error) {
 		bin = os.Args[0]
 	}
 	cmd := exec.Command(bin, "-test.run=^$", arg.String())
-	cmd.Env = append(os.Environ(), childEnv+"="+stressHelper)
+	cmd.Env = childEnviron(stressHelper)
 	cmd.Dir = "/"
 	if nobody {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
