@@ -26,14 +26,15 @@ Usage:
   holefs crash [flags]    check every crash state of recorded workloads on images (-h for flags)
   holefs mkfs PATH [--size 64G] [--data-checksums] [--no-reflink] [--force]
                           create an image: a directory holding a sparse data file and meta.db
-  holefs fsck PATH [--repair]
-                          check an image (exit status as e2fsck's); --repair fixes what is safe
+  holefs fsck PATH [--repair [--accept-rollback]]
+                          check an image (exit status as e2fsck's); --repair fixes what is safe,
+                          --accept-rollback accepts a meta.db that fell back to an older commit
   holefs fstrim PATH      punch an image's free blocks out of its data file, giving the space
                           back (a mount does it as it frees them, unless --no-discard)
   holefs mount [flags] MOUNTPOINT
-                          mount a filesystem through FUSE: --image PATH, --memory, or the
-                          default image, ~/.local/share/holefs/default.img (64 GiB, sparse),
-                          made on first use
+                          mount a filesystem through FUSE (--allow-other lets other users in):
+                          --image PATH, --memory, or the default image,
+                          ~/.local/share/holefs/default.img (64 GiB, sparse), made on first use
   holefs umount [--lazy] MOUNTPOINT
                           unmount it and wait until it is flushed and closed
   holefs stat MOUNTPOINT  print a mount's cache, lock and FUSE counters
