@@ -129,9 +129,9 @@ func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress
 	if !repair && left > 0 {
 		when = "after --repair: "
 	}
-	fmt.Fprintf(stdout, "%s: %s%s (%s, %s, %s, %s), %s, %d of %d data blocks in use (%s)\n", path, when,
+	fmt.Fprintf(stdout, "%s: %s%s (%s, %s, %s, %s, %s), %s, %d of %d data blocks in use (%s)\n", path, when,
 		plural(rep.Inodes, "inode", "inodes"), plural(rep.Dirs, "directory", "directories"), plural(rep.Files, "file", "files"),
-		plural(rep.Symlinks, "symlink", "symlinks"), plural(rep.Orphans, "orphan", "orphans"), plural(rep.Extents, "extent", "extents"),
+		plural(rep.Symlinks, "symlink", "symlinks"), plural(rep.Special, "special file", "special files"), plural(rep.Orphans, "orphan", "orphans"), plural(rep.Extents, "extent", "extents"),
 		rep.Owned, img.SB.Blocks-1, formatBytes(rep.Owned*meta.BlockSize))
 	summarize(stdout, path, fixed, left, rep.Count(meta.Warning), repair || !repairable(append(pre, rep.Findings...)))
 	switch {

@@ -43,7 +43,7 @@ func TestFsck(t *testing.T) {
 				})
 			},
 			check: []string{`error [dangling-entry] inode 1 "/ghost": entry names inode 77, which does not exist`, "--repair would remove the entry",
-				"IMG: after --repair: 1 inode (1 directory, 0 files, 0 symlinks, 0 orphans), 0 extents"},
+				"IMG: after --repair: 1 inode (1 directory, 0 files, 0 symlinks, 0 special files, 0 orphans), 0 extents"},
 			repair: []string{"fixed: remove the entry", "IMG: 1 error fixed"},
 		},
 		{
@@ -88,7 +88,7 @@ func TestFsckStatuses(t *testing.T) {
 		stdout []string
 		stderr string
 	}{
-		{name: "clean", args: []string{"fsck", "IMG"}, stdout: []string{"IMG: 1 MiB, 256 blocks of 4096 bytes, uuid ", "IMG: 1 inode (1 directory, 0 files, 0 symlinks, 0 orphans), 0 extents, 0 of 255 data blocks in use", "IMG: clean"}},
+		{name: "clean", args: []string{"fsck", "IMG"}, stdout: []string{"IMG: 1 MiB, 256 blocks of 4096 bytes, uuid ", "IMG: 1 inode (1 directory, 0 files, 0 symlinks, 0 special files, 0 orphans), 0 extents, 0 of 255 data blocks in use", "IMG: clean"}},
 		{name: "clean, repair", args: []string{"fsck", "IMG", "--repair", "--quiet"}, stdout: []string{"IMG: clean"}},
 		{name: "not an image", args: []string{"fsck", "IMG/.."}, code: 8, stderr: "no such file or directory"},
 		{name: "no such path", args: []string{"fsck", "IMG/nothing"}, code: 8, stderr: "no such file or directory"},
