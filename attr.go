@@ -39,11 +39,10 @@ func (f *FS) chown(op, name string, follow bool, uid, gid int) error {
 		a.Gid = uint32(gid)
 	}
 	if a.Valid == 0 {
-		// chown(2) with both ids -1 is still a change of owner, to the
-		// one the file has: Linux clears the set-ID bits of a
-		// non-directory and stamps the change time.
-		st := in.Stat()
-		a.Valid, a.Uid, a.Gid = vfs.SetUid|vfs.SetGid, st.Uid, st.Gid
+		// chown(2) with both ids -1 is still a change of owner: Linux
+		// clears the set-ID bits of a non-directory and stamps the
+		// change time.
+		a.Valid = vfs.SetOwner
 	}
 	return pathErr(op, name, in.Setattr(a))
 }

@@ -136,8 +136,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrI
 				return n.s.errno(opSetattr, err)
 			}
 		} else {
-			st := n.in.Stat()
-			a.Valid, a.Uid, a.Gid = vfs.SetUid|vfs.SetGid, st.Uid, st.Gid
+			a.Valid = vfs.SetOwner
 		}
 	}
 	if mode, ok := in.GetMode(); ok {

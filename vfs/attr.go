@@ -29,6 +29,11 @@ const (
 	SetGid
 	SetAtime
 	SetMtime
+	// SetOwner is a change of owner that names no new owner: chown(2)
+	// with -1 for both ids, which still takes the set-ID bits and stamps
+	// the change time. Setattr applies it under the namespace lock, so a
+	// concurrent chown is not undone by writing back an owner read before.
+	SetOwner
 )
 
 // SetAttr is a change of an inode's attributes. The size is not one of
@@ -77,7 +82,7 @@ func (in *Inode) Setattr(a SetAttr) error {
 	if a.Valid&SetGid != 0 {
 		in.gid = a.Gid
 	}
-	if a.Valid&(SetUid|SetGid) != 0 && !in.IsDir() {
+	if a.Valid&(SetUid|SetGid|SetOwner) != 0 && !in.IsDir() {
 		if a.Valid&SetMode == 0 {
 			in.perm = killSetID(in.perm, a.NotInGroup)
 		}

@@ -195,6 +195,11 @@ func (f *FS) fwdSetattr(in *Inode, a SetAttr) error {
 	if a.Valid&SetGid != 0 {
 		gid = int(a.Gid)
 	}
+	if a.Valid&SetOwner != 0 {
+		// The backing file's own chown to its owner takes its set-ID
+		// bits as the engine takes the inode's.
+		uid, gid = int(in.uid), int(in.gid)
+	}
 	var times *[2]unix.Timespec
 	if a.Valid&(SetAtime|SetMtime) != 0 {
 		times = &[2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
