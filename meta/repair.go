@@ -229,8 +229,13 @@ func Precheck(dir string, repair bool) ([]Finding, error) {
 			}
 		}
 		if writeData {
-			// With meta.db's commit sequence in the record: the
-			// rollback check has nothing better to go on.
+			// The superblock is rewritten, the commit record kept if
+			// it is intact: it may be the one witness of a rollback.
+			// A damaged record gets meta.db's sequence, for want of a
+			// better one.
+			if rec, err := decodeCommitRecord(block[:n]); err == nil {
+				seq = rec
+			}
 			if _, err := df.WriteAt(good.block0(seq), 0); err != nil {
 				return found, perr(err)
 			}

@@ -331,3 +331,24 @@ func TestSafely(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRollbackSurvivesSuperblockRepair: repairing a damaged superblock in
+// block 0 keeps the commit record beside it, the one witness of a
+// meta.db that went back two commits; writing meta.db's own sequence
+// there would accept the rollback silently.
+func TestRollbackSurvivesSuperblockRepair(t *testing.T) {
+	dir := newImage(t) // commit 1
+	commitN(t, dir, 10, 1)
+	old, _ := metaBytes(t, dir) // commit 2
+	commitN(t, dir, 20, 2)      // commits 3 and 4
+	writeMetaBytes(t, dir, old)
+	patchData(t, dir, 20, 0xee) // the superblock's UUID: its checksum fails
+	if _, err := Precheck(dir, true); err != nil {
+		t.Fatalf("Precheck --repair: %v", err)
+	}
+	_, err := Open(dir, OpenOptions{})
+	var rbe *RollbackError
+	if !errors.As(err, &rbe) || !strings.Contains(err.Error(), "rolled back from commit 4 to 2") {
+		t.Fatalf("Open after the superblock's repair: %v; want the rollback from commit 4 to 2", err)
+	}
+}

@@ -38,12 +38,14 @@ const (
 	// so that a meta.db that fell back to an older state is detected.
 	CompatCommitSeq uint64 = 1 << 0
 
-	knownCompat          = CompatCommitSeq
+	// Compat features are never checked: a holefs that does not know
+	// one may ignore it, which is what makes it compatible.
 	knownROCompat uint64 = 0
 	knownIncompat        = IncompatDataChecksums | IncompatReflink | IncompatSpecialFiles
 )
 
-// superblockSize is the encoded size: the rest of block 0 is zero.
+// superblockSize is the encoded size: the rest of block 0 is zero but for
+// the commit record (commitRecordOff).
 const superblockSize = 8 + 4 + 4 + 8 + 16 + 8*3 + 8 + 4
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -139,8 +141,10 @@ func (sb Superblock) String() string {
 }
 
 // The commit record sits in block 0 at commitRecordOff, in the sector
-// after the superblock's, so that rewriting it never tears the superblock:
-// a magic, the sequence number and a CRC-32C of both.
+// after the superblock's: a magic, the sequence number and a CRC-32C of
+// both. Each commit rewrites the whole block, but the superblock's sector
+// with the bytes it already holds, so a write torn between sectors leaves
+// the superblock whole.
 const (
 	commitRecordOff  = 512
 	commitRecordSize = 8 + 8 + 4
