@@ -613,26 +613,14 @@ func TestConformance(t *testing.T) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("no FUSE on this machine (%v)", err)
 	}
-	e := &conformanceEnv{trees: map[string]string{}}
-	base := t.TempDir()
-	openUp(t, base)
-	e.bin = filepath.Join(base, "test.bin")
-	copyFile(t, os.Args[0], e.bin)
-
-	e.tmpfs = filepath.Join(base, "tmpfs")
-	if err := os.Mkdir(e.tmpfs, 0o755); err != nil {
+	bin, err := otherUserBinary(t)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Mount("tmpfs", e.tmpfs, "tmpfs", 0, "mode=0777"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(e.tmpfs, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmounting the tmpfs: %v", err)
-		}
-	})
+	e := &conformanceEnv{bin: bin, tmpfs: mountTmpfs(t, 0, "mode=0777"), trees: map[string]string{}}
+	reachable(t, e.tmpfs)
 	add := func(name string, m *mounted) {
-		openUp(t, m.dir)
+		reachable(t, m.dir)
 		if err := os.Chmod(m.dir, 0o777); err != nil {
 			t.Fatal(err)
 		}
@@ -677,32 +665,5 @@ func TestConformance(t *testing.T) {
 			}
 			t.Error(strings.Join(mismatch, "\n"))
 		})
-	}
-}
-
-// openUp lets every user reach dir: it and the directories above it up
-// to the test's temporary root, which the testing package makes 0700.
-func openUp(t *testing.T, dir string) {
-	t.Helper()
-	for d := dir; strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
-		var st unix.Stat_t
-		if err := unix.Stat(d, &st); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(d, os.FileMode(st.Mode&0o7777|0o755)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// copyFile copies the file src to dst, executable by all.
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		t.Fatal(err)
 	}
 }

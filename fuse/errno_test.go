@@ -13,24 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tmpfsMount mounts a tmpfs on a temporary directory for the rest of the
-// test: the reference whose errnos and results holefs must match. It is
-// mounted nosuid and nodev, as go-fuse mounts holefs. It skips the test,
-// saying why, where mounting is not permitted.
-func tmpfsMount(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=256m"); err != nil {
-		t.Skipf("cannot mount a reference tmpfs (%v): run as root", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount tmpfs: %v", err)
-		}
-	})
-	return dir
-}
-
 // nsFixture is the tree every row of nsErrnoCases starts from, made in a
 // fresh directory per row.
 func nsFixture(base string) error {
@@ -274,7 +256,7 @@ func runNsErrnoCases(dir, root, outside string) ([]error, error) {
 // through the mount, each on a fresh fixture: the tmpfs proves the
 // expected errno, and the mount must give the same.
 func TestNamespaceErrnos(t *testing.T) {
-	tmp := tmpfsMount(t)
+	tmp := mountTmpfs(t, unix.MS_NOSUID|unix.MS_NODEV, "size=256m") // as go-fuse mounts holefs
 	m := mountFS(t, Options{})
 	outside := t.TempDir()
 	for _, target := range []struct{ name, root string }{{"tmpfs", tmp}, {"holefs", m.dir}} {
@@ -319,17 +301,17 @@ func nsErrnoChild(arg string) error {
 // permissions decide, an unprivileged caller differs (rmdir of the root is
 // EACCES, its parent not being the caller's to write).
 func TestNamespaceErrnosUnprivileged(t *testing.T) {
-	bin := stressBinary(t)
-	if bin == "" {
-		t.Skip("cannot make a copy of the test binary that uid 65534 can run")
+	bin, err := otherUserBinary(t)
+	if err != nil {
+		t.Skipf("cannot make a copy of the test binary that uid 65534 can run: %v", err)
 	}
-	tmp := tmpfsMount(t)
+	tmp := mountTmpfs(t, unix.MS_NOSUID|unix.MS_NODEV, "size=256m") // as go-fuse mounts holefs
 	m := mountFS(t, Options{AllowOther: true})
 	outside := t.TempDir()
 	var out [2]string
 	for i, root := range []string{tmp, m.dir} {
 		for _, d := range []string{root, outside} {
-			makeReachable(t, d)
+			reachable(t, d)
 		}
 		dir := root + "/u"
 		if err := os.Mkdir(dir, 0o755); err != nil {

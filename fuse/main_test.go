@@ -4,8 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -166,5 +168,65 @@ func wantErrno(t testing.TB, err error, errno syscall.Errno, what string) {
 	}
 	if got := errnoOf(err); got != errno {
 		t.Errorf("%s: err = %v, want %v (%s)", what, err, errno, unix.ErrnoName(errno))
+	}
+}
+
+// mountTmpfs mounts a fresh tmpfs, with mount(2)'s flags and data, on a
+// temporary directory for the rest of the test: the reference whose
+// errnos and results holefs must match. It skips the test, saying why,
+// where mounting is not permitted.
+func mountTmpfs(t testing.TB, flags uintptr, data string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", flags, data); err != nil {
+		t.Skipf("cannot mount a tmpfs to compare with (%v): run as root", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount tmpfs: %v", err)
+		}
+	})
+	return dir
+}
+
+// otherUserBinary returns a copy of the test binary that other users can
+// run: the test's own may sit in a directory only root can reach.
+func otherUserBinary(t *testing.T) (string, error) {
+	dir := t.TempDir()
+	reachable(t, dir)
+	bin := filepath.Join(dir, "other-user.test")
+	src, err := os.Open(os.Args[0])
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return "", err
+	}
+	if err := dst.Close(); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// reachable lets other users through dir and every directory above it up
+// to the temporary directory: the testing package makes each test's 0700.
+// Each keeps its permission bits plus r-x for group and others; the
+// set-ID and sticky bits go.
+func reachable(t testing.TB, dir string) {
+	t.Helper()
+	for d := dir; strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, st.Mode().Perm()|0o055); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -15,23 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tmpfsDir mounts a tmpfs on a temporary directory, unmounted when the
-// test ends: the reference the mount's results are compared with. It
-// skips the test where mounting is not permitted (not root).
-func tmpfsDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, ""); err != nil {
-		t.Skipf("cannot mount a tmpfs to compare with (needs root): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount tmpfs: %v", err)
-		}
-	})
-	return dir
-}
-
 // nodeResult is what a special-file case leaves behind: the errno of the
 // call and, on success, the node's stat fields that must match Linux's.
 type nodeResult struct {
@@ -51,7 +34,7 @@ func TestSpecialFiles(t *testing.T) {
 		t.Skip("needs root: devices, a tmpfs to compare with, and a set-group-ID directory of another group")
 	}
 	m := mountFS(t, Options{})
-	ref := tmpfsDir(t)
+	ref := mountTmpfs(t, 0, "")
 	old := unix.Umask(0)
 	t.Cleanup(func() { unix.Umask(old) })
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -381,47 +380,6 @@ type stressTarget struct {
 	name, root string
 }
 
-// stressBinary returns a copy of the test binary that uid 65534 can run,
-// or "" if making one failed (then every child runs as root).
-func stressBinary(t *testing.T) string {
-	dir := t.TempDir()
-	makeReachable(t, dir)
-	bin := filepath.Join(dir, "stress.test")
-	src, err := os.Open(os.Args[0])
-	if err != nil {
-		return ""
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		return ""
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return ""
-	}
-	if err := dst.Close(); err != nil {
-		return ""
-	}
-	return bin
-}
-
-// makeReachable lets uid 65534 through every directory above dir.
-func makeReachable(t *testing.T, dir string) {
-	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-		if d == os.TempDir() {
-			break
-		}
-		st, err := os.Stat(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(d, st.Mode().Perm()|0o055); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestStress runs the multi-process stress on an image and on an
 // in-memory filesystem (memfs), each mounted with the default
 // (writeback) cache, against a tmpfs.
@@ -434,7 +392,11 @@ func TestStress(t *testing.T) {
 	}
 	ops := int(stressEnv(t, "HOLEFS_STRESS_OPS", 300))
 	seed := stressEnv(t, "HOLEFS_STRESS_SEED", 1)
-	bin := stressBinary(t)
+	bin, err := otherUserBinary(t)
+	if err != nil {
+		t.Logf("every child runs as root: %v", err)
+		bin = ""
+	}
 	for _, backend := range []string{"image", holefs.BackendMemory} {
 		t.Run(backend, func(t *testing.T) {
 			runStress(t, backend, bin, ops, seed)
@@ -515,7 +477,7 @@ func runStress(t *testing.T, backend, bin string, ops int, seed int64) {
 			t.Logf("seed %d, %d ops per child (HOLEFS_STRESS_SEED, HOLEFS_STRESS_OPS)", seed, ops)
 		}
 	}()
-	tmp := tmpfsMount(t)
+	tmp := mountTmpfs(t, unix.MS_NOSUID|unix.MS_NODEV, "size=256m") // as go-fuse mounts holefs
 	m := &stressMount{t: t, dir: t.TempDir(), opts: holefs.Options{Backend: backend, SizeBytes: 256 << 20}}
 	if backend == "image" {
 		m.opts = holefs.Options{}
@@ -540,8 +502,8 @@ func runStress(t *testing.T, backend, bin string, ops int, seed int64) {
 		}
 	})
 	if bin != "" {
-		makeReachable(t, m.dir)
-		makeReachable(t, tmp)
+		reachable(t, m.dir)
+		reachable(t, tmp)
 	}
 	targets := []stressTarget{{"tmpfs", tmp}, {"holefs", m.dir}}
 	const children = 3
