@@ -380,7 +380,7 @@ type stressTarget struct {
 	name, root string
 }
 
-// TestStress runs the multi-process stress on an image and on an
+// runStress runs the multi-process stress on an image and on an
 // in-memory filesystem (memfs), each mounted with the default
 // (writeback) cache, against a tmpfs.
 func TestStress(t *testing.T) {
