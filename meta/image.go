@@ -130,11 +130,15 @@ func prepareDir(dir string, force bool) error {
 		return mkfsErr(dir, fmt.Errorf("an image exists there; use --force to replace it (its data is lost): %w", syscall.EEXIST))
 	}
 	if image {
-		unlock, err := lockIdle(dir)
-		if err != nil {
+		// Without waiting: a holder keeps the image open until it is
+		// told to close it. An image without a meta.db has no lock.
+		unlock, err := flockMeta(filepath.Join(dir, MetaFile), syscall.LOCK_EX, 0)
+		switch {
+		case err == nil:
+			defer unlock()
+		case !errors.Is(err, fs.ErrNotExist):
 			return mkfsErr(dir, err)
 		}
-		defer unlock()
 	}
 	for _, e := range ents {
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
@@ -315,7 +319,7 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 			return nil, openErr(dir, err)
 		}
 		if errors.Is(err, bbolt.ErrTimeout) {
-			return nil, openErr(dir, errBusy)
+			return nil, openErr(dir, errBusy(metaPath))
 		}
 		var errno syscall.Errno
 		if errors.As(err, &errno) {
@@ -376,10 +380,7 @@ func (img *Image) refreshStore() error {
 	return nil
 }
 
-var (
-	errBusy     = fmt.Errorf("in use by another process (close it, or unmount it, first): %w", syscall.EBUSY)
-	errNoRecord = errors.New("no commit record (an image made before holefs kept one)")
-)
+var errNoRecord = errors.New("no commit record (an image made before holefs kept one)")
 
 // detectRollback compares meta.db with its meta pages and block 0's
 // commit record. Each commit writes its sequence number to the record
@@ -445,35 +446,19 @@ func (img *Image) writeRecord(seq uint64) error {
 	return f.Sync()
 }
 
-// lockedCheckStore runs checkStore under meta.db's lock, taken as bbolt
-// takes it (flock, shared when read-only), so that it never reads a
-// meta.db another process is writing; the lock is dropped before bbolt
-// takes its own.
+// lockedCheckStore runs checkStore under meta.db's lock (flockMeta;
+// shared when read-only), so that it never reads a meta.db another
+// process is writing; the lock is dropped before bbolt takes its own.
 func lockedCheckStore(path string, readOnly bool, wait time.Duration) (*storeInfo, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	how := syscall.LOCK_EX
 	if readOnly {
 		how = syscall.LOCK_SH
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
-			return nil, fmt.Errorf("%s: lock: %w", MetaFile, err)
-		}
-		if time.Now().After(deadline) {
-			return nil, errBusy
-		}
-		time.Sleep(10 * time.Millisecond)
+	unlock, err := flockMeta(path, how, wait)
+	if err != nil {
+		return nil, err
 	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	defer unlock()
 	return checkStore(path)
 }
 

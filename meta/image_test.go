@@ -1,8 +1,11 @@
 package meta
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -174,8 +177,8 @@ func TestOpenLocking(t *testing.T) {
 				second.Close()
 				return
 			}
-			if !errors.Is(err, syscall.EBUSY) || !strings.Contains(err.Error(), "in use by another process") {
-				t.Fatalf("second Open: %v, want EBUSY saying it is in use", err)
+			if !errors.Is(err, syscall.EBUSY) || !strings.Contains(err.Error(), "the image is in use by this process: unmount it (holefs umount) or close it first") {
+				t.Fatalf("second Open: %v, want EBUSY naming this process and the fix", err)
 			}
 			first.Close()
 			second = openImage(t, dir, tt.second)
@@ -278,5 +281,93 @@ func TestOpenErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// holdImage has another process open the image at dir (read-only or
+// not) until the test ends, and returns its pid.
+func holdImage(t *testing.T, dir string, readOnly bool) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), holdEnv+"="+dir)
+	if readOnly {
+		cmd.Env = append(cmd.Env, holdEnv+"_RO=1")
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("holder: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if line != "open\n" {
+		t.Fatalf("holder: %q, %v; want it to open the image", line, err)
+	}
+	return cmd.Process.Pid
+}
+
+// TestBusyNamesHolder checks that whatever finds an image busy — Open,
+// Precheck (fsck), Create replacing it (mkfs --force) — fails with EBUSY
+// in one line naming the process that holds it and the fix, and that a
+// reader does not keep other readers out.
+func TestBusyNamesHolder(t *testing.T) {
+	takers := []struct {
+		name     string
+		readOnly bool // takes meta.db's lock shared
+		take     func(dir string) error
+	}{
+		{"Open", false, func(dir string) error {
+			img, err := Open(dir, OpenOptions{})
+			if err == nil {
+				img.Close()
+			}
+			return err
+		}},
+		{"Open read-only", true, func(dir string) error {
+			img, err := Open(dir, OpenOptions{ReadOnly: true})
+			if err == nil {
+				img.Close()
+			}
+			return err
+		}},
+		{"Precheck", true, func(dir string) error { _, err := Precheck(dir, false); return err }},
+		{"Precheck repair", false, func(dir string) error { _, err := Precheck(dir, true); return err }},
+		{"Create force", false, func(dir string) error {
+			_, err := Create(dir, CreateOptions{Blocks: 256, Force: true})
+			return err
+		}},
+	}
+	for _, holderRO := range []bool{false, true} {
+		dir := testImage(t)
+		pid := holdImage(t, dir, holderRO)
+		want := fmt.Sprintf("the image is in use by process %d (", pid)
+		for _, tt := range takers {
+			t.Run(fmt.Sprintf("%s, holder read-only %v", tt.name, holderRO), func(t *testing.T) {
+				err := tt.take(dir)
+				if holderRO && tt.readOnly {
+					if err != nil {
+						t.Fatalf("%v; want a reader to share with the holder", err)
+					}
+					return
+				}
+				if msg := fmt.Sprint(err); !errors.Is(err, syscall.EBUSY) || !strings.Contains(msg, want) ||
+					!strings.HasSuffix(msg, "): unmount it (holefs umount) or close it first: "+syscall.EBUSY.Error()) ||
+					strings.Contains(msg, "\n") {
+					t.Fatalf("%v; want one line, EBUSY, naming %q and the fix", err, want)
+				}
+			})
+		}
 	}
 }

@@ -2,49 +2,58 @@ package meta
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// lockIdle takes the lock an open image holds on its meta.db (bbolt's
-// flock: exclusive for a writer, shared for a reader), without waiting,
-// and returns the function that drops it. While it is held, no one can
-// open the image (they wait, then get EBUSY). If anyone holds the image,
-// it fails with EBUSY naming the holder and the fix. An image without a
-// meta.db has no lock to take.
-func lockIdle(dir string) (unlock func(), err error) {
-	path := filepath.Join(dir, MetaFile)
+// flockMeta takes the flock an open image holds on its meta.db at path,
+// the way bbolt takes it (how is LOCK_EX for a writer, LOCK_SH for a
+// reader), retrying until wait has passed (once, when wait is 0), and
+// returns the function that drops it. Everyone who must not touch
+// meta.db while another process has the image takes it here: Open and
+// Precheck while they check its raw pages, Create replacing an image. A
+// busy image is errBusy's EBUSY, naming the holder.
+func flockMeta(path string, how int, wait time.Duration) (unlock func(), err error) {
 	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return func() {}, nil
-	}
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		holder := lockHolder(f)
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("the image is in use by %s: unmount it (holefs umount) or close it first: %w", holder, syscall.EBUSY)
+	deadline := time.Now().Add(wait)
+	for {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return func() { f.Close() }, nil // closing drops the flock
+		case err == unix.EINTR:
+			continue
+		case err != unix.EWOULDBLOCK:
+			f.Close()
+			return nil, fmt.Errorf("%s: lock: %w", MetaFile, err)
+		case !time.Now().Before(deadline):
+			f.Close()
+			return nil, errBusy(path)
 		}
-		return nil, fmt.Errorf("locking %s: %w", MetaFile, err)
+		time.Sleep(10 * time.Millisecond)
 	}
-	return func() { f.Close() }, nil // closing drops the flock
 }
 
-// lockHolder names the process holding a flock on f, from /proc/locks;
-// "another process" when it cannot tell.
-func lockHolder(f *os.File) string {
+// errBusy is the error for an image whose meta.db at path another open
+// has locked: EBUSY, in one line naming the holder and the fix.
+func errBusy(path string) error {
+	return fmt.Errorf("the image is in use by %s: unmount it (holefs umount) or close it first: %w", lockHolder(path), syscall.EBUSY)
+}
+
+// lockHolder names the process holding a flock on the file at path, from
+// /proc/locks; "another process" when it cannot tell.
+func lockHolder(path string) string {
 	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) != nil {
+	if unix.Stat(path, &st) != nil {
 		return "another process"
 	}
 	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)

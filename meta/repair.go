@@ -291,7 +291,7 @@ func openDB(path string, readOnly bool) (*bbolt.DB, error) {
 		return nil, err
 	}
 	if errors.Is(err, bbolt.ErrTimeout) {
-		return nil, errBusy
+		return nil, errBusy(path)
 	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {

@@ -115,7 +115,7 @@ func TestFsckBusy(t *testing.T) {
 	}
 	defer im.Close()
 	for _, args := range [][]string{{"fsck", img}, {"fsck", "--repair", img}} {
-		fsckRun(t, args, 8, nil, "in use by another process (close it, or unmount it, first): device or resource busy")
+		fsckRun(t, args, 8, nil, "the image is in use by this process: unmount it (holefs umount) or close it first: device or resource busy")
 	}
 }
 
