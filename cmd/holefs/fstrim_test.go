@@ -35,7 +35,7 @@ func TestFstrim(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"fstrim", img}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "in use by another process") {
+	if code := run([]string{"fstrim", img}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "in use by this process: unmount it") {
 		t.Errorf("fstrim of an open image: exit %d, %q", code, errb.String())
 	}
 	if err := fsys.Close(); err != nil {

@@ -439,7 +439,7 @@ func imageError(path string, err error) error {
 	}
 	switch errno {
 	case syscall.EBUSY:
-		return fmt.Errorf("image %s is in use by another process: unmount it (holefs umount) or stop the program using it", path)
+		return fmt.Errorf("image %s: %s", path, cause) // names the holder and the fix
 	case syscall.EUCLEAN:
 		return fmt.Errorf("image %s is corrupt (%s): check and repair it with holefs fsck %s", path, cause, path)
 	case syscall.ENOENT, syscall.ENOTDIR:
