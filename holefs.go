@@ -239,7 +239,13 @@ func engineOptions(opts Options) (pagecache.Options, *vfs.Hooks) {
 // VFS's path walk resolves them as Linux does (".." after a symlink leads
 // to the parent of the link's target; "a/." is not a name to create or
 // remove).
+//
+// A name of PATH_MAX bytes or more is kept whole, for the VFS to refuse
+// (ENAMETOOLONG): its leading slashes count, as Linux counts them.
 func clean(name string) string {
+	if len(name) >= syscall.PathMax {
+		return name
+	}
 	return strings.TrimLeft(name, "/")
 }
 

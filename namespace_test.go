@@ -983,6 +983,8 @@ func TestNameResolutionErrnos(t *testing.T) {
 			{"O_CREATE|O_DIRECTORY", open("g", syscall.O_RDONLY|syscall.O_CREAT|syscall.O_DIRECTORY), syscall.EINVAL},
 			{"O_CREATE|O_EXCL on a dangling symlink", open("dangling", syscall.O_RDWR|syscall.O_CREAT|syscall.O_EXCL), syscall.EEXIST},
 			{"path of PATH_MAX", open(strings.Repeat("d/../", 820)+"f", syscall.O_RDONLY), syscall.ENAMETOOLONG},
+			{"path of PATH_MAX with its leading slash", open("/"+strings.Repeat("d/../", 818)+"fffff", syscall.O_RDONLY), syscall.ENAMETOOLONG},
+			{"path of PATH_MAX-1 with its leading slash", open("/"+strings.Repeat("d/../", 818)+"ffff", syscall.O_RDONLY), syscall.ENOENT},
 			{"remove file with trailing slash", fsys.Remove("f/"), syscall.ENOTDIR},
 			{"rename file to trailing slash", fsys.Rename("f", "x/"), syscall.ENOTDIR},
 			{"link to trailing slash", fsys.Link("f", "x/"), syscall.ENOENT},
