@@ -62,7 +62,9 @@ func fillAttr(out *gofuse.Attr, a vfs.Attr) {
 	out.Blocks = uint64(a.Blocks)
 	out.Blksize = blockSize
 	out.Uid, out.Gid = a.Uid, a.Gid
-	out.Rdev = uint32(a.Rdev) // the engine keeps device numbers within 32 bits (see Mknod)
+	// Linux's device numbers (12-bit major, 20-bit minor) fit the low 32
+	// bits of unix.Mkdev's encoding, which are the FUSE encoding (see Mknod).
+	out.Rdev = uint32(a.Rdev)
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
 }
 

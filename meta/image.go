@@ -221,10 +221,11 @@ type Image struct {
 	SB  Superblock
 	db  *bbolt.DB
 
-	// The fields below are set by Open, then by each commit: the
-	// journal's (under its commitMu) or Repair's (the image's only user).
+	// The fields below are what Open found; seq, rec and recErr then
+	// follow the commits (the journal's, under its commitMu, or
+	// Repair's, the image's only user), the others stay as Open set them.
 	store    *storeInfo // meta.db's meta pages
-	seq      uint64     // meta.db's commit sequence
+	seq      uint64     // meta.db's commit sequence; the journal's commitMu
 	seqErr   error      // the state record did not decode at Open
 	rec      uint64     // block 0's commit record at Open
 	recErr   error      // the commit record is damaged or absent (CompatCommitSeq images)
