@@ -221,9 +221,10 @@ type Image struct {
 	SB  Superblock
 	db  *bbolt.DB
 
-	// The fields below are what Open found; seq, rec and recErr then
-	// follow the commits (the journal's, under its commitMu, or
-	// Repair's, the image's only user), the others stay as Open set them.
+	// The fields below are what Open found. seq then follows the
+	// commits (the journal's, under its commitMu, or Repair's, the
+	// image's only user), and Repair's also set rec and recErr; the
+	// others stay as Open set them.
 	store    *storeInfo // meta.db's meta pages
 	seq      uint64     // meta.db's commit sequence; the journal's commitMu
 	seqErr   error      // the state record did not decode at Open
