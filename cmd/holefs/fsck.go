@@ -133,7 +133,11 @@ func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress
 		plural(rep.Inodes, "inode", "inodes"), plural(rep.Dirs, "directory", "directories"), plural(rep.Files, "file", "files"),
 		plural(rep.Symlinks, "symlink", "symlinks"), plural(rep.Special, "special file", "special files"), plural(rep.Orphans, "orphan", "orphans"), plural(rep.Extents, "extent", "extents"),
 		rep.Owned, img.SB.Blocks-1, formatBytes(rep.Owned*meta.BlockSize))
-	summarize(stdout, path, fixed, left, rep.Count(meta.Warning), repair || !repairable(append(pre, rep.Findings...)))
+	all := append(pre, rep.Findings...)
+	summarize(stdout, path, fixed, left, rep.Count(meta.Warning), repair || !repairable(all))
+	if rolledBack(all) {
+		fmt.Fprintf(stdout, "%s: the rollback stays until accepted: holefs fsck --repair --accept-rollback %s\n", path, path)
+	}
 	switch {
 	case left > 0:
 		return fsckLeft, nil
@@ -181,6 +185,17 @@ func printFindings(w io.Writer, fs []meta.Finding, repair bool) {
 func repairable(fs []meta.Finding) bool {
 	for _, f := range fs {
 		if f.Severity == meta.Error && !f.Fixed && f.Fix != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// rolledBack reports whether fs has a rollback not accepted, which no
+// repair fixes without --accept-rollback.
+func rolledBack(fs []meta.Finding) bool {
+	for _, f := range fs {
+		if f.Kind == meta.KindRollback && !f.Fixed {
 			return true
 		}
 	}

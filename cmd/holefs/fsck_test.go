@@ -245,8 +245,8 @@ func TestFsckRollback(t *testing.T) {
 	mf.Close()
 
 	lost := []string{"error [rollback]: rolled back from commit", "data fsynced since is lost (meta page"}
-	fsckRun(t, []string{"fsck", img}, 4, append(lost, "fsck --repair --accept-rollback accepts the loss", img+": 0 errors fixed, 1 left uncorrected (fsck cannot repair them)"), "")
-	fsckRun(t, []string{"fsck", "--repair", img}, 4, append(lost, img+": 0 errors fixed, 1 left uncorrected"), "")
+	fsckRun(t, []string{"fsck", img}, 4, append(lost, "fsck --repair --accept-rollback accepts the loss", img+": 0 errors fixed, 1 left uncorrected (fsck cannot repair them)\n"+img+": the rollback stays until accepted: holefs fsck --repair --accept-rollback "+img+"\n"), "")
+	fsckRun(t, []string{"fsck", "--repair", img}, 4, append(lost, img+": 0 errors fixed, 1 left uncorrected", "the rollback stays until accepted"), "")
 	fsckRun(t, []string{"fsck", "--accept-rollback", img}, 16, nil, "--accept-rollback needs --repair")
 	if _, err := holefs.Open(img, holefs.Options{}); !errors.Is(err, syscall.EUCLEAN) || !strings.Contains(err.Error(), "rolled back from commit") {
 		t.Fatalf("holefs.Open: %v; want EUCLEAN naming the rollback", err)
