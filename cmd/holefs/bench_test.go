@@ -88,7 +88,7 @@ func TestBenchJSON(t *testing.T) {
 	dir := t.TempDir()
 	png, svg := filepath.Join(dir, "b.png"), filepath.Join(dir, "b.svg")
 	var out, errb bytes.Buffer
-	args := []string{"bench", "--workload", "mixed-rw,seq,churn,memory", "--duration", "30ms", "--cache-bytes", "256KiB",
+	args := []string{"bench", "--workload", "mixed-rw,seq,churn,memory", "--duration", "100ms", "--cache-bytes", "256KiB",
 		"--readers", "2", "--latency", "20us", "--jitter", "0s", "--punch", "--json", "--png", png, "--svg", svg}
 	if code := run(args, &out, &errb); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
