@@ -114,8 +114,8 @@ func (f *FS) LinkAt(in, dir *Inode, name string) error {
 	if err := dirFor(dir, name); err != nil {
 		return err
 	}
-	if err := freeName(dir, name, false); err != nil {
-		return err
+	if dir.entries[name] != nil {
+		return syscall.EEXIST
 	}
 	return f.linkLocked(in, dir, name)
 }

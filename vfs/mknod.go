@@ -62,10 +62,7 @@ func (f *FS) Mknod(path string, mode uint32, rdev uint64) error {
 	}
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	dir, name, slash, err := f.lookupParentRoot(path, nnMake)
-	if err == nil {
-		err = freeName(dir, name, slash)
-	}
+	dir, name, err := f.lookupFree(path)
 	if err != nil {
 		return err
 	}

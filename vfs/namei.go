@@ -352,18 +352,21 @@ func (f *FS) Mkdir(path string, perm uint32) error {
 	return err
 }
 
-// freeName checks that name is free in dir for link(2), symlink(2) or
-// mknod(2): EEXIST if taken; if free but written with a trailing slash,
-// ENOENT: Linux reads the slash as asking for a directory, which these
-// calls do not make. The caller holds nsMu.
-func freeName(dir *Inode, name string, slash bool) error {
-	if _, ok := dir.entries[name]; ok {
-		return syscall.EEXIST
+// lookupFree resolves the parent of path and checks that its last name is
+// free for link(2), symlink(2) or mknod(2): EEXIST if taken; if free but
+// written with a trailing slash, ENOENT: Linux reads the slash as asking
+// for a directory, which these calls do not make. The caller holds nsMu.
+func (f *FS) lookupFree(path string) (*Inode, string, error) {
+	dir, name, slash, err := f.lookupParentRoot(path, nnMake)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case dir.entries[name] != nil:
+		return nil, "", syscall.EEXIST
+	case slash:
+		return nil, "", syscall.ENOENT
 	}
-	if slash {
-		return syscall.ENOENT
-	}
-	return nil
+	return dir, name, nil
 }
 
 // Symlink creates a symbolic link at path pointing to target.
@@ -373,10 +376,7 @@ func (f *FS) Symlink(target, path string) error {
 	}
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	dir, name, slash, err := f.lookupParentRoot(path, nnMake)
-	if err == nil {
-		err = freeName(dir, name, slash)
-	}
+	dir, name, err := f.lookupFree(path)
 	if err != nil {
 		return err
 	}
@@ -397,10 +397,7 @@ func (f *FS) Link(oldPath, newPath string) error {
 	if err != nil {
 		return err
 	}
-	dir, name, slash, err := f.lookupParentRoot(newPath, nnMake)
-	if err == nil {
-		err = freeName(dir, name, slash)
-	}
+	dir, name, err := f.lookupFree(newPath)
 	if err != nil {
 		return err
 	}
