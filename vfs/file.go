@@ -33,14 +33,15 @@ func (f *FS) Open(in *Inode, flags int) (*File, error) { return f.open(in, flags
 
 // open is Open and OpenFrontend.
 func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
+	if err := in.openSpecial(); err != nil {
+		return nil, err
+	}
 	acc := flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
 	switch {
 	case in.IsDir() && (acc != os.O_RDONLY || flags&os.O_TRUNC != 0):
 		return nil, syscall.EISDIR // O_TRUNC asks to write, as in Linux's build_open_flags
 	case in.typ == syscall.S_IFLNK:
 		return nil, syscall.ELOOP
-	case in.openSpecial() != nil:
-		return nil, in.openSpecial()
 	case flags&syscall.O_DIRECT != 0 && (f.backend.Memory || in.IsDir()):
 		return nil, syscall.EINVAL
 	}
