@@ -1,8 +1,10 @@
 package blockdev
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // memShards is the number of independently locked parts of a Memory
@@ -13,7 +15,10 @@ const memShards = 64
 // Memory is an in-memory Device. Storage is allocated one block at a time
 // when the block is first written with non-zero data, so a huge device costs
 // nothing until used; blocks never written (or last written with zeros) read
-// as zeros and hold no memory. It is safe for concurrent use.
+// as zeros and hold no memory. It is a DAXDevice: DirectAccess hands out a
+// block's memory, which from then on stays allocated (a zero write clears
+// it in place), as persistent memory is always there. It is safe for
+// concurrent use.
 type Memory struct {
 	nblocks int64
 	closed  atomic.Bool
@@ -22,7 +27,15 @@ type Memory struct {
 
 type memShard struct {
 	mu     sync.RWMutex
-	blocks map[int64]*[BlockSize]byte // nil once the device is closed
+	blocks map[int64]*memBlock // nil once the device is closed
+}
+
+// memBlock is one block's storage. dax is set, under the shard lock, once
+// DirectAccess handed the memory out: it may be mapped, so it is never
+// freed.
+type memBlock struct {
+	data [BlockSize]byte
+	dax  bool
 }
 
 // NewMemory returns an in-memory device of nblocks blocks, all zero.
@@ -34,7 +47,7 @@ func NewMemory(nblocks int64) *Memory {
 	}
 	m := &Memory{nblocks: nblocks}
 	for i := range m.shards {
-		m.shards[i].blocks = make(map[int64]*[BlockSize]byte)
+		m.shards[i].blocks = make(map[int64]*memBlock)
 	}
 	return m
 }
@@ -59,7 +72,7 @@ func (m *Memory) ReadBlocks(p []byte, block int64) error {
 			return errClosed("read")
 		}
 		if b := s.blocks[block+i]; b != nil {
-			copy(dst, b[:])
+			copy(dst, b.data[:])
 		} else {
 			clear(dst)
 		}
@@ -88,13 +101,13 @@ func (m *Memory) WriteBlocks(p []byte, block int64) error {
 			return errClosed("write")
 		}
 		switch b := s.blocks[block+i]; {
-		case zero:
+		case zero && (b == nil || !b.dax):
 			delete(s.blocks, block+i)
 		case b != nil:
-			copy(b[:], src)
+			copy(b.data[:], src)
 		default:
-			b = new([BlockSize]byte)
-			copy(b[:], src)
+			b = new(memBlock)
+			copy(b.data[:], src)
 			s.blocks[block+i] = b
 		}
 		s.mu.Unlock()
@@ -109,6 +122,33 @@ func (m *Memory) Flush() error {
 		return errClosed("flush")
 	}
 	return nil
+}
+
+// DirectAccess returns the memory of block, allocating it (zeroed) if it
+// holds none yet; the memory is the block's until Close. Its content lock
+// is the lock of the block's shard, which ReadBlocks and WriteBlocks hold
+// while they copy.
+func (m *Memory) DirectAccess(block int64) (DAXBlock, error) {
+	if m.closed.Load() {
+		return DAXBlock{}, errClosed("direct access")
+	}
+	if block < 0 || block >= m.nblocks {
+		return DAXBlock{}, fmt.Errorf("blockdev: direct access of block %d outside the %d-block device: %w",
+			block, m.nblocks, syscall.EINVAL)
+	}
+	s := m.shard(block)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blocks == nil {
+		return DAXBlock{}, errClosed("direct access")
+	}
+	b := s.blocks[block]
+	if b == nil {
+		b = new(memBlock)
+		s.blocks[block] = b
+	}
+	b.dax = true
+	return DAXBlock{mu: &s.mu, data: &b.data}, nil
 }
 
 // NumBlocks returns the device size in blocks.
