@@ -231,6 +231,9 @@ func (m *Mapping) Read(dst []byte, off int64, ra *ReadaheadState) (int, error) {
 	}
 	m.lockRead()
 	defer m.unlockRead()
+	if m.dax != nil {
+		return m.daxRead(dst, off)
+	}
 	return m.read(dst, off, ra, false)
 }
 
@@ -240,6 +243,9 @@ func (m *Mapping) Read(dst []byte, off int64, ra *ReadaheadState) (int, error) {
 func (m *Mapping) ReadLocked(dst []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, syscall.EINVAL
+	}
+	if m.dax != nil {
+		return m.daxRead(dst, off)
 	}
 	return m.read(dst, off, nil, false)
 }

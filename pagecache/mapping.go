@@ -27,6 +27,9 @@ type MappingOptions struct {
 	// Key orders this mapping's invalidate lock among other mappings' (the
 	// inode number); two-file operations take them in ascending key order.
 	Key uintptr
+	// DAX, if set, is Device seen as memory: the mapping is in DAX mode
+	// (dax.go) and caches no pages.
+	DAX blockdev.DAXDevice
 }
 
 // Mapping is the page cache of one file, Linux's address_space.
@@ -43,6 +46,10 @@ type Mapping struct {
 	// cacheBlocks lets a page remember its block and be written there
 	// again without a lookup; false for a log, where every write moves.
 	cacheBlocks bool
+	// dax is the device in DAX mode, nil otherwise; daxLocks are then the
+	// DAX entry locks (dax.go), which stand in for page locks.
+	dax      blockdev.DAXDevice
+	daxLocks *[daxEntryLocks]lockcheck.Mutex
 
 	// invalidate is held shared by fill paths while they create pages and
 	// look up their blocks, exclusive by every path that truncates pages
@@ -81,6 +88,12 @@ func (c *Cache) NewMapping(o MappingOptions) *Mapping {
 	m.dirtyMu.Init(lockcheck.RankCache)
 	m.viewMu.Init(lockcheck.RankView)
 	m.dirty = btree.NewOrderedG[int64](16)
+	if o.DAX != nil {
+		m.dax, m.daxLocks = o.DAX, new([daxEntryLocks]lockcheck.Mutex)
+		for i := range m.daxLocks {
+			m.daxLocks[i].Init(lockcheck.RankPage)
+		}
+	}
 	if !m.unevictable {
 		c.addMapping(m)
 	}

@@ -169,6 +169,9 @@ func (m *Mapping) Readahead(off, n int64) error {
 	if off < 0 || n < 0 {
 		return syscall.EINVAL
 	}
+	if m.dax != nil {
+		return nil // nothing to cache (Linux ignores readahead of DAX files)
+	}
 	m.lockRead()
 	defer m.unlockRead()
 	return m.forceReadahead(off, n)
@@ -207,6 +210,9 @@ func (m *Mapping) Fadvise(ra *ReadaheadState, off, n int64, advice int) error {
 	case unix.FADV_WILLNEED:
 		return m.Readahead(off, n)
 	case unix.FADV_DONTNEED:
+		if m.dax != nil {
+			return nil // no pages (Linux's generic_fadvise ignores it on DAX)
+		}
 		end := maxPageIdx + 1
 		if n > 0 && n <= (maxPageIdx+1)*PageSize-off {
 			end = (off + n) / PageSize

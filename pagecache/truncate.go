@@ -28,6 +28,9 @@ func (m *Mapping) TruncateRange(lstart, lend int64) error {
 	if lend != math.MaxInt64 {
 		last = lend / PageSize
 	}
+	if m.dax != nil {
+		return m.daxTruncateRange(lstart, lend, first, last)
+	}
 	if in := lstart % PageSize; in != 0 {
 		idx := lstart / PageSize
 		if err := m.zeroPartial(idx, int(in), int(min(PageSize, lend-idx*PageSize))); err != nil {

@@ -6,6 +6,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/holefs/holefs/blockdev"
 )
 
 // MappedView is an in-process memory mapping of a file range (Linux's
@@ -25,7 +27,11 @@ type MappedView struct {
 // pte is an immutable view entry: which page, and whether writes may go to
 // it without page_mkwrite. Entries are replaced, never changed.
 type pte struct {
-	page     *Page
+	page *Page // nil in a DAX mapping
+	// mem is a DAX entry's block memory; the zero DAXBlock in a hole
+	// entry, which reads as zeros (Linux's zero page) and is never
+	// writable.
+	mem      blockdev.DAXBlock
 	writable bool
 }
 
@@ -70,7 +76,7 @@ func (v *MappedView) Unmap() error {
 // zap clears the view's entries [from, to) (view page numbers).
 func (v *MappedView) zap(from, to int64) {
 	for i := from; i < to; i++ {
-		if e := v.ptes[i].Swap(nil); e != nil {
+		if e := v.ptes[i].Swap(nil); e != nil && e.page != nil {
 			e.page.put()
 		}
 	}
@@ -161,6 +167,11 @@ func (v *MappedView) ReadAt(dst []byte, off int64) (int, error) {
 				return done, err
 			}
 		}
+		if e.page == nil {
+			// 0 if the entry was zapped meanwhile: the next round faults.
+			done += v.daxLoad(i, e, dst[done:], int(pos%PageSize))
+			continue
+		}
 		// The entry's reference can go with a zap at any time; pin the
 		// page for the copy, so eviction cannot recycle its memory under
 		// us (a CPU's TLB keeps a zapped page alive the same way until
@@ -192,6 +203,10 @@ func (v *MappedView) WriteAt(src []byte, off int64) (int, error) {
 			if e, err = v.mkwrite(i); err != nil {
 				return done, err
 			}
+		}
+		if e.page == nil {
+			done += v.daxStore(i, e, src[done:], int(pos%PageSize))
+			continue
 		}
 		p := e.page
 		if !p.tryGet() {
@@ -233,6 +248,9 @@ func (v *MappedView) install(i int64, p *Page) *pte {
 // is mapped with no invalidate lock; a miss fills under the fill lock.
 func (v *MappedView) fault(i int64) (*pte, error) {
 	m := v.m
+	if m.dax != nil {
+		return v.daxFault(i, false)
+	}
 	idx := v.start + i
 	for {
 		if v.unmapped.Load() || m.beyondEOF(idx) {
@@ -284,6 +302,9 @@ func (v *MappedView) fault(i int64) (*pte, error) {
 // write, and marks the page dirty.
 func (v *MappedView) mkwrite(i int64) (*pte, error) {
 	m := v.m
+	if m.dax != nil {
+		return v.daxFault(i, true)
+	}
 	for {
 		e := v.ptes[i].Load()
 		if e == nil {

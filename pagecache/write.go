@@ -13,6 +13,9 @@ func (m *Mapping) Write(src []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, syscall.EINVAL
 	}
+	if m.dax != nil {
+		return m.daxWrite(src, off)
+	}
 	oldSize := m.Size()
 	if off > oldSize && len(src) > 0 {
 		m.ZeroTail(oldSize)
@@ -92,6 +95,11 @@ func (m *Mapping) writeBegin(idx int64, noRead bool) (*Page, error) {
 // The caller holds the inode lock exclusive.
 func (m *Mapping) ZeroTail(size int64) {
 	if size%PageSize == 0 {
+		return
+	}
+	if m.dax != nil {
+		// Bytes stored through a view past EOF are in the block itself.
+		_ = m.daxZero(size/PageSize, int(size%PageSize), PageSize)
 		return
 	}
 	p := m.findGet(size / PageSize)

@@ -240,6 +240,12 @@ func toErrno(err error) syscall.Errno {
 // (filemap_write_and_wait_range). Its error is this call's own; file
 // handles learn of errors through ErrCheck.
 func (m *Mapping) Sync(off, n int64) error {
+	if m.dax != nil {
+		// No dirty pages: stores went to the device's memory, and making
+		// them durable is the device's flush (Linux's
+		// dax_writeback_mapping_range flushes the CPU caches).
+		return m.dax.Flush()
+	}
 	start, end := off/PageSize, maxPageIdx+1
 	if n > 0 {
 		end = (off + n + PageSize - 1) / PageSize
