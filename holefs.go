@@ -119,6 +119,16 @@ type Options struct {
 	// a file changed from outside are dropped, not written over the
 	// change, and the next fsync of every handle reports ESTALE.
 	RevalidateInterval time.Duration
+	// DAX puts every regular file in DAX mode (Linux's -o dax): reads,
+	// writes and mapped views address the device's memory directly, with
+	// no page cache pages, and fsync is the device's flush. It needs
+	// BackendExtent on a device whose memory can be addressed
+	// (blockdev.DAXDevice: the default in-memory device, with no Latency
+	// or Jitter, or a Device that is one); Open refuses anything else with
+	// EINVAL. Clone and dedupe of DAX files fail with EINVAL, and
+	// copy_file_range copies. The FUSE mount cannot pass DAX on to the
+	// kernel (FUSE DAX is virtiofs's only).
+	DAX bool
 	// AcceptRollback opens an image whose metadata fell back to an older
 	// commit than its last (a damaged meta.db page; see meta.Rollback):
 	// what was committed since, fsync'd files among it, is lost for good.
@@ -169,6 +179,11 @@ func Open(imagePath string, opts Options) (*FS, error) {
 	if opts.SizeBytes < 0 || opts.CacheBytes < 0 || opts.ReadaheadBytes < 0 {
 		return nil, &fs.PathError{Op: "open", Path: nameOf(imagePath), Err: fmt.Errorf("negative size in options: %w", syscall.EINVAL)}
 	}
+	if opts.DAX {
+		if err := checkDAX(imagePath, opts); err != nil {
+			return nil, &fs.PathError{Op: "open", Path: nameOf(imagePath), Err: err}
+		}
+	}
 	if imagePath != "" {
 		return openImage(imagePath, opts)
 	}
@@ -187,6 +202,9 @@ func Open(imagePath string, opts Options) (*FS, error) {
 			store = extentfs.NewLog(dev.NumBlocks())
 		}
 		backend = vfs.Backend{Store: store, Device: dev}
+		if opts.DAX {
+			backend.DAX = dev.(blockdev.DAXDevice) // checkDAX made sure
+		}
 	case BackendMemory:
 		backend = vfs.Backend{Store: memfs.New(opts.SizeBytes / blockmap.PageSize), Memory: true}
 	case BackendPassthrough:
@@ -198,6 +216,28 @@ func Open(imagePath string, opts Options) (*FS, error) {
 	}
 	copts, vhooks := engineOptions(opts)
 	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil
+}
+
+// checkDAX reports why opts cannot have DAX, as an error wrapping EINVAL
+// (Linux's mount -o dax on a device without DAX fails with EINVAL), or nil.
+func checkDAX(imagePath string, opts Options) error {
+	var why string
+	switch {
+	case imagePath != "":
+		why = "an image's data is a file, not memory"
+	case opts.Backend != "" && opts.Backend != BackendExtent:
+		why = fmt.Sprintf("backend %s does not write blocks in place on a device (want %s)", opts.Backend, BackendExtent)
+	case opts.Device != nil:
+		if _, ok := opts.Device.(blockdev.DAXDevice); !ok {
+			why = fmt.Sprintf("the device (%T) cannot expose its memory", opts.Device)
+		}
+	case opts.Latency > 0 || opts.Jitter > 0:
+		why = "a device with latency injected cannot expose its memory"
+	}
+	if why == "" {
+		return nil
+	}
+	return fmt.Errorf("DAX: %s: %w", why, syscall.EINVAL)
 }
 
 func nameOf(imagePath string) string {

@@ -96,6 +96,12 @@ func (h *File) remapPrep(dst *File) (blockmap.Cloner, error) {
 	if h.in.fs != dst.in.fs {
 		return nil, syscall.EXDEV
 	}
+	if h.in.mapping.DAX() || dst.in.mapping.DAX() {
+		// A DAX write goes to the block in place: a shared block would
+		// change under the other file (Linux's xfs_reflink_remap_prep
+		// refused DAX files with EINVAL).
+		return nil, syscall.EINVAL
+	}
 	c, ok := dst.in.blocks.(blockmap.Cloner)
 	if !ok || !c.CanClone() {
 		return nil, syscall.EOPNOTSUPP

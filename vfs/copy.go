@@ -114,7 +114,7 @@ func (h *File) copyLocked(dst *File, srcOff, dstOff, n int64) (int64, error) {
 // locks.
 func (h *File) copyByClone(dst *File, srcOff, dstOff, n int64) (int64, bool, error) {
 	c, ok := dst.in.blocks.(blockmap.Cloner)
-	if !ok || !c.CanClone() {
+	if !ok || !c.CanClone() || h.in.mapping.DAX() || dst.in.mapping.DAX() {
 		return 0, false, nil
 	}
 	r, err := remapChecks(h.in, dst.in, srcOff, dstOff, n, false)

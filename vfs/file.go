@@ -85,7 +85,13 @@ func (h *File) Inode() *Inode { return h.in }
 
 func (h *File) readable() bool { return h.flags&(os.O_WRONLY|os.O_RDWR) != os.O_WRONLY }
 func (h *File) writable() bool { return h.flags&(os.O_WRONLY|os.O_RDWR) != os.O_RDONLY }
-func (h *File) direct() bool   { return h.flags&syscall.O_DIRECT != 0 }
+// direct reports whether I/O bypasses the page cache through the direct
+// I/O path. A DAX file has no cache to bypass: its reads and writes are
+// direct already and take the DAX path whatever the flags (as Linux's
+// ext2 and ext4 do), unaligned ones included.
+func (h *File) direct() bool {
+	return h.flags&syscall.O_DIRECT != 0 && !h.in.mapping.DAX()
+}
 
 // check returns EBADF for a closed handle and EISDIR for a directory.
 func (h *File) check() error {

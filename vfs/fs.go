@@ -24,6 +24,11 @@ type Backend struct {
 	// Memory says the page cache is the storage (memfs, like tmpfs): no
 	// device I/O, no direct I/O, and the fallocate modes tmpfs has.
 	Memory bool
+	// DAX, if set, is Device seen as memory: every regular file is in DAX
+	// mode (see package pagecache), with no page cache. Its store must
+	// write in place (no log, no shared blocks: clone and dedupe are
+	// refused, as Linux refused reflink on DAX files).
+	DAX blockdev.DAXDevice
 	// Journal commits the namespace and block maps to an image; nil for a
 	// filesystem that lives in memory only. Close closes it.
 	Journal *meta.Journal

@@ -83,6 +83,9 @@ type Attr struct {
 	Mtime  time.Time
 	Ctime  time.Time
 	Rdev   uint64 // device number of a character or block device, as unix.Mkdev makes it
+	// DAX: the file's reads, writes and mapped views address the device's
+	// memory, with no page cache (statx's STATX_ATTR_DAX).
+	DAX bool
 }
 
 // Stat returns the inode's attributes.
@@ -96,6 +99,7 @@ func (in *Inode) Stat() Attr {
 	case in.mapping != nil:
 		a.Size = in.mapping.Size()
 		a.Blocks = in.blocks.Blocks() * (blockmap.PageSize / 512)
+		a.DAX = in.mapping.DAX()
 	case in.IsDir():
 		a.Size = blockmap.PageSize
 	default:

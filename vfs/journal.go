@@ -174,7 +174,7 @@ func (f *FS) initInode(in *Inode, blocks blockmap.File) {
 		in.blocks = blocks
 		in.mapping = f.cache.NewMapping(pagecache.MappingOptions{
 			Blocks: blocks, Device: in.mappingDevice(blocks), Host: &in.lock,
-			Unevictable: f.backend.Memory, Key: uintptr(in.ino),
+			Unevictable: f.backend.Memory, Key: uintptr(in.ino), DAX: f.backend.DAX,
 		})
 	}
 	if j := f.backend.Journal; j != nil {
