@@ -85,6 +85,7 @@ func (h *File) Inode() *Inode { return h.in }
 
 func (h *File) readable() bool { return h.flags&(os.O_WRONLY|os.O_RDWR) != os.O_WRONLY }
 func (h *File) writable() bool { return h.flags&(os.O_WRONLY|os.O_RDWR) != os.O_RDONLY }
+
 // direct reports whether I/O bypasses the page cache through the direct
 // I/O path. A DAX file has no cache to bypass: its reads and writes are
 // direct already and take the DAX path whatever the flags (as Linux's
