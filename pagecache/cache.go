@@ -35,8 +35,9 @@ type Options struct {
 // Hooks let tests stop a path at a chosen point to force an interleaving.
 type Hooks struct {
 	// BeforeFill runs on every fill path after its end-of-file checks and
-	// before it creates the pages [index, index+n) (for faults, with the
-	// fill lock already held).
+	// before it creates the pages [index, index+n) (for faults and DAX
+	// reads, with the fill lock already held; a DAX fill creates no page
+	// and runs it before its block lookup).
 	BeforeFill func(m *Mapping, index, n int64)
 	// AfterMapRead runs on every fill path (read, readahead, fault) after
 	// the block map lookup for the extent e and before its data is read.

@@ -65,6 +65,11 @@ func (m *Mapping) hookAfterMapRead(e blockmap.Extent) {
 // the fill lock, each extent is looked up and copied from the device's
 // memory; holes and unwritten extents read as zeros.
 func (m *Mapping) daxRead(dst []byte, off int64) (int, error) {
+	// The end-of-file check is made under the fill lock, as Linux's
+	// dax_iomap_rw makes it under its caller's lock; a remover that starts
+	// after it is the lock's business, not the check's.
+	m.lockFill(false)
+	defer m.unlockFill(false)
 	size := m.Size()
 	if off >= size {
 		return 0, io.EOF
@@ -72,8 +77,6 @@ func (m *Mapping) daxRead(dst []byte, off int64) (int, error) {
 	end := min(off+int64(len(dst)), size)
 	last := (end - 1) / PageSize
 	m.hookBeforeFill(off/PageSize, last-off/PageSize+1)
-	m.lockFill(false)
-	defer m.unlockFill(false)
 	done := 0
 	for pos := off; pos < end; {
 		idx := pos / PageSize

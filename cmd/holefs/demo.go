@@ -88,6 +88,14 @@ func demo(args []string, stdout, stderr io.Writer) error {
 		if err := row(repro.Scenario{Backend: *backend, Fill: "read", Remove: "punch", Writeback: true}, "read", "punch, then writeback"); err != nil {
 			return err
 		}
+		// DAX: no page cache; a fault maps the device's memory directly.
+		for _, fill := range repro.DAXFills {
+			for _, remove := range repro.Removers {
+				if err := row(repro.Scenario{Backend: *backend, DAX: true, Fill: fill, Remove: remove}, "DAX "+fill, remove); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout)

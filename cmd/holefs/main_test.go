@@ -17,7 +17,7 @@ func TestRun(t *testing.T) {
 		stdout []string // substrings
 		stderr string
 	}{
-		{"default is demo", nil, 0, []string{"invalidate  0 of 21", "rwsem       0 of 21", "none       21 of 21", "FOREIGN", "CORRUPT", "LockNone has no fill-path protection and shows the bug."}, ""},
+		{"default is demo", nil, 0, []string{"invalidate  0 of 29", "rwsem       0 of 29", "none       28 of 29", "DAX fault  truncate", "FOREIGN", "CORRUPT", "LockNone has no fill-path protection and shows the bug."}, ""},
 		{"memfs demo", []string{"demo", "-backend", "memfs", "-modes", "invalidate"}, 0, []string{"invalidate  0 of 10"}, ""},
 		{"memfs demo without the race", []string{"demo", "-backend", "memfs"}, 0, []string{"none        0 of 10", "yet exposed nothing here: on memfs"}, ""},
 		{"help", []string{"help"}, 0, []string{"Usage:"}, ""},

@@ -10,6 +10,11 @@
 // Under LockNone the filler caches stale or foreign data; under
 // LockInvalidate and LockRWSem it cannot get between the two halves of the
 // remover. Tests assert both; `holefs demo` prints the table.
+//
+// A DAX file (Scenario.DAX) caches nothing; its fill paths are read and
+// fault, and what the race leaves is a view entry addressing the freed
+// block, which the next owner's secret then shows through, or the secret
+// returned by the read itself.
 package repro
 
 import (
@@ -18,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,6 +54,10 @@ type Scenario struct {
 	// the verdict is then about the neighbour file, whose block a stale
 	// page's cached mapping may still point at.
 	Writeback bool
+	// DAX runs the victim in DAX mode (extentfs on a memory device): no
+	// page is cached, so what the race can leave behind is a view entry
+	// addressing a freed block, or the bytes a read returned.
+	DAX bool
 }
 
 func (s Scenario) String() string {
@@ -55,8 +65,16 @@ func (s Scenario) String() string {
 	if s.Writeback {
 		wb = "+writeback"
 	}
-	return fmt.Sprintf("%s/%s/%s-vs-%s%s", s.Backend, s.Mode, s.Fill, s.Remove, wb)
+	dax := ""
+	if s.DAX {
+		dax = "+dax"
+	}
+	return fmt.Sprintf("%s%s/%s/%s-vs-%s%s", s.Backend, dax, s.Mode, s.Fill, s.Remove, wb)
 }
+
+// DAXFills are the fill paths a DAX file has: it caches nothing, so
+// readahead, fadvise and madvise WILLNEED do nothing there.
+var DAXFills = []string{"read", "fault"}
 
 // ErrUnsupported is returned for a remover the backend does not have
 // (memfs, like tmpfs, has no zero range or collapse).
@@ -154,13 +172,19 @@ type env struct {
 	afterTrunc *stop
 }
 
-func newEnv(backend string, mode pagecache.LockMode) (*env, error) {
+func newEnv(backend string, mode pagecache.LockMode, dax bool) (*env, error) {
 	e := &env{beforeFill: newStop(), afterMap: newStop(), afterTrunc: newStop()}
+	if dax && backend != "extentfs" {
+		return nil, fmt.Errorf("repro: DAX needs the extentfs backend, not %q", backend)
+	}
 	var be vfs.Backend
 	switch backend {
 	case "extentfs":
 		dev := blockdev.NewMemory(256)
 		be = vfs.Backend{Store: extentfs.New(dev.NumBlocks()), Device: dev}
+		if dax {
+			be.DAX = dev
+		}
 	case "memfs":
 		be = vfs.Backend{Store: memfs.New(256), Memory: true}
 	default:
@@ -198,7 +222,10 @@ func (e *env) create(name string) (*vfs.File, error) {
 
 // Run plays the scenario once.
 func Run(s Scenario) (Outcome, error) {
-	e, err := newEnv(s.Backend, s.Mode)
+	if s.DAX && !slices.Contains(DAXFills, s.Fill) {
+		return Outcome{}, fmt.Errorf("repro: a DAX file has no %s fill path", s.Fill)
+	}
+	e, err := newEnv(s.Backend, s.Mode, s.DAX)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -233,7 +260,8 @@ func Run(s Scenario) (Outcome, error) {
 	invLock := a.Inode().Mapping().InvalidateLock()
 	waiters := func() int { return inodeLock.Waiters() + invLock.Waiters() }
 
-	fill, err := fillFunc(s.Fill, a, view)
+	filled := make([]byte, pg) // what the fill path returned, if it returns data
+	fill, err := fillFunc(s.Fill, a, view, filled)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -307,6 +335,11 @@ func Run(s Scenario) (Outcome, error) {
 	} else {
 		v, err = verdict(s.Remove, a, view)
 	}
+	if s.DAX && err == nil && v == OK && bytes.Contains(filled, secret[:16]) {
+		// No cache keeps what a DAX read got: its own bytes are the
+		// evidence.
+		v = Foreign
+	}
 	return Outcome{Verdict: v, Interleaved: interleaved}, err
 }
 
@@ -358,8 +391,7 @@ func (e *env) neighbour() error {
 	return b.Sync()
 }
 
-func fillFunc(name string, a *vfs.File, view *vfs.View) (func(), error) {
-	buf := make([]byte, pg)
+func fillFunc(name string, a *vfs.File, view *vfs.View, buf []byte) (func(), error) {
 	switch name {
 	case "read":
 		return func() { _, _ = a.ReadAt(buf, victim*pg) }, nil

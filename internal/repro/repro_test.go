@@ -88,3 +88,37 @@ func TestRaceMemfs(t *testing.T) {
 		}
 	}
 }
+
+// TestRaceDAX forces the interleaving for the fill paths of a DAX file
+// against every remover: under LockNone a fault installs a view entry of
+// the block the remover frees (the neighbour's secret then shows through
+// the view) and a read returns the neighbour's secret itself; under the
+// protected modes neither can get between the two halves of the remover.
+// One race leaves nothing wrong even under LockNone: a read against zero
+// range returns the old bytes, which no cache keeps and which a read just
+// before the zero range returns as well (zero range frees no block).
+func TestRaceDAX(t *testing.T) {
+	for _, mode := range pagecache.LockModes {
+		for _, fill := range DAXFills {
+			for _, remove := range Removers {
+				s := Scenario{Backend: "extentfs", DAX: true, Mode: mode, Fill: fill, Remove: remove}
+				t.Run(s.String(), func(t *testing.T) {
+					out, err := Run(s)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if mode == pagecache.LockNone {
+						harmless := fill == "read" && remove == "zero"
+						if !out.Interleaved || (out.Verdict == OK) != harmless {
+							t.Fatalf("LockNone: want the race played and detected (harmless: %v), got %+v", harmless, out)
+						}
+						return
+					}
+					if out.Interleaved || out.Verdict != OK {
+						t.Fatalf("%v: the filler got between truncation and block removal: %+v", mode, out)
+					}
+				})
+			}
+		}
+	}
+}
