@@ -32,6 +32,7 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	backend := fl.String("backend", holefs.BackendExtent, "backend: extentfs, memfs, logfs or passthrough")
 	backingDir := fl.String("backing-dir", "", "passthrough: make the backing directory in `DIR` (a fresh subdirectory, removed at the end;\n"+
 		"default the system's temporary directory)")
+	dax := fl.Bool("dax", false, "run the extentfs filesystem in DAX mode: no page cache, reads and faults address the memory device directly")
 	image := fl.Bool("image", false, "run on a durable image in a temporary directory, committed every 5 ms, and check every file again after reopening it (extentfs)")
 	cache := fl.String("cache-bytes", "512KiB", "page cache size: bytes, or with a KiB, MiB or GiB suffix")
 	latency := fl.Duration("latency", 0, "delay of every device I/O (extentfs)")
@@ -107,7 +108,7 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 		return usageErr("--workers: %v", err)
 	}
 	cfg := torture.Config{
-		Backend: *backend, BackingDir: *backingDir, Image: *image, Mode: lm, Duration: *duration, Ops: *ops, Seed: *seed,
+		Backend: *backend, BackingDir: *backingDir, Image: *image, DAX: *dax, Mode: lm, Duration: *duration, Ops: *ops, Seed: *seed,
 		Files: *files, FileBlocks: *fileBlocks, CacheBytes: cacheBytes, Latency: *latency,
 		RemoveDelay: *removeDelay, FillDelay: *fillDelay, Workers: wk,
 		StopOnFirst: *stopOnFirst, MaxViolations: *maxViol, StrictDirect: *strictDirect,

@@ -106,6 +106,10 @@ type Config struct {
 	// quarantine race the workers; after the run the image is closed,
 	// reopened, and every file checked again.
 	Image bool
+	// DAX runs the in-process extentfs filesystem in DAX mode
+	// (holefs.Options.DAX): reads and faults address the device's memory,
+	// and readahead, fadvise and madvise have nothing to fill.
+	DAX bool
 	// Mode is the filesystem's lock mode.
 	Mode holefs.LockMode
 	// Duration bounds the run's time; Ops bounds its operations (each
@@ -194,6 +198,9 @@ func (c Config) Validate() error {
 	if c.Image && (c.Target != "" || c.Backend != holefs.BackendExtent) {
 		errs = append(errs, fmt.Errorf("an image needs the %s backend and no target", holefs.BackendExtent))
 	}
+	if c.DAX && (c.Target != "" || c.Image || c.Backend != holefs.BackendExtent || c.Latency != 0) {
+		errs = append(errs, fmt.Errorf("DAX needs the %s backend on its memory device: no target, image or latency", holefs.BackendExtent))
+	}
 	if !slices.Contains(holefs.LockModes, c.Mode) {
 		errs = append(errs, fmt.Errorf("unknown lock mode %v", c.Mode))
 	}
@@ -244,6 +251,9 @@ func (c Config) Describe() string {
 	}
 	if c.Image {
 		return fmt.Sprintf("mode %v, backend %s on an image", c.Mode, c.Backend)
+	}
+	if c.DAX {
+		return fmt.Sprintf("mode %v, backend %s in DAX mode", c.Mode, c.Backend)
 	}
 	return fmt.Sprintf("mode %v, backend %s", c.Mode, c.Backend)
 }
@@ -423,7 +433,7 @@ func Run(ctx context.Context, cfg Config, progress func(Stats)) (Report, error) 
 func (t *torture) openLib() error {
 	cfg := t.cfg
 	opts := holefs.Options{Backend: cfg.Backend, CacheBytes: cfg.CacheBytes, LockMode: cfg.Mode,
-		Latency: cfg.Latency, SizeBytes: 1 << 30}
+		Latency: cfg.Latency, SizeBytes: 1 << 30, DAX: cfg.DAX}
 	if cfg.RemoveDelay > 0 || cfg.FillDelay > 0 {
 		h := &holefs.Hooks{}
 		if d := cfg.RemoveDelay; d > 0 {
