@@ -22,4 +22,11 @@
 // lockless index, pins it with a reference, and copies under the page's
 // content lock, a short reader/writer spin lock that only orders memory
 // copies (a data race in Go's memory model otherwise) and never blocks I/O.
+//
+// # DAX
+//
+// A Mapping made with MappingOptions.DAX caches no pages (dax.go, after
+// Linux's fs/dax.c): reads, writes and view entries address the blocks'
+// memory on a blockdev.DAXDevice. Fill paths keep the invalidate lock;
+// the page lock's job goes to the DAX entry lock of each page index.
 package pagecache
