@@ -126,6 +126,9 @@ func TestMixedRW(t *testing.T) {
 			t.Errorf("ratio %q: %+v", name, r)
 		}
 	}
+	if v, _ := by["dax invalidate"].Get("reader_ops"); !(v > 0) {
+		t.Errorf("mixed-rw in DAX mode: reader_ops %v", v)
+	}
 	r := by["invalidate"]
 	p50, _ := r.Get("read_p50")
 	p99, _ := r.Get("read_p99")

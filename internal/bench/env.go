@@ -28,11 +28,17 @@ func newEnv(cfg Config, mode holefs.LockMode, cacheBytes, devBytes int64) (*env,
 	return newBackendEnv(cfg, holefs.BackendExtent, mode, cacheBytes, devBytes)
 }
 
-// newBackendEnv is newEnv on another backend: logfs on a device, or
-// passthrough (newPassthroughEnv).
+// daxBackend names, among newBackendEnv's backends, extentfs in DAX mode.
+const daxBackend = "dax"
+
+// newBackendEnv is newEnv on another backend: logfs on a device,
+// passthrough (newPassthroughEnv), or daxBackend (newDAXEnv).
 func newBackendEnv(cfg Config, backend string, mode holefs.LockMode, cacheBytes, devBytes int64) (*env, error) {
-	if backend == holefs.BackendPassthrough {
+	switch backend {
+	case holefs.BackendPassthrough:
 		return newPassthroughEnv(cfg, mode, cacheBytes)
+	case daxBackend:
+		return newDAXEnv(cfg, mode, cacheBytes, devBytes)
 	}
 	nblocks := devBytes/pageSize + 1024
 	if backend == holefs.BackendLog {
@@ -65,6 +71,18 @@ func newPassthroughEnv(cfg Config, mode holefs.LockMode, cacheBytes int64) (*env
 		return nil, err
 	}
 	return &env{fs: fsys, dev: lat, backing: dir}, nil
+}
+
+// newDAXEnv opens an extentfs filesystem in DAX mode on a memory device:
+// persistent memory, addressed in place, so no latency model sits in
+// between (the env's latency counts nothing) and no page is cached.
+func newDAXEnv(cfg Config, mode holefs.LockMode, cacheBytes, devBytes int64) (*env, error) {
+	fsys, err := holefs.Open("", holefs.Options{DAX: true, Device: blockdev.NewMemory(devBytes/pageSize + 1024),
+		CacheBytes: cacheBytes, LockMode: mode})
+	if err != nil {
+		return nil, err
+	}
+	return &env{fs: fsys, dev: newLatency(cfg.Seed, cfg.SleepDevice)}, nil
 }
 
 // measure turns the configured device latency on.

@@ -40,8 +40,8 @@ func (f *firstErr) set(err error) {
 }
 
 // mixedBackends are the other backends mixed-rw runs, in invalidate mode,
-// beside extentfs in every lock mode.
-var mixedBackends = []string{holefs.BackendLog, holefs.BackendPassthrough}
+// beside extentfs in every lock mode; daxBackend is extentfs in DAX mode.
+var mixedBackends = []string{holefs.BackendLog, holefs.BackendPassthrough, daxBackend}
 
 func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 	var rows []Result
