@@ -202,9 +202,6 @@ func Open(imagePath string, opts Options) (*FS, error) {
 			store = extentfs.NewLog(dev.NumBlocks())
 		}
 		backend = vfs.Backend{Store: store, Device: dev}
-		if opts.DAX {
-			backend.DAX = dev.(blockdev.DAXDevice) // checkDAX made sure
-		}
 	case BackendMemory:
 		backend = vfs.Backend{Store: memfs.New(opts.SizeBytes / blockmap.PageSize), Memory: true}
 	case BackendPassthrough:
@@ -213,6 +210,9 @@ func Open(imagePath string, opts Options) (*FS, error) {
 		return nil, &fs.PathError{Op: "open", Path: "(memory)",
 			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s or %s): %w", opts.Backend,
 				BackendExtent, BackendMemory, BackendLog, BackendPassthrough, syscall.EINVAL)}
+	}
+	if opts.DAX {
+		backend.DAX = backend.Device.(blockdev.DAXDevice) // checkDAX made sure
 	}
 	copts, vhooks := engineOptions(opts)
 	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil
