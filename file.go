@@ -215,9 +215,10 @@ func (f *File) Mmap(off, n int64, writable bool) (*MappedView, error) {
 }
 
 // MappedView is an in-process memory mapping of a file: the first access
-// to a page faults it in from the page cache, later accesses go straight
-// to the page, and punch or truncate of the file unmap its pages, as with
-// a shared mmap(2). Access past the end of file fails with EFAULT where a
+// to a page faults it in from the page cache (on a DAX filesystem, maps the
+// device's memory of its block), later accesses go straight to the page,
+// and punch or truncate of the file unmap its pages, as with a shared
+// mmap(2). Access past the end of file fails with EFAULT where a
 // process would get SIGBUS.
 type MappedView struct {
 	v    *vfs.View

@@ -15,7 +15,9 @@ import (
 // reads and writes go straight to the page, as with real mmap. The first
 // write to a page calls page_mkwrite, which allocates its block and marks
 // it dirty; writeback write-protects it again. Truncation, punch and
-// MADV_DONTNEED zap the view's entries, so the next access faults.
+// MADV_DONTNEED zap the view's entries, so the next access faults. In a DAX
+// mapping an entry addresses the block's memory on the device instead of
+// a page (dax.go).
 type MappedView struct {
 	m        *Mapping
 	start    int64 // first file page
