@@ -2,6 +2,7 @@ package pagecache
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/internal/lockcheck"
 )
 
@@ -332,5 +334,23 @@ func TestDAXRace(t *testing.T) {
 				t.Fatal(msg)
 			}
 		})
+	}
+}
+
+// TestDAXWriteFaultENOSPC checks that a write fault on a full device fails
+// with ENOSPC, writes nothing, and leaves the page a hole reading zeros.
+func TestDAXWriteFaultENOSPC(t *testing.T) {
+	e := newDAXEnv(t, Options{}, 2)
+	e.write(t, pattern(9, 2*pg), 0) // every block of the store
+	e.host.Lock()
+	e.m.SetSize(3 * pg)
+	e.host.Unlock()
+	v := e.mmap(t, 0, 3*pg, true)
+	if n, err := v.WriteAt([]byte("x"), 2*pg); n != 0 || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write fault on a full device = %d, %v; want 0, ENOSPC", n, err)
+	}
+	checkBytes(t, viewRead(t, v, 2*pg, pg), make([]byte, pg), "the page after the failed write fault")
+	if x, err := e.m.Blocks().Lookup(2, 1); err != nil || x.Kind != blockmap.Hole {
+		t.Fatalf("page 2 after ENOSPC: %+v, %v; want a hole", x, err)
 	}
 }
