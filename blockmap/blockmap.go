@@ -193,3 +193,13 @@ type Cleaner interface {
 	// invalidate locks.
 	CleanVictim() []Owner
 }
+
+// NoFallocator is a Store whose filesystem has no fallocate at all (ext2):
+// when NoFallocate returns true the VFS refuses every fallocate mode with
+// EOPNOTSUPP, allocation (mode 0, KEEP_SIZE) included, as Linux's
+// vfs_fallocate does for a filesystem without f_op->fallocate. Its Files
+// return EOPNOTSUPP from Punch, ZeroRange, Collapse and Insert.
+type NoFallocator interface {
+	Store
+	NoFallocate() bool
+}
