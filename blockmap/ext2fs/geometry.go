@@ -18,9 +18,9 @@ const (
 
 	ptrShift = 10 // log2(PtrsPerBlock)
 
-	indBase  = NDirect                                   // first page under the single-indirect block
-	dindBase = indBase + PtrsPerBlock                    // first page under the double-indirect block
-	tindBase = dindBase + PtrsPerBlock*PtrsPerBlock      // first page under the triple-indirect block
+	indBase  = NDirect                              // first page under the single-indirect block
+	dindBase = indBase + PtrsPerBlock               // first page under the double-indirect block
+	tindBase = dindBase + PtrsPerBlock*PtrsPerBlock // first page under the triple-indirect block
 	tindEnd  = tindBase + PtrsPerBlock*PtrsPerBlock*PtrsPerBlock
 
 	// MaxPages is the number of pages the tree reaches; ranges past it
