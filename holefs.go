@@ -25,6 +25,7 @@ import (
 
 	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/blockmap/ext2fs"
 	"github.com/holefs/holefs/blockmap/extentfs"
 	"github.com/holefs/holefs/blockmap/memfs"
 	"github.com/holefs/holefs/meta"
@@ -62,17 +63,23 @@ const (
 	// goes out of place to the log head and frees the block it replaces;
 	// a background cleaner (and FS.Clean) compacts free space.
 	BackendLog = "logfs"
+	// BackendExt2 is the ext2-like backend: per-file block maps of direct
+	// pointers and single-, double- and triple-indirect blocks stored on
+	// the device, no unwritten extents and no fallocate (every mode is
+	// EOPNOTSUPP, as on ext2); truncate is its one remover.
+	BackendExt2 = "ext2"
 )
 
 // Options configure a filesystem.
 type Options struct {
-	// Backend is BackendExtent (default), BackendMemory, BackendLog or
-	// BackendPassthrough.
+	// Backend is BackendExtent (default), BackendMemory, BackendLog,
+	// BackendExt2 or BackendPassthrough.
 	Backend string
-	// SizeBytes is the device size (extentfs) or the capacity (memfs);
+	// SizeBytes is the device size (extentfs, logfs, ext2) or the
+	// capacity (memfs);
 	// default 1 GiB. An in-memory device costs memory only where written.
 	SizeBytes int64
-	// Device, if set, is the block device of an extentfs filesystem (for
+	// Device, if set, is the block device of an extentfs or ext2 filesystem (for
 	// example a blockdev.Faulty injecting latency and errors, or a
 	// blockdev.File); SizeBytes is then ignored. The FS closes it.
 	Device blockdev.Device
@@ -187,14 +194,24 @@ func Open(imagePath string, opts Options) (*FS, error) {
 			store = extentfs.NewLog(dev.NumBlocks())
 		}
 		backend = vfs.Backend{Store: store, Device: dev}
+	case BackendExt2:
+		dev := opts.Device
+		if dev == nil {
+			dev = withLatency(blockdev.NewMemory(opts.SizeBytes/blockdev.BlockSize), opts)
+		}
+		store, err := ext2fs.New(dev)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: "(memory)", Err: err}
+		}
+		backend = vfs.Backend{Store: store, Device: dev}
 	case BackendMemory:
 		backend = vfs.Backend{Store: memfs.New(opts.SizeBytes / blockmap.PageSize), Memory: true}
 	case BackendPassthrough:
 		return openPassthrough(opts)
 	default:
 		return nil, &fs.PathError{Op: "open", Path: "(memory)",
-			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s or %s): %w", opts.Backend,
-				BackendExtent, BackendMemory, BackendLog, BackendPassthrough, syscall.EINVAL)}
+			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s, %s or %s): %w", opts.Backend,
+				BackendExtent, BackendMemory, BackendLog, BackendExt2, BackendPassthrough, syscall.EINVAL)}
 	}
 	copts, vhooks := engineOptions(opts)
 	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil
