@@ -94,7 +94,7 @@ type Config struct {
 	// FillDelay must then be left zero.
 	Target string
 	// Backend is holefs.BackendExtent (default), holefs.BackendMemory,
-	// holefs.BackendLog or holefs.BackendPassthrough.
+	// holefs.BackendLog, holefs.BackendExt2 or holefs.BackendPassthrough.
 	Backend string
 	// BackingDir is where a passthrough run keeps its backing directory
 	// (a fresh subdirectory, removed at the end); default os.TempDir.
@@ -184,9 +184,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("target: %w", err))
 		}
 	} else if c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendMemory && c.Backend != holefs.BackendLog &&
-		c.Backend != holefs.BackendPassthrough {
-		errs = append(errs, fmt.Errorf("unknown backend %q (want %s, %s, %s or %s)", c.Backend,
-			holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog, holefs.BackendPassthrough))
+		c.Backend != holefs.BackendExt2 && c.Backend != holefs.BackendPassthrough {
+		errs = append(errs, fmt.Errorf("unknown backend %q (want %s, %s, %s, %s or %s)", c.Backend,
+			holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog, holefs.BackendExt2, holefs.BackendPassthrough))
 	}
 	if c.BackingDir != "" && c.Backend != holefs.BackendPassthrough {
 		errs = append(errs, fmt.Errorf("a backing directory needs the %s backend", holefs.BackendPassthrough))
