@@ -96,10 +96,10 @@ type tester struct {
 	// noFallocate: the backend has no fallocate at all (ext2), every mode
 	// is refused with EOPNOTSUPP.
 	noFallocate bool
-	opts    holefs.Options
-	image   string // the image's path; "" in memory
-	crashes int    // crash copies made, for their names
-	cloneOK bool   // the backend shares blocks (Clone does not fail with EOPNOTSUPP)
+	opts        holefs.Options
+	image       string // the image's path; "" in memory
+	crashes     int    // crash copies made, for their names
+	cloneOK     bool   // the backend shares blocks (Clone does not fail with EOPNOTSUPP)
 }
 
 // Run applies cfg.Ops random operations and returns the first mismatch as
