@@ -48,5 +48,7 @@ func runCachedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) 
 	}
 	rows = addRatio(rows, "cached-rw", "reader_ops", "invalidate", "rwsem", "", 0)
 	rows = addRatio(rows, "cached-rw", "reader_ops", "ext2 invalidate", "ext2 rwsem", "", 0)
+	rows = addRatio(rows, "cached-rw", "read_p99", "rwsem", "invalidate", "", 0)
+	rows = addRatio(rows, "cached-rw", "read_p99", "ext2 rwsem", "ext2 invalidate", "", 0)
 	return rows, nil
 }

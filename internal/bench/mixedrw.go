@@ -102,6 +102,13 @@ func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.Lock
 	if err := e.createFilled("mixed", fileBytes, cfg.Seed); err != nil {
 		return Result{}, err
 	}
+	if cached {
+		// createFilled dropped the pages: read them back in, so the
+		// measured reads are the seed's cache hits.
+		if err := e.readAll("mixed"); err != nil {
+			return Result{}, err
+		}
+	}
 	var handles []*holefs.File
 	defer func() {
 		for _, h := range handles {
