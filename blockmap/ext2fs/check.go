@@ -17,6 +17,15 @@ import (
 // error, ends the walk with the error (EUCLEAN, or the device's).
 // Reservations are never on the device, so a walk sees linked data only.
 func Walk(dev blockdev.Device, roots [NRoots]uint32, data func(page int64, blk uint32), indirect func(blk uint32, depth int)) error {
+	return walkTree(dev, roots, func(p int64, b uint32) error { data(p, b); return nil },
+		func(b uint32, d int, _ int64, _ *[PtrsPerBlock]uint32) error { indirect(b, d); return nil })
+}
+
+// walkTree is Walk that also hands each indirect block's pointers (and
+// the first page under it) to indirect, parents before children, and
+// stops at the first error a callback returns.
+func walkTree(dev blockdev.Device, roots [NRoots]uint32, data func(page int64, blk uint32) error,
+	indirect func(blk uint32, depth int, base int64, ptr *[PtrsPerBlock]uint32) error) error {
 	nblocks := dev.NumBlocks()
 	for p, b := range roots[:NDirect] {
 		if b == 0 {
@@ -25,12 +34,13 @@ func Walk(dev blockdev.Device, roots [NRoots]uint32, data func(page int64, blk u
 		if int64(b) >= nblocks {
 			return fmt.Errorf("ext2fs: i_block[%d] points at block %d, past the device's %d blocks: %w", p, b, nblocks, syscall.EUCLEAN)
 		}
-		data(int64(p), b)
+		if err := data(int64(p), b); err != nil {
+			return err
+		}
 	}
 	buf := make([]byte, blockmap.PageSize)
 	var walk func(blk uint32, depth int, base int64) error
 	walk = func(blk uint32, depth int, base int64) error {
-		indirect(blk, depth)
 		if err := dev.ReadBlocks(buf, int64(blk)); err != nil {
 			return fmt.Errorf("ext2fs: read indirect block %d: %w", blk, err)
 		}
@@ -38,12 +48,17 @@ func Walk(dev blockdev.Device, roots [NRoots]uint32, data func(page int64, blk u
 		if err != nil {
 			return fmt.Errorf("indirect block %d (depth %d, first page %d): %w", blk, depth, base, err)
 		}
+		if err := indirect(blk, depth, base, &ptr); err != nil {
+			return err
+		}
 		s := span(depth)
 		for i, p := range ptr {
 			switch {
 			case p == 0:
 			case depth == 1:
-				data(base+int64(i), p)
+				if err := data(base+int64(i), p); err != nil {
+					return err
+				}
 			default:
 				if err := walk(p, depth-1, base+int64(i)*s); err != nil {
 					return err

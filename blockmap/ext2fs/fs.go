@@ -69,3 +69,11 @@ func (fs *FS) forget(f *File) {
 	defer fs.filesMu.Unlock()
 	delete(fs.files, f.id)
 }
+
+// File returns the block map of inode ino, restored or created.
+func (fs *FS) File(ino uint64) (*File, bool) {
+	fs.filesMu.Lock()
+	defer fs.filesMu.Unlock()
+	f, ok := fs.files[ino]
+	return f, ok
+}
