@@ -43,17 +43,21 @@ func TestExt2(t *testing.T) {
 // TestExt2Detection: on ext2, LockNone must show stale or foreign data
 // for each fill path alone racing truncate, within 10 s, as TestDetection
 // shows it for extentfs's removers. A truncate changes the size, which
-// fills check first, so its window is narrower than a punch's: FillDelay
-// widens it between a fill's block lookup and its read.
+// fills check first, so its window is narrower than a punch's: EOFDelay
+// widens it between a fill's EOF check and its page creation, FillDelay
+// between its block lookup and its read.
 func TestExt2Detection(t *testing.T) {
+	// A stale page made during a truncate lies past the new EOF and shows
+	// only once the size is restored and before the next truncate drops
+	// it: verifiers (which cannot race, being gated against removers)
+	// look for it, more of them where the fill path itself reads little.
+	verifiers := map[string]int{WorkRead: 1, WorkFault: 3, WorkReadahead: 1, WorkFadvise: 1, WorkMadvise: 1}
 	for _, fill := range FillPaths {
 		t.Run(fill, func(t *testing.T) {
-			w := map[string]int{fill: 2, WorkRemove: 2, WorkWrite: 1, WorkNeighbour: 1}
-			if fill != WorkRead && fill != WorkFault {
-				w[WorkVerify] = 1
-			}
+			w := map[string]int{fill: 4, WorkRemove: 1, WorkWrite: 1, WorkNeighbour: 1, WorkVerify: verifiers[fill]}
 			cfg := Config{Backend: holefs.BackendExt2, Mode: holefs.LockNone, Duration: 10 * time.Second, Seed: 5,
-				Files: 2, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 20 * time.Microsecond, FillDelay: 50 * time.Microsecond, Workers: w,
+				Files: 2, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 500 * time.Microsecond,
+				FillDelay: 50 * time.Microsecond, EOFDelay: 500 * time.Microsecond, Workers: w,
 				StopOnFirst: true, StopKinds: []string{KindStale, KindForeign}}
 			rep := run(t, cfg)
 			if rep.ByKind[KindStale]+rep.ByKind[KindForeign] == 0 {

@@ -90,8 +90,8 @@ type Config struct {
 	// files in a fresh subdirectory of it (holefs-torture-<seed>-<pid>,
 	// removed at the end) instead of an in-process holefs filesystem, so
 	// it tortures whatever filesystem the directory is on (see
-	// targetFS). Backend, Mode, CacheBytes, Latency, RemoveDelay and
-	// FillDelay must then be left zero.
+	// targetFS). Backend, Mode, CacheBytes, Latency, RemoveDelay,
+	// FillDelay and EOFDelay must then be left zero.
 	Target string
 	// Backend is holefs.BackendExtent (default), holefs.BackendMemory,
 	// holefs.BackendLog, holefs.BackendExt2 or holefs.BackendPassthrough.
@@ -134,6 +134,12 @@ type Config struct {
 	// widen the race windows. Under a correct lock mode they only slow
 	// the run down.
 	RemoveDelay, FillDelay time.Duration
+	// EOFDelay, if positive, sleeps in every fill between its end-of-file
+	// check and the creation of its pages (Hooks.BeforeFill): the window a
+	// truncate must hit, since it changes the size before it truncates
+	// the page cache (ext2, whose one remover is truncate). Like the other
+	// delays it only slows a correct lock mode down.
+	EOFDelay time.Duration
 	// Workers is the number of goroutines per worker kind (WorkerKinds);
 	// nil means DefaultWorkers. Kinds not in the map get none.
 	Workers map[string]int
@@ -177,7 +183,7 @@ func (c Config) Defaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Target != "" {
-		if c.Backend != "" || c.Mode != 0 || c.CacheBytes != 0 || c.Latency != 0 || c.RemoveDelay != 0 || c.FillDelay != 0 {
+		if c.Backend != "" || c.Mode != 0 || c.CacheBytes != 0 || c.Latency != 0 || c.RemoveDelay != 0 || c.FillDelay != 0 || c.EOFDelay != 0 {
 			errs = append(errs, errors.New("a target directory excludes backend, lock mode, cache size, latency and delays (they configure the in-process filesystem)"))
 		}
 		if err := checkTarget(c.Target); err != nil {
@@ -215,7 +221,7 @@ func (c Config) Validate() error {
 	if c.CacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("negative cache size %d", c.CacheBytes))
 	}
-	if c.Latency < 0 || c.RemoveDelay < 0 || c.FillDelay < 0 {
+	if c.Latency < 0 || c.RemoveDelay < 0 || c.FillDelay < 0 || c.EOFDelay < 0 {
 		errs = append(errs, errors.New("negative latency or delay"))
 	}
 	if c.MaxViolations < 0 {
@@ -424,7 +430,7 @@ func (t *torture) openLib() error {
 	cfg := t.cfg
 	opts := holefs.Options{Backend: cfg.Backend, CacheBytes: cfg.CacheBytes, LockMode: cfg.Mode,
 		Latency: cfg.Latency, SizeBytes: 1 << 30}
-	if cfg.RemoveDelay > 0 || cfg.FillDelay > 0 {
+	if cfg.RemoveDelay > 0 || cfg.FillDelay > 0 || cfg.EOFDelay > 0 {
 		h := &holefs.Hooks{}
 		if d := cfg.RemoveDelay; d > 0 {
 			h.AfterTruncatePages = func(_ uint64, op string) {
@@ -432,6 +438,9 @@ func (t *torture) openLib() error {
 					time.Sleep(d)
 				}
 			}
+		}
+		if d := cfg.EOFDelay; d > 0 {
+			h.BeforeFill = func(uint64, int64, int64) { time.Sleep(d) }
 		}
 		if d := cfg.FillDelay; d > 0 {
 			h.AfterMapRead = func(uint64, int64, int64) { time.Sleep(d) }
