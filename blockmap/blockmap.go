@@ -3,6 +3,7 @@
 // device blocks (both 4 KiB), never page-cache pages.
 //
 // Backends live in subpackages: extentfs (ext4-like extents on a block
+// device), ext2fs (ext2-like direct and indirect block pointers on a block
 // device), memfs (tmpfs-like: the page cache is the storage) and
 // passthrough (each file is a file of a directory of another filesystem).
 //

@@ -18,7 +18,20 @@
 // (Linux keeps it in the buffer cache); a change writes the block through
 // to the device under the file's map lock, children before their parents,
 // so the tree on the device is always the tree in memory once a change
-// returns. Walk reads it back from the device alone (fsck, tests).
+// returns. Walk reads it back from the device alone, and Restore rebuilds
+// a store from the device and each file's i_block[15], refusing (EUCLEAN)
+// a pointer past the device or a block reached twice: the base an image
+// format and its fsck need. Check verifies a live store against the
+// device and the bitmap.
+//
+// Images are not done yet: nothing commits i_block[15] to meta.db, and
+// the write-through above is not crash-ordered (a pointer could reach the
+// device before the data it points at is flushed). The design for them:
+// between commits indirect blocks change only in memory; a commit flushes
+// the data device, writes the dirty indirect blocks, flushes again, and
+// only then commits the roots and sizes, with freed blocks quarantined
+// until that commit is durable (package meta), so no indirect block on
+// the device ever points at freed or unwritten data.
 //
 // # No unwritten extents
 //
