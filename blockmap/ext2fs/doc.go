@@ -31,7 +31,11 @@
 // the data device, writes the dirty indirect blocks, flushes again, and
 // only then commits the roots and sizes, with freed blocks quarantined
 // until that commit is durable (package meta), so no indirect block on
-// the device ever points at freed or unwritten data.
+// the device ever points at freed or unwritten data. Written in place, a
+// commit's pointer changes can be partly on the device after a crash
+// (ext2 has no journal either); writing each changed indirect block to a
+// new block at commit (copy on write, the old one quarantined) would make
+// the switch atomic with the roots in meta.db.
 //
 // # No unwritten extents
 //
