@@ -25,6 +25,7 @@ import (
 
 	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/blockmap/ext2fs"
 	"github.com/holefs/holefs/blockmap/extentfs"
 	"github.com/holefs/holefs/blockmap/memfs"
 	"github.com/holefs/holefs/meta"
@@ -62,17 +63,23 @@ const (
 	// goes out of place to the log head and frees the block it replaces;
 	// a background cleaner (and FS.Clean) compacts free space.
 	BackendLog = "logfs"
+	// BackendExt2 is the ext2-like backend: per-file block maps of direct
+	// pointers and single-, double- and triple-indirect blocks stored on
+	// the device, no unwritten extents and no fallocate (every mode is
+	// EOPNOTSUPP, as on ext2); truncate is its one remover.
+	BackendExt2 = "ext2"
 )
 
 // Options configure a filesystem.
 type Options struct {
-	// Backend is BackendExtent (default), BackendMemory, BackendLog or
-	// BackendPassthrough.
+	// Backend is BackendExtent (default), BackendMemory, BackendLog,
+	// BackendExt2 or BackendPassthrough.
 	Backend string
-	// SizeBytes is the device size (extentfs) or the capacity (memfs);
+	// SizeBytes is the device size (extentfs, logfs, ext2) or the
+	// capacity (memfs);
 	// default 1 GiB. An in-memory device costs memory only where written.
 	SizeBytes int64
-	// Device, if set, is the block device of an extentfs filesystem (for
+	// Device, if set, is the block device of an extentfs or ext2 filesystem (for
 	// example a blockdev.Faulty injecting latency and errors, or a
 	// blockdev.File); SizeBytes is then ignored. The FS closes it.
 	Device blockdev.Device
@@ -122,7 +129,7 @@ type Options struct {
 	// DAX puts every regular file in DAX mode (Linux's -o dax): reads,
 	// writes and mapped views address the device's memory directly, with
 	// no page cache pages, and fsync is the device's flush. It needs
-	// BackendExtent on a device whose memory can be addressed
+	// BackendExtent or BackendExt2 (Linux's ext2 -o dax) on a device whose memory can be addressed
 	// (blockdev.DAXDevice: the default in-memory device, with no Latency
 	// or Jitter, or a Device that is one); Open refuses anything else with
 	// EINVAL. Clone and dedupe of DAX files fail with EINVAL, and
@@ -202,14 +209,24 @@ func Open(imagePath string, opts Options) (*FS, error) {
 			store = extentfs.NewLog(dev.NumBlocks())
 		}
 		backend = vfs.Backend{Store: store, Device: dev}
+	case BackendExt2:
+		dev := opts.Device
+		if dev == nil {
+			dev = withLatency(blockdev.NewMemory(opts.SizeBytes/blockdev.BlockSize), opts)
+		}
+		store, err := ext2fs.New(dev)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: "(memory)", Err: err}
+		}
+		backend = vfs.Backend{Store: store, Device: dev}
 	case BackendMemory:
 		backend = vfs.Backend{Store: memfs.New(opts.SizeBytes / blockmap.PageSize), Memory: true}
 	case BackendPassthrough:
 		return openPassthrough(opts)
 	default:
 		return nil, &fs.PathError{Op: "open", Path: "(memory)",
-			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s or %s): %w", opts.Backend,
-				BackendExtent, BackendMemory, BackendLog, BackendPassthrough, syscall.EINVAL)}
+			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s, %s or %s): %w", opts.Backend,
+				BackendExtent, BackendMemory, BackendLog, BackendExt2, BackendPassthrough, syscall.EINVAL)}
 	}
 	if opts.DAX {
 		backend.DAX = backend.Device.(blockdev.DAXDevice) // checkDAX made sure
@@ -225,8 +242,8 @@ func checkDAX(imagePath string, opts Options) error {
 	switch {
 	case imagePath != "":
 		why = "an image's data is a file, not memory"
-	case opts.Backend != "" && opts.Backend != BackendExtent:
-		why = fmt.Sprintf("backend %s does not write blocks in place on a device (want %s)", opts.Backend, BackendExtent)
+	case opts.Backend != "" && opts.Backend != BackendExtent && opts.Backend != BackendExt2:
+		why = fmt.Sprintf("backend %s does not write blocks in place on a device (want %s or %s)", opts.Backend, BackendExtent, BackendExt2)
 	case opts.Device != nil:
 		if _, ok := opts.Device.(blockdev.DAXDevice); !ok {
 			why = fmt.Sprintf("the device (%T) cannot expose its memory", opts.Device)

@@ -3,6 +3,7 @@
 // device blocks (both 4 KiB), never page-cache pages.
 //
 // Backends live in subpackages: extentfs (ext4-like extents on a block
+// device), ext2fs (ext2-like direct and indirect block pointers on a block
 // device), memfs (tmpfs-like: the page cache is the storage) and
 // passthrough (each file is a file of a directory of another filesystem).
 //
@@ -192,4 +193,14 @@ type Cleaner interface {
 	// relocates them by rewriting them out of place under the inode and
 	// invalidate locks.
 	CleanVictim() []Owner
+}
+
+// NoFallocator is a Store whose filesystem has no fallocate at all (ext2):
+// when NoFallocate returns true the VFS refuses every fallocate mode with
+// EOPNOTSUPP, allocation (mode 0, KEEP_SIZE) included, as Linux's
+// vfs_fallocate does for a filesystem without f_op->fallocate. Its Files
+// return EOPNOTSUPP from Punch, ZeroRange, Collapse and Insert.
+type NoFallocator interface {
+	Store
+	NoFallocate() bool
 }

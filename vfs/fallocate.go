@@ -1,8 +1,11 @@
 package vfs
 
 import (
-	"golang.org/x/sys/unix"
 	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/holefs/holefs/blockmap"
 )
 
 const fallocModes = unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_ZERO_RANGE |
@@ -12,7 +15,10 @@ const fallocModes = unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE | unix.
 // argument rules: mode 0 and KEEP_SIZE allocate; PUNCH_HOLE|KEEP_SIZE,
 // ZERO_RANGE, COLLAPSE_RANGE and INSERT_RANGE remove or shift blocks and
 // follow the invalidate-lock protocol. memfs, like tmpfs, supports only
-// allocation and punching. UNSHARE_RANGE is EOPNOTSUPP on every backend,
+// allocation and punching; a store without fallocate (ext2, see
+// blockmap.NoFallocator) refuses every mode with EOPNOTSUPP after the
+// argument checks, as Linux's vfs_fallocate does when f_op->fallocate is
+// missing. UNSHARE_RANGE is EOPNOTSUPP on every backend,
 // those with shared (reflinked) blocks included: there a write copies the
 // blocks it touches instead, as copy-on-write does.
 func (h *File) Fallocate(mode uint32, off, n int64) error {
@@ -102,6 +108,9 @@ func (h *File) checkFallocate(mode uint32, off, n int64) error {
 	if off+n > MaxFileSize || off+n < 0 {
 		return syscall.EFBIG
 	}
+	if h.in.fs.noFallocate() {
+		return syscall.EOPNOTSUPP
+	}
 	if h.in.fs.backend.Memory && (zero || collapse || insert) {
 		return syscall.EOPNOTSUPP
 	}
@@ -115,6 +124,12 @@ func (h *File) checkFallocate(mode uint32, off, n int64) error {
 		return syscall.EINVAL
 	}
 	return nil
+}
+
+// noFallocate reports whether the store has no fallocate at all.
+func (f *FS) noFallocate() bool {
+	nf, ok := f.backend.Store.(blockmap.NoFallocator)
+	return ok && nf.NoFallocate()
 }
 
 // allocate backs [off, off+n) with unwritten blocks (mode 0, KEEP_SIZE).

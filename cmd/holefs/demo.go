@@ -17,7 +17,7 @@ import (
 // victim file showed afterwards.
 func demo(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
-	backend := fl.String("backend", "extentfs", "backend to run on: extentfs or memfs")
+	backend := fl.String("backend", "extentfs", "backend to run on: extentfs, ext2 or memfs")
 	modes := fl.String("modes", "invalidate,rwsem,none", "comma-separated lock modes to compare")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs demo [flags]\n\n"+
@@ -39,8 +39,8 @@ func demo(args []string, stdout, stderr io.Writer) error {
 		}
 		ms = append(ms, m)
 	}
-	if *backend != "extentfs" && *backend != "memfs" {
-		fmt.Fprintf(stderr, "holefs demo: -backend: unknown backend %q (want extentfs or memfs)\n", *backend)
+	if *backend != "extentfs" && *backend != "ext2" && *backend != "memfs" {
+		fmt.Fprintf(stderr, "holefs demo: -backend: unknown backend %q (want extentfs, ext2 or memfs)\n", *backend)
 		return errUsage
 	}
 
@@ -88,6 +88,8 @@ func demo(args []string, stdout, stderr io.Writer) error {
 		if err := row(repro.Scenario{Backend: *backend, Fill: "read", Remove: "punch", Writeback: true}, "read", "punch, then writeback"); err != nil {
 			return err
 		}
+	}
+	if *backend == "extentfs" || *backend == "ext2" {
 		// DAX: no page cache; a fault maps the device's memory directly.
 		for _, fill := range repro.DAXFills {
 			for _, remove := range repro.Removers {

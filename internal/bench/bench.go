@@ -197,7 +197,7 @@ type Workload struct {
 
 // Workloads lists every workload in the order `all` runs them.
 func Workloads() []Workload {
-	return []Workload{mixedRW, hit, seq, punchScale, memory, churn, image}
+	return []Workload{mixedRW, cachedRW, hit, seq, punchScale, memory, churn, image}
 }
 
 // Names returns the workload names.

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 
@@ -146,6 +147,18 @@ func (e *env) createFilled(name string, size int64, seed uint64) error {
 		return err
 	}
 	return f.Fadvise(0, 0, unix.FADV_DONTNEED)
+}
+
+// readAll reads a whole file once, which caches every page of a file
+// smaller than the cache.
+func (e *env) readAll(name string) error {
+	f, err := e.fs.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(io.Discard, f)
+	return err
 }
 
 // tempDir is where os.File references and file devices live: /dev/shm

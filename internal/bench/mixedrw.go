@@ -62,7 +62,7 @@ func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 			name = c.backend + " " + name
 		}
 		p.Step("mixed-rw " + name)
-		r, err := mixedOnce(ctx, cfg, c.backend, c.mode, p)
+		r, err := mixedOnce(ctx, cfg, c.backend, c.mode, p, false)
 		if err != nil {
 			return rows, fmt.Errorf("%s: %w", name, err)
 		}
@@ -79,9 +79,17 @@ func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 	return rows, nil
 }
 
-func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.LockMode, p Progress) (Result, error) {
+// mixedOnce runs one mixed-rw configuration, or with cached set one of
+// cached-rw: the seed's case, 1 reader and 1 writer of a file a quarter of
+// the cache, no remover.
+func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.LockMode, p Progress, cached bool) (Result, error) {
 	cache := roundPages(cfg.CacheBytes)
 	fileBytes := 4 * cache
+	workload, nr, nw, punch := "mixed-rw", cfg.Readers, cfg.Writers, cfg.Punch
+	if cached {
+		fileBytes = cache / 4
+		workload, nr, nw, punch = "cached-rw", 1, 1, false
+	}
 	pages := fileBytes / pageSize
 	readPages := pages * 3 / 4 // readers: the first three quarters
 	writeStart, writePages := readPages, pages-readPages
@@ -93,6 +101,13 @@ func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.Lock
 	defer e.close()
 	if err := e.createFilled("mixed", fileBytes, cfg.Seed); err != nil {
 		return Result{}, err
+	}
+	if cached {
+		// createFilled dropped the pages: read them back in, so the
+		// measured reads are the seed's cache hits.
+		if err := e.readAll("mixed"); err != nil {
+			return Result{}, err
+		}
 	}
 	var handles []*holefs.File
 	defer func() {
@@ -107,9 +122,8 @@ func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.Lock
 		}
 		return h, err
 	}
-	nr, nw := cfg.Readers, cfg.Writers
 	np := 0
-	if cfg.Punch {
+	if punch {
 		np = 1
 	}
 	files := make([]*holefs.File, nr+nw+np)
@@ -219,7 +233,7 @@ func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.Lock
 		wall.merge(&whists[i])
 	}
 	sec := tm.seconds()
-	r := row("mixed-rw", mode.String())
+	r := row(workload, mode.String())
 	r.add("reader_ops", "ops/s", float64(reads.Load())/sec)
 	r.add("writer_ops", "ops/s", float64(writes.Load())/sec)
 	r.add("read_p50", "µs", all.quantile(0.50)/1e3)
@@ -231,13 +245,13 @@ func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.Lock
 	}
 	r.add("hit_ratio", "%", hitRatio(s0.Hits, s0.Misses, s1.Hits, s1.Misses))
 	r.add("dev_read", "µs", d1.sub(d0).meanReadUs())
-	if cfg.Punch {
+	if punch {
 		r.add("punch_ops", "ops/s", float64(punches.Load())/sec)
 		r.add("punch_p50", "µs", phist.quantile(0.5)/1e3)
 		r.add("punch_max", "µs", float64(phist.max)/1e3)
 	}
 	r.add("other_cpu", "cores", tm.otherCPU)
-	issuer := map[bool]string{true: ", 1 punch/zero issuer (1 op/ms)", false: ""}[cfg.Punch]
+	issuer := map[bool]string{true: ", 1 punch/zero issuer (1 op/ms)", false: ""}[punch]
 	if punchOnly.Load() {
 		issuer = ", 1 punch issuer (1 op/ms; zero range not supported)"
 	}

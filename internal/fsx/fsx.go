@@ -93,10 +93,13 @@ type tester struct {
 	// refused are the fallocate modes the backend must refuse with
 	// EOPNOTSUPP (memfs, or what the backing filesystem lacks).
 	refused uint32
-	opts    holefs.Options
-	image   string // the image's path; "" in memory
-	crashes int    // crash copies made, for their names
-	cloneOK bool   // the backend shares blocks (Clone does not fail with EOPNOTSUPP)
+	// noFallocate: the backend has no fallocate at all (ext2), every mode
+	// is refused with EOPNOTSUPP.
+	noFallocate bool
+	opts        holefs.Options
+	image       string // the image's path; "" in memory
+	crashes     int    // crash copies made, for their names
+	cloneOK     bool   // the backend shares blocks (Clone does not fail with EOPNOTSUPP)
 }
 
 // Run applies cfg.Ops random operations and returns the first mismatch as
@@ -137,7 +140,7 @@ func Run(cfg Config) error {
 		return err
 	}
 	t := &tester{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, 0x5f5)), fs: fsys, memfs: cfg.Backend == holefs.BackendMemory,
-		opts: opts, image: path, refused: refused}
+		opts: opts, image: path, refused: refused, noFallocate: cfg.Backend == holefs.BackendExt2}
 	defer func() { t.fs.Close() }()
 	if t.f, err = fsys.Create("fsx"); err != nil {
 		return err
@@ -300,7 +303,11 @@ func (t *tester) truncate() error {
 func (t *tester) punch() error {
 	off, n := t.span(48 << 10)
 	t.logf("punch %d+%d", off, n)
-	if err := t.f.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n); err != nil {
+	err := t.f.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	if t.refuses(unix.FALLOC_FL_PUNCH_HOLE) {
+		return t.wantRefused(err, "punch")
+	}
+	if err != nil {
 		return t.fail("punch %d+%d: %v", off, n, err)
 	}
 	if off < t.size() {
@@ -318,7 +325,7 @@ func (t *tester) zero() error {
 	}
 	t.logf("zero %d+%d keep=%v", off, n, keep)
 	err := t.f.Fallocate(mode, off, n)
-	if t.refused&unix.FALLOC_FL_ZERO_RANGE != 0 {
+	if t.refuses(unix.FALLOC_FL_ZERO_RANGE) {
 		return t.wantRefused(err, "zero")
 	}
 	if err != nil {
@@ -338,7 +345,7 @@ func (t *tester) collapse() error {
 	t.logf("collapse %d+%d (size %d)", off, n, t.size())
 	err := t.f.Fallocate(unix.FALLOC_FL_COLLAPSE_RANGE, off, n)
 	switch {
-	case t.refused&unix.FALLOC_FL_COLLAPSE_RANGE != 0:
+	case t.refuses(unix.FALLOC_FL_COLLAPSE_RANGE):
 		return t.wantRefused(err, "collapse")
 	case off+n >= t.size():
 		return t.wantErrno(err, syscall.EINVAL, "collapse reaching EOF")
@@ -355,7 +362,7 @@ func (t *tester) insert() error {
 	t.logf("insert %d+%d (size %d)", off, n, t.size())
 	err := t.f.Fallocate(unix.FALLOC_FL_INSERT_RANGE, off, n)
 	switch {
-	case t.refused&unix.FALLOC_FL_INSERT_RANGE != 0:
+	case t.refuses(unix.FALLOC_FL_INSERT_RANGE):
 		return t.wantRefused(err, "insert")
 	case off >= t.size():
 		return t.wantErrno(err, syscall.EINVAL, "insert at or past EOF")
@@ -374,7 +381,11 @@ func (t *tester) allocate() error {
 		mode = unix.FALLOC_FL_KEEP_SIZE
 	}
 	t.logf("allocate %d+%d keep=%v", off, n, keep)
-	if err := t.f.Fallocate(mode, off, n); err != nil {
+	err := t.f.Fallocate(mode, off, n)
+	if t.noFallocate {
+		return t.wantRefused(err, "allocate")
+	}
+	if err != nil {
 		return t.fail("allocate %d+%d: %v", off, n, err)
 	}
 	if !keep && off+n > t.size() {
@@ -719,6 +730,10 @@ func (t *tester) mapWrite() error {
 	copy(t.model[off:], data)
 	return nil
 }
+
+// refuses reports whether the backend must refuse fallocate mode with
+// EOPNOTSUPP.
+func (t *tester) refuses(mode uint32) bool { return t.noFallocate || t.refused&mode != 0 }
 
 // wantRefused checks that an operation the backend does not have failed
 // with EOPNOTSUPP and changed nothing.

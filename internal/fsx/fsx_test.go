@@ -40,7 +40,7 @@ func TestFsxImage(t *testing.T) {
 // readahead (a fill path on a goroutine of its own) is off: it then checks
 // the operations, not the protocol.
 func TestFsx(t *testing.T) {
-	for _, backend := range []string{holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog} {
+	for _, backend := range []string{holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog, holefs.BackendExt2} {
 		for _, mode := range holefs.LockModes {
 			for seed := 1; seed <= *seeds; seed++ {
 				t.Run(fmt.Sprintf("%s/%s/seed%d", backend, mode, seed), func(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/blockmap/ext2fs"
 	"github.com/holefs/holefs/blockmap/extentfs"
 	"github.com/holefs/holefs/blockmap/memfs"
 	"github.com/holefs/holefs/pagecache"
@@ -46,7 +47,7 @@ var Removers = []string{"punch", "zero", "collapse", "truncate"}
 
 // Scenario is one race: a fill path against a remover on one backend.
 type Scenario struct {
-	Backend string // "extentfs" or "memfs"
+	Backend string // "extentfs", "ext2" or "memfs"
 	Mode    pagecache.LockMode
 	Fill    string
 	Remove  string
@@ -77,7 +78,8 @@ func (s Scenario) String() string {
 var DAXFills = []string{"read", "fault"}
 
 // ErrUnsupported is returned for a remover the backend does not have
-// (memfs, like tmpfs, has no zero range or collapse).
+// (memfs, like tmpfs, has no zero range or collapse; ext2 has no
+// fallocate at all, so truncate is its one remover).
 var ErrUnsupported = errors.New("repro: remover not supported by the backend")
 
 // Verdict says what the victim file showed after the race.
@@ -174,14 +176,24 @@ type env struct {
 
 func newEnv(backend string, mode pagecache.LockMode, dax bool) (*env, error) {
 	e := &env{beforeFill: newStop(), afterMap: newStop(), afterTrunc: newStop()}
-	if dax && backend != "extentfs" {
-		return nil, fmt.Errorf("repro: DAX needs the extentfs backend, not %q", backend)
+	if dax && backend != "extentfs" && backend != "ext2" {
+		return nil, fmt.Errorf("repro: DAX needs the extentfs or ext2 backend, not %q", backend)
 	}
 	var be vfs.Backend
 	switch backend {
 	case "extentfs":
 		dev := blockdev.NewMemory(256)
 		be = vfs.Backend{Store: extentfs.New(dev.NumBlocks()), Device: dev}
+		if dax {
+			be.DAX = dev
+		}
+	case "ext2":
+		dev := blockdev.NewMemory(256)
+		store, err := ext2fs.New(dev)
+		if err != nil {
+			return nil, err
+		}
+		be = vfs.Backend{Store: store, Device: dev}
 		if dax {
 			be.DAX = dev
 		}
@@ -289,6 +301,9 @@ func Run(s Scenario) (Outcome, error) {
 		return Outcome{}, err
 	}
 	if closed(removeDone) && errors.Is(removeErr, syscall.EOPNOTSUPP) {
+		// Let the filler run to the end: it must not stop after its
+		// lookup (a backend with a device reaches that stop).
+		e.afterMap.armed.Store(false)
 		close(e.beforeFill.release)
 		<-fillDone
 		return Outcome{}, ErrUnsupported

@@ -122,3 +122,40 @@ func TestRaceDAX(t *testing.T) {
 		}
 	}
 }
+
+// TestRaceExt2 runs every fill path against truncate, ext2's one remover,
+// on the ext2 backend, whose block map is read from indirect blocks that
+// the same allocator hands out, with and without DAX (the issue's
+// "truncate vs DAX fault" row is ext2+dax fault-vs-truncate): LockNone
+// shows the bug, the protected modes never do; every fallocate remover is
+// refused.
+func TestRaceExt2(t *testing.T) {
+	for _, dax := range []bool{false, true} {
+		fills := Fills
+		if dax {
+			fills = DAXFills
+		}
+		for _, mode := range pagecache.LockModes {
+			for _, fill := range fills {
+				for _, remove := range Removers {
+					s := Scenario{Backend: "ext2", DAX: dax, Mode: mode, Fill: fill, Remove: remove}
+					t.Run(s.String(), func(t *testing.T) {
+						out, err := Run(s)
+						switch {
+						case remove != "truncate":
+							if err != ErrUnsupported {
+								t.Fatalf("ext2 %s: got %v, want ErrUnsupported", remove, err)
+							}
+						case err != nil:
+							t.Fatal(err)
+						case mode == pagecache.LockNone && (!out.Interleaved || out.Verdict == OK):
+							t.Fatalf("LockNone: want the race detected, got %+v", out)
+						case mode != pagecache.LockNone && (out.Interleaved || out.Verdict != OK):
+							t.Fatalf("%v: the filler got between truncation and block removal: %+v", mode, out)
+						}
+					})
+				}
+			}
+		}
+	}
+}

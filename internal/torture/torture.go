@@ -90,11 +90,11 @@ type Config struct {
 	// files in a fresh subdirectory of it (holefs-torture-<seed>-<pid>,
 	// removed at the end) instead of an in-process holefs filesystem, so
 	// it tortures whatever filesystem the directory is on (see
-	// targetFS). Backend, Mode, CacheBytes, Latency, RemoveDelay and
-	// FillDelay must then be left zero.
+	// targetFS). Backend, Mode, CacheBytes, Latency, RemoveDelay,
+	// FillDelay and EOFDelay must then be left zero.
 	Target string
 	// Backend is holefs.BackendExtent (default), holefs.BackendMemory,
-	// holefs.BackendLog or holefs.BackendPassthrough.
+	// holefs.BackendLog, holefs.BackendExt2 or holefs.BackendPassthrough.
 	Backend string
 	// BackingDir is where a passthrough run keeps its backing directory
 	// (a fresh subdirectory, removed at the end); default os.TempDir.
@@ -106,7 +106,7 @@ type Config struct {
 	// quarantine race the workers; after the run the image is closed,
 	// reopened, and every file checked again.
 	Image bool
-	// DAX runs the in-process extentfs filesystem in DAX mode
+	// DAX runs the in-process extentfs or ext2 filesystem in DAX mode
 	// (holefs.Options.DAX): reads and faults address the device's memory,
 	// and readahead, fadvise and madvise have nothing to fill.
 	DAX bool
@@ -138,6 +138,12 @@ type Config struct {
 	// widen the race windows. Under a correct lock mode they only slow
 	// the run down.
 	RemoveDelay, FillDelay time.Duration
+	// EOFDelay, if positive, sleeps in every fill between its end-of-file
+	// check and the creation of its pages (Hooks.BeforeFill): the window a
+	// truncate must hit, since it changes the size before it truncates
+	// the page cache (ext2, whose one remover is truncate). Like the other
+	// delays it only slows a correct lock mode down.
+	EOFDelay time.Duration
 	// Workers is the number of goroutines per worker kind (WorkerKinds);
 	// nil means DefaultWorkers. Kinds not in the map get none.
 	Workers map[string]int
@@ -181,16 +187,16 @@ func (c Config) Defaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Target != "" {
-		if c.Backend != "" || c.Mode != 0 || c.CacheBytes != 0 || c.Latency != 0 || c.RemoveDelay != 0 || c.FillDelay != 0 {
+		if c.Backend != "" || c.Mode != 0 || c.CacheBytes != 0 || c.Latency != 0 || c.RemoveDelay != 0 || c.FillDelay != 0 || c.EOFDelay != 0 {
 			errs = append(errs, errors.New("a target directory excludes backend, lock mode, cache size, latency and delays (they configure the in-process filesystem)"))
 		}
 		if err := checkTarget(c.Target); err != nil {
 			errs = append(errs, fmt.Errorf("target: %w", err))
 		}
 	} else if c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendMemory && c.Backend != holefs.BackendLog &&
-		c.Backend != holefs.BackendPassthrough {
-		errs = append(errs, fmt.Errorf("unknown backend %q (want %s, %s, %s or %s)", c.Backend,
-			holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog, holefs.BackendPassthrough))
+		c.Backend != holefs.BackendExt2 && c.Backend != holefs.BackendPassthrough {
+		errs = append(errs, fmt.Errorf("unknown backend %q (want %s, %s, %s, %s or %s)", c.Backend,
+			holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog, holefs.BackendExt2, holefs.BackendPassthrough))
 	}
 	if c.BackingDir != "" && c.Backend != holefs.BackendPassthrough {
 		errs = append(errs, fmt.Errorf("a backing directory needs the %s backend", holefs.BackendPassthrough))
@@ -198,8 +204,8 @@ func (c Config) Validate() error {
 	if c.Image && (c.Target != "" || c.Backend != holefs.BackendExtent) {
 		errs = append(errs, fmt.Errorf("an image needs the %s backend and no target", holefs.BackendExtent))
 	}
-	if c.DAX && (c.Target != "" || c.Image || c.Backend != holefs.BackendExtent || c.Latency != 0) {
-		errs = append(errs, fmt.Errorf("DAX needs the %s backend on its memory device: no target, image or latency", holefs.BackendExtent))
+	if c.DAX && (c.Target != "" || c.Image || (c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendExt2) || c.Latency != 0) {
+		errs = append(errs, fmt.Errorf("DAX needs the %s or %s backend on its memory device: no target, image or latency", holefs.BackendExtent, holefs.BackendExt2))
 	}
 	if !slices.Contains(holefs.LockModes, c.Mode) {
 		errs = append(errs, fmt.Errorf("unknown lock mode %v", c.Mode))
@@ -222,7 +228,7 @@ func (c Config) Validate() error {
 	if c.CacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("negative cache size %d", c.CacheBytes))
 	}
-	if c.Latency < 0 || c.RemoveDelay < 0 || c.FillDelay < 0 {
+	if c.Latency < 0 || c.RemoveDelay < 0 || c.FillDelay < 0 || c.EOFDelay < 0 {
 		errs = append(errs, errors.New("negative latency or delay"))
 	}
 	if c.MaxViolations < 0 {
@@ -434,7 +440,7 @@ func (t *torture) openLib() error {
 	cfg := t.cfg
 	opts := holefs.Options{Backend: cfg.Backend, CacheBytes: cfg.CacheBytes, LockMode: cfg.Mode,
 		Latency: cfg.Latency, SizeBytes: 1 << 30, DAX: cfg.DAX}
-	if cfg.RemoveDelay > 0 || cfg.FillDelay > 0 {
+	if cfg.RemoveDelay > 0 || cfg.FillDelay > 0 || cfg.EOFDelay > 0 {
 		h := &holefs.Hooks{}
 		if d := cfg.RemoveDelay; d > 0 {
 			h.AfterTruncatePages = func(_ uint64, op string) {
@@ -442,6 +448,9 @@ func (t *torture) openLib() error {
 					time.Sleep(d)
 				}
 			}
+		}
+		if d := cfg.EOFDelay; d > 0 {
+			h.BeforeFill = func(uint64, int64, int64) { time.Sleep(d) }
 		}
 		if d := cfg.FillDelay; d > 0 {
 			h.AfterMapRead = func(uint64, int64, int64) { time.Sleep(d) }

@@ -31,7 +31,7 @@ type worker struct {
 	next    []int64 // sequential read position per file (read)
 	buf     []byte
 
-	noZero, noCollapse, noInsert bool // remover modes the backend refused
+	noZero, noCollapse, noInsert, noPunch bool // remover modes the backend refused
 
 	nbFiles []*nbFile // neighbour
 	nbSeq   int
@@ -509,7 +509,8 @@ func (w *worker) remove() {
 			return
 		}
 		restore()
-	case x >= 50:
+	case x >= 50 || w.noPunch && (x < 30 || w.noZero):
+		// Without punch and zero (ext2) truncate is the one remover.
 		s := int64(w.r.IntN(int(fb)))
 		o := fm.beginRemove("truncate-down", w.name, fmt.Sprintf("to %d blocks", s), s, mb-s)
 		err := gated(func() error { return h.Truncate(s * BlockSize) })
@@ -535,7 +536,9 @@ func (w *worker) remove() {
 			return h.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, pos*BlockSize, n*BlockSize)
 		})
 		w.op("punch")
-		endRemove(o, "punch", err)
+		if !endRemove(o, "punch", err) {
+			w.noPunch = true
+		}
 	}
 }
 

@@ -1,0 +1,78 @@
+package torture
+
+import (
+	"testing"
+	"time"
+
+	"github.com/holefs/holefs"
+)
+
+// TestExt2 runs the full mix on the ext2 backend, whose one remover is
+// truncate (every fallocate mode is refused, and counted so): no
+// violation in invalidate mode, with files that reach past the direct
+// pointers into the single-indirect block, so truncates free indirect
+// blocks too and the neighbour reuses them at once.
+func TestExt2(t *testing.T) {
+	dur := 5 * time.Second
+	if testing.Short() {
+		dur = time.Second
+	}
+	cfg := Config{Backend: holefs.BackendExt2, Mode: holefs.LockInvalidate, Duration: dur, Seed: 23,
+		Files: 3, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 20 * time.Microsecond}
+	rep := run(t, cfg)
+	if rep.ViolationCount > 0 {
+		t.Fatalf("%d violations:\n%s", rep.ViolationCount, report(&rep))
+	}
+	for _, op := range []string{"read", "fault", "mapwrite", "readahead", "fadvise-willneed", "madvise-willneed",
+		"write", "direct-read", "direct-write", "truncate-down", "copy", "nb-write", "verify-read", "final-read"} {
+		if rep.OpsByKind[op] == 0 {
+			t.Errorf("no %s operation:\n%s", op, report(&rep))
+		}
+	}
+	for _, op := range []string{"punch", "zero", "collapse", "insert"} {
+		if rep.Unsupported[op] == 0 {
+			t.Errorf("%s not reported as unsupported: %v", op, rep.Unsupported)
+		}
+	}
+	if rep.BlocksVerified == 0 || rep.Cache.Evictions == 0 {
+		t.Errorf("nothing verified or no cache pressure:\n%s", report(&rep))
+	}
+	t.Logf("%s", rep.Summary())
+}
+
+// TestExt2Detection: on ext2, LockNone must show stale or foreign data
+// for each fill path alone racing truncate, within 10 s, as TestDetection
+// shows it for extentfs's removers. A truncate changes the size, which
+// fills check first, so its window is narrower than a punch's: EOFDelay
+// widens it between a fill's EOF check and its page creation, FillDelay
+// between its block lookup and its read.
+func TestExt2Detection(t *testing.T) {
+	// A stale page made during a truncate lies past the new EOF and shows
+	// only once the size is restored and before the next truncate drops
+	// it: verifiers (which cannot race, being gated against removers)
+	// look for it, more of them where the fill path itself reads little.
+	verifiers := map[string]int{WorkRead: 1, WorkFault: 3, WorkReadahead: 1, WorkFadvise: 1, WorkMadvise: 1}
+	for _, fill := range FillPaths {
+		t.Run(fill, func(t *testing.T) {
+			w := map[string]int{fill: 4, WorkRemove: 1, WorkWrite: 1, WorkNeighbour: 1, WorkVerify: verifiers[fill]}
+			cfg := Config{Backend: holefs.BackendExt2, Mode: holefs.LockNone, Duration: 10 * time.Second, Seed: 5,
+				Files: 2, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 500 * time.Microsecond,
+				FillDelay: 50 * time.Microsecond, EOFDelay: 500 * time.Microsecond, Workers: w,
+				StopOnFirst: true, StopKinds: []string{KindStale, KindForeign}}
+			rep := run(t, cfg)
+			if rep.ByKind[KindStale]+rep.ByKind[KindForeign] == 0 {
+				t.Fatalf("no stale or foreign data in %v with only %s racing truncate:\n%s", rep.Elapsed, fill, report(&rep))
+			}
+			t.Logf("%s: detected after %v (%d ops); violations by kind %v", fill,
+				min(nonzero(rep.FirstByKind[KindStale]), nonzero(rep.FirstByKind[KindForeign])).Round(time.Microsecond), rep.Ops, rep.ByKind)
+		})
+	}
+}
+
+// nonzero maps an unset duration to the largest one, for min.
+func nonzero(d time.Duration) time.Duration {
+	if d == 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return d
+}
