@@ -66,9 +66,17 @@ const (
 
 // Options configure a filesystem.
 type Options struct {
-	// Backend is BackendExtent (default), BackendMemory, BackendLog or
-	// BackendPassthrough.
+	// Backend is BackendExtent (default), BackendMemory, BackendLog,
+	// BackendPassthrough or BackendZonefs.
 	Backend string
+	// Zoned is the geometry and limits of BackendZonefs's in-memory zoned
+	// device (a *blockdev.Zoned in Device, or an image, brings its own);
+	// zeros: 1 MiB zones over SizeBytes, the first four conventional.
+	Zoned blockdev.ZonedOptions
+	// ZoneErrors is BackendZonefs's policy for I/O errors, zonefs's
+	// errors= mount option: "remount-ro" (the default), "zone-ro",
+	// "zone-offline" or "repair".
+	ZoneErrors string
 	// SizeBytes is the device size (extentfs) or the capacity (memfs);
 	// default 1 GiB. An in-memory device costs memory only where written.
 	SizeBytes int64
@@ -191,10 +199,22 @@ func Open(imagePath string, opts Options) (*FS, error) {
 		backend = vfs.Backend{Store: memfs.New(opts.SizeBytes / blockmap.PageSize), Memory: true}
 	case BackendPassthrough:
 		return openPassthrough(opts)
+	case BackendZonefs:
+		dev, ok := opts.Device.(*blockdev.Zoned)
+		if !ok && opts.Device != nil {
+			return nil, &fs.PathError{Op: "open", Path: "(memory)", Err: fmt.Errorf("the zonefs backend needs a *blockdev.Zoned device, not %T: %w", opts.Device, syscall.EINVAL)}
+		}
+		if dev == nil {
+			var err error
+			if dev, err = blockdev.NewZoned(defaultZoned(opts.Zoned, opts.SizeBytes)); err != nil {
+				return nil, &fs.PathError{Op: "open", Path: "(memory)", Err: err}
+			}
+		}
+		return openZonefs(dev, opts, "(memory)")
 	default:
 		return nil, &fs.PathError{Op: "open", Path: "(memory)",
-			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s or %s): %w", opts.Backend,
-				BackendExtent, BackendMemory, BackendLog, BackendPassthrough, syscall.EINVAL)}
+			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s, %s or %s): %w", opts.Backend,
+				BackendExtent, BackendMemory, BackendLog, BackendPassthrough, BackendZonefs, syscall.EINVAL)}
 	}
 	copts, vhooks := engineOptions(opts)
 	return &FS{v: vfs.New(backend, copts, vhooks), name: "(memory)"}, nil

@@ -1,0 +1,312 @@
+package holefs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/holefs/holefs/blockdev"
+)
+
+// zonefsTestGeometry: 2 conventional and 3 sequential zones of 16 blocks,
+// 12 of them writable.
+var zonefsTestGeometry = blockdev.ZonedOptions{ZoneBlocks: 16, Zones: 5, Conventional: 2, CapacityBlocks: 12}
+
+// zcap is a sequential zone's capacity, ccap a conventional one's (all
+// of it: conventional zones have no capacity of their own).
+const zcap, ccap = 12 * blockdev.BlockSize, 16 * blockdev.BlockSize
+
+func openZonefsTest(t *testing.T, opts Options) (*FS, *blockdev.Zoned) {
+	t.Helper()
+	dev, err := blockdev.NewZoned(zonefsTestGeometry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Backend, opts.Device = BackendZonefs, dev
+	f, err := Open("", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, dev
+}
+
+func page(fill byte, n int) []byte { return bytes.Repeat([]byte{fill}, n*blockdev.BlockSize) }
+
+// TestZonefsNamespace: the fixed tree, its modes and sizes.
+func TestZonefsNamespace(t *testing.T) {
+	f, _ := openZonefsTest(t, Options{})
+	want := map[string]int64{"cnv/0": ccap, "cnv/1": ccap, "seq/0": 0, "seq/1": 0, "seq/2": 0}
+	for _, dir := range []string{"cnv", "seq"} {
+		ents, err := f.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			fi, err := e.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := dir + "/" + e.Name()
+			size, ok := want[name]
+			if !ok || fi.Size() != size || fi.Mode() != 0o640 {
+				t.Errorf("%s: size %d mode %v, want size %d mode 0640 (listed: %v)", name, fi.Size(), fi.Mode(), size, ok)
+			}
+			delete(want, name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("missing files %v", want)
+	}
+	for _, d := range []string{".", "cnv", "seq"} {
+		if fi, err := f.Stat(d); err != nil || fi.Mode() != fs.ModeDir|0o555 {
+			t.Errorf("%s: %v %v, want a 0555 directory", d, fi.Mode(), err)
+		}
+	}
+}
+
+// TestZonefsErrnos: every zonefs rule and unsupported operation, with the
+// errno Linux's zonefs (and its VFS) returns.
+func TestZonefsErrnos(t *testing.T) {
+	type env struct {
+		f        *FS
+		dev      *blockdev.Zoned
+		seq, cnv *File // seq/0 opened O_RDWR|O_DIRECT, cnv/0 O_RDWR
+	}
+	tests := []struct {
+		name string
+		do   func(e env) error
+		want syscall.Errno
+	}{
+		{"create", func(e env) error { _, err := e.f.Create("seq/9"); return err }, syscall.EACCES},
+		{"mknod regular", func(e env) error { return e.f.Mknod("cnv/x", syscall.S_IFREG|0o644, 0) }, syscall.EACCES},
+		{"mkdir", func(e env) error { return e.f.Mkdir("d", 0o755) }, syscall.EPERM},
+		{"mkdir existing", func(e env) error { return e.f.Mkdir("seq", 0o755) }, syscall.EEXIST},
+		{"mknod fifo", func(e env) error { return e.f.Mknod("p", syscall.S_IFIFO|0o644, 0) }, syscall.EPERM},
+		{"symlink", func(e env) error { return e.f.Symlink("seq/0", "l") }, syscall.EPERM},
+		{"link", func(e env) error { return e.f.Link("seq/0", "seq/9") }, syscall.EPERM},
+		{"unlink", func(e env) error { return e.f.Remove("seq/0") }, syscall.EPERM},
+		{"unlink missing", func(e env) error { return e.f.Remove("seq/9") }, syscall.ENOENT},
+		{"rmdir", func(e env) error { return e.f.Remove("cnv") }, syscall.ENOTEMPTY},
+		{"rename", func(e env) error { return e.f.Rename("seq/0", "seq/9") }, syscall.EPERM},
+		{"chmod dir writable", func(e env) error { return e.f.Chmod("seq", 0o755) }, syscall.EPERM},
+		{"chmod file", func(e env) error { return e.f.Chmod("seq/0", 0o600) }, 0},
+		{"seq buffered write", func(e env) error {
+			h, err := e.f.OpenFile("seq/1", os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			_, err = h.WriteAt(page(1, 1), 0)
+			return err
+		}, syscall.EIO},
+		{"seq direct write at wp", func(e env) error { _, err := e.seq.WriteAt(page(1, 2), 0); return err }, 0},
+		{"seq direct write past wp", func(e env) error { _, err := e.seq.WriteAt(page(1, 1), blockdev.BlockSize); return err }, syscall.EINVAL},
+		{"seq direct write before wp", func(e env) error {
+			if _, err := e.seq.WriteAt(page(1, 2), 0); err != nil {
+				return err
+			}
+			_, err := e.seq.WriteAt(page(1, 1), 0)
+			return err
+		}, syscall.EINVAL},
+		{"seq direct write unaligned", func(e env) error { _, err := e.seq.WriteAt(make([]byte, 100), 0); return err }, syscall.EINVAL},
+		{"seq write at capacity", func(e env) error { _, err := e.seq.WriteAt(page(1, 1), zcap); return err }, syscall.EFBIG},
+		{"seq writable mmap", func(e env) error { _, err := e.seq.Mmap(0, 4096, true); return err }, syscall.EINVAL},
+		{"seq read-only mmap", func(e env) error {
+			v, err := e.seq.Mmap(0, 4096, false)
+			if err == nil {
+				v.Unmap()
+			}
+			return err
+		}, 0},
+		{"seq truncate middle", func(e env) error { return e.seq.Truncate(4096) }, syscall.EPERM},
+		{"seq truncate reset", func(e env) error { return e.seq.Truncate(0) }, 0},
+		{"seq truncate finish", func(e env) error { return e.seq.Truncate(zcap) }, 0},
+		{"seq truncate past capacity", func(e env) error { return e.seq.Truncate(zcap + 4096) }, syscall.EPERM},
+		{"fallocate", func(e env) error { return e.cnv.Fallocate(0, 0, 4096) }, syscall.EOPNOTSUPP},
+		{"punch", func(e env) error {
+			return e.cnv.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 4096)
+		}, syscall.EOPNOTSUPP},
+		{"cnv truncate", func(e env) error { return e.cnv.Truncate(0) }, syscall.EPERM},
+		{"cnv open O_TRUNC", func(e env) error { _, err := e.f.OpenFile("cnv/1", os.O_RDWR|os.O_TRUNC, 0); return err }, syscall.EPERM},
+		{"cnv buffered write", func(e env) error { _, err := e.cnv.WriteAt([]byte("x"), 7); return err }, 0},
+		{"cnv write at capacity", func(e env) error { _, err := e.cnv.WriteAt([]byte("x"), ccap); return err }, syscall.EFBIG},
+		{"cnv append", func(e env) error {
+			h, err := e.f.OpenFile("cnv/1", os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			_, err = h.Write([]byte("x"))
+			return err
+		}, syscall.EINVAL},
+		{"clone", func(e env) error { return e.cnv.Clone(e.seq, 0, 0, 4096) }, syscall.EOPNOTSUPP},
+		{"copy into seq", func(e env) error { _, err := e.cnv.CopyRange(e.seq, 0, 0, 4096); return err }, syscall.EIO},
+		{"write read-only zone", func(e env) error {
+			if err := e.dev.SetZoneCondition(2, blockdev.CondReadOnly); err != nil {
+				return err
+			}
+			_, err := e.seq.WriteAt(page(1, 1), 0)
+			return err
+		}, syscall.EIO},
+		// errors=remount-ro: EROFS comes first, as sb_permission's check
+		// precedes IS_IMMUTABLE's in Linux's inode_permission.
+		{"open offline zone for writing after error", func(e env) error {
+			if err := e.dev.SetZoneCondition(2, blockdev.CondOffline); err != nil {
+				return err
+			}
+			e.seq.ReadAt(make([]byte, 1), 0) // reads nothing: the size is 0
+			e.seq.WriteAt(page(1, 1), 0)     // EIO, handled: the zone is offline
+			_, err := e.f.OpenFile("seq/0", os.O_WRONLY, 0)
+			return err
+		}, syscall.EROFS},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, dev := openZonefsTest(t, Options{})
+			seq, err := f.OpenFile("seq/0", os.O_RDWR|syscall.O_DIRECT, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer seq.Close()
+			cnv, err := f.OpenFile("cnv/0", os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cnv.Close()
+			err = tc.do(env{f, dev, seq, cnv})
+			if tc.want == 0 && err != nil || tc.want != 0 && !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestZonefsSizes: a sequential file's size follows its write pointer
+// through appends, reset and finish, and reads past it are EOF; data
+// survives where it should.
+func TestZonefsSizes(t *testing.T) {
+	f, dev := openZonefsTest(t, Options{})
+	w, err := f.OpenFile("seq/1", os.O_WRONLY|os.O_APPEND|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r, err := f.OpenFile("seq/1", os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	size := func() int64 {
+		fi, err := f.Stat("seq/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		zn, _ := dev.Report(3)
+		if wp := zn.Written() * blockdev.BlockSize; wp != fi.Size() {
+			t.Fatalf("size %d, write pointer at %d", fi.Size(), wp)
+		}
+		return fi.Size()
+	}
+	for i := 1; i <= 3; i++ {
+		if _, err := w.Write(page(byte(i), 1)); err != nil {
+			t.Fatal(err)
+		}
+		if s := size(); s != int64(i)*4096 {
+			t.Fatalf("after %d appends size %d", i, s)
+		}
+	}
+	got := make([]byte, 4*4096)
+	n, err := r.ReadAt(got, 0)
+	if n != 3*4096 || err != io.EOF || got[0] != 1 || got[2*4096] != 3 {
+		t.Fatalf("read %d %v", n, err)
+	}
+	if err := w.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if s := size(); s != 0 {
+		t.Fatalf("size after reset %d", s)
+	}
+	if n, err := r.ReadAt(got[:4096], 0); n != 0 || err != io.EOF {
+		t.Fatalf("read after reset: %d %v", n, err)
+	}
+	if err := w.Truncate(zcap); err != nil {
+		t.Fatal(err)
+	}
+	if s := size(); s != zcap {
+		t.Fatalf("size after finish %d", s)
+	}
+	if n, err := r.ReadAt(got, 0); n != len(got) || err != nil || !bytes.Equal(got, make([]byte, len(got))) {
+		t.Fatalf("read of a finished zone after a reset: %d %v, or not zeros", n, err)
+	}
+	if _, err := w.Write(page(1, 1)); !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("append to a full zone: %v, want EFBIG", err)
+	}
+}
+
+// TestZonefsErrorsOption: an I/O error on a zone is handled as zonefs's
+// errors= option says (zonefs.rst's table).
+func TestZonefsErrorsOption(t *testing.T) {
+	tests := []struct {
+		errors    string
+		cond      blockdev.ZoneCond // injected before the failing write; 0: a write pointer moved behind the FS's back
+		size      int64             // file size after
+		writeErr  syscall.Errno     // a later write to another zone
+		mode      fs.FileMode
+		readFails bool
+	}{
+		{"remount-ro", blockdev.CondReadOnly, 2 * 4096, syscall.EROFS, 0o440, false},
+		{"remount-ro", blockdev.CondOffline, 0, syscall.EROFS, 0, true},
+		{"zone-ro", blockdev.CondReadOnly, 2 * 4096, 0, 0o440, false},
+		{"zone-offline", blockdev.CondReadOnly, 0, 0, 0, true},
+		{"repair", 0, 3 * 4096, 0, 0o640, false},
+		{"remount-ro", 0, 2 * 4096, syscall.EROFS, 0o640, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.errors+"/"+tc.cond.String(), func(t *testing.T) {
+			f, dev := openZonefsTest(t, Options{ZoneErrors: tc.errors})
+			w, err := f.OpenFile("seq/0", os.O_RDWR|syscall.O_DIRECT, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if _, err := w.WriteAt(page(7, 2), 0); err != nil {
+				t.Fatal(err)
+			}
+			if tc.cond != 0 {
+				if err := dev.SetZoneCondition(2, tc.cond); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := dev.WriteBlocks(page(8, 1), 2*16+2); err != nil {
+				t.Fatal(err) // another writer moved the write pointer
+			}
+			if _, err := w.WriteAt(page(9, 1), 2*4096); err == nil {
+				t.Fatal("the write after the zone failed succeeded")
+			}
+			fi, err := f.Stat("seq/0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Size() != tc.size || fi.Mode().Perm() != tc.mode {
+				t.Errorf("after the error: size %d mode %v, want %d %v", fi.Size(), fi.Mode().Perm(), tc.size, tc.mode)
+			}
+			_, err = w.ReadAt(make([]byte, 4096), 0)
+			if failed := err != nil && err != io.EOF; failed != tc.readFails {
+				t.Errorf("read after the error: %v, want failing %v", err, tc.readFails)
+			}
+			other, err := f.OpenFile("cnv/0", os.O_RDWR, 0)
+			if err != nil && !errors.Is(err, tc.writeErr) || err == nil && tc.writeErr != 0 {
+				t.Errorf("open of another zone for writing: %v, want %v", err, tc.writeErr)
+			}
+			if other != nil {
+				other.Close()
+			}
+		})
+	}
+}
