@@ -40,7 +40,7 @@ var Removers = []string{"punch", "zero", "collapse", "truncate"}
 
 // Scenario is one race: a fill path against a remover on one backend.
 type Scenario struct {
-	Backend string // "extentfs" or "memfs"
+	Backend string // "extentfs", "memfs" or "zonefs" (whose remover is "reset")
 	Mode    pagecache.LockMode
 	Fill    string
 	Remove  string
@@ -198,6 +198,9 @@ func (e *env) create(name string) (*vfs.File, error) {
 
 // Run plays the scenario once.
 func Run(s Scenario) (Outcome, error) {
+	if s.Backend == "zonefs" {
+		return runZonefs(s)
+	}
 	e, err := newEnv(s.Backend, s.Mode)
 	if err != nil {
 		return Outcome{}, err
