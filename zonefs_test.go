@@ -310,3 +310,109 @@ func TestZonefsErrorsOption(t *testing.T) {
 		})
 	}
 }
+
+// TestZonefsImage: a zoned image keeps its files' data and sizes across
+// close and reopen, and across a crash (its files copied while open): the
+// zone report gives the sizes back. A second open is EBUSY; mkfs
+// replaces it only with Force.
+func TestZonefsImage(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/img"
+	geo := zonefsTestGeometry
+	if err := Mkfs(path, MkfsOptions{Zoned: &geo}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Mkfs(path, MkfsOptions{Zoned: &geo}); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("mkfs over an image: %v, want EEXIST", err)
+	}
+	f, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{}); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("second open: %v, want EBUSY", err)
+	}
+	if err := Mkfs(path, MkfsOptions{Zoned: &geo, Force: true}); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("mkfs --force of an open image: %v, want EBUSY", err)
+	}
+	w, err := f.OpenFile("seq/1", os.O_WRONLY|os.O_APPEND|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(page('s', 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.OpenFile("cnv/1", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteAt([]byte("conventional"), 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := f.OpenFile("seq/2", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Truncate(zcap); err != nil { // finish
+		t.Fatal(err)
+	}
+	// The crash: the image's files as they are now, the FS still open.
+	crash := dir + "/crash"
+	if err := os.Mkdir(crash, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"data", "data.zones"} {
+		b, err := os.ReadFile(path + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crash+"/"+name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	c.Close()
+	s2.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, crash} {
+		g, err := Open(p, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, size := range map[string]int64{"seq/0": 0, "seq/1": 3 * 4096, "seq/2": zcap, "cnv/1": ccap} {
+			if fi, err := g.Stat(name); err != nil || fi.Size() != size {
+				t.Errorf("%s: %s: size %v (%v), want %d", p, name, fi.Size(), err, size)
+			}
+		}
+		b, err := g.ReadFile("seq/1")
+		if err != nil || !bytes.Equal(b, page('s', 3)) {
+			t.Errorf("%s: seq/1 after reopen: %v, or not its data", p, err)
+		}
+		b, err = g.ReadFile("cnv/1")
+		if err != nil || string(b[100:112]) != "conventional" {
+			t.Errorf("%s: cnv/1 after reopen: %v, or not its data", p, err)
+		}
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Mkfs(path, MkfsOptions{Zoned: &geo, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if fi, err := g.Stat("seq/1"); err != nil || fi.Size() != 0 {
+		t.Fatalf("seq/1 after mkfs --force: %v %v, want empty", fi, err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The zone state file of a file-backed zoned device: what a drive keeps
@@ -52,6 +54,10 @@ func CreateZonedFile(path string, opts ZonedOptions) (*Zoned, error) {
 	f, err := os.OpenFile(sp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("blockdev: create zoned device: %w", err)
+	}
+	if err := lockState(f); err != nil {
+		f.Close()
+		return nil, err
 	}
 	z := newZoned(nil, &zoneState{f: f, path: sp}, opts, nil)
 	if _, err := f.WriteAt(encodeZoneHeader(opts), 0); err != nil {
@@ -99,6 +105,10 @@ func OpenZonedFile(path string) (*Zoned, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blockdev: open zoned device: %w", err)
 	}
+	if err := lockState(f); err != nil {
+		f.Close()
+		return nil, err
+	}
 	buf, err := readAll(f)
 	if err != nil {
 		f.Close()
@@ -115,6 +125,20 @@ func OpenZonedFile(path string) (*Zoned, error) {
 		return nil, err
 	}
 	return newZoned(data, &zoneState{f: f, path: sp}, opts, zones), nil
+}
+
+// lockState takes an exclusive flock on the state file, held until it is
+// closed: a device open twice is EBUSY, as an exclusive open of a block
+// device in use is on Linux.
+func lockState(f *os.File) error {
+	err := retryEINTR(func() error { return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) })
+	switch {
+	case err == unix.EWOULDBLOCK:
+		return fmt.Errorf("blockdev: zoned device %s is open elsewhere: %w", f.Name(), syscall.EBUSY)
+	case err != nil:
+		return fmt.Errorf("blockdev: lock %s: %w", f.Name(), err)
+	}
+	return nil
 }
 
 func readAll(f *os.File) ([]byte, error) {

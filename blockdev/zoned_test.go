@@ -204,6 +204,9 @@ func TestZonedFilePersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer z.Close()
+	if _, err := OpenZonedFile(path); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("second open of an open device: %v, want EBUSY", err)
+	}
 	after, _ := z.ReportZones(0, 5)
 	for i := range before {
 		if before[i] != after[i] {
