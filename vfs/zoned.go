@@ -228,3 +228,12 @@ func (in *Inode) zoneSetattr(a SetAttr) error {
 	}
 	return nil
 }
+
+// SequentialZone reports whether the inode is a zonefs file of a
+// sequential zone, which takes only direct writes: the FUSE mount sends
+// its writes to the engine as they come, never through the kernel's page
+// cache.
+func (in *Inode) SequentialZone() bool {
+	z := in.zone()
+	return z != nil && z.Sequential()
+}
