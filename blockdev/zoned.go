@@ -526,10 +526,10 @@ func (z *Zoned) Close() error {
 }
 
 // discard makes [block, block+n) of d read as zeros: a File punches them
-// out where its filesystem can, any other device is written with zeros (a
-// Memory device then frees them).
+// out where its filesystem can, a Memory frees them, any other device is
+// written with zeros.
 func discard(d Device, block, n int64) error {
-	if f, ok := d.(*File); ok {
+	if f, ok := d.(interface{ Discard(block, n int64) error }); ok {
 		if err := f.Discard(block, n); !errors.Is(err, syscall.EOPNOTSUPP) {
 			return err
 		}

@@ -276,3 +276,29 @@ func FuzzDecodeZoneState(f *testing.F) {
 		}
 	})
 }
+
+// TestMemoryDiscard: discarded blocks read as zeros and hold no memory;
+// a range off the device is EINVAL.
+func TestMemoryDiscard(t *testing.T) {
+	m := NewMemory(8)
+	defer m.Close()
+	if err := m.WriteBlocks(blocks(4, 3), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Discard(3, 2); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4*BlockSize)
+	if err := m.ReadBlocks(got, 2); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(blocks(1, 3), make([]byte, 2*BlockSize)...), blocks(1, 3)...)
+	if !bytes.Equal(got, want) || m.Allocated() != 2 {
+		t.Fatalf("after discard: data wrong or %d blocks allocated, want 2", m.Allocated())
+	}
+	for _, r := range [][2]int64{{-1, 1}, {7, 2}, {0, 0}} {
+		if err := m.Discard(r[0], r[1]); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("discard of %d blocks at %d: %v, want EINVAL", r[1], r[0], err)
+		}
+	}
+}
