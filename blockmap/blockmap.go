@@ -3,8 +3,9 @@
 // device blocks (both 4 KiB), never page-cache pages.
 //
 // Backends live in subpackages: extentfs (ext4-like extents on a block
-// device), memfs (tmpfs-like: the page cache is the storage) and
-// passthrough (each file is a file of a directory of another filesystem).
+// device), memfs (tmpfs-like: the page cache is the storage),
+// passthrough (each file is a file of a directory of another filesystem)
+// and zonefs (each file is a zone of a zoned device; see Zone).
 //
 // Locking: a File's methods take the backend's extent-map lock and, when
 // they allocate or free, the allocator lock below it (LOCKING.md). Callers
