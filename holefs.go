@@ -82,7 +82,9 @@ type Options struct {
 	SizeBytes int64
 	// Device, if set, is the block device of an extentfs filesystem (for
 	// example a blockdev.Faulty injecting latency and errors, or a
-	// blockdev.File); SizeBytes is then ignored. The FS closes it.
+	// blockdev.File), or the *blockdev.Zoned of a BackendZonefs filesystem
+	// (memory- or file-backed); SizeBytes is then ignored. The FS closes
+	// it.
 	Device blockdev.Device
 	// Latency and Jitter delay every device I/O of the default in-memory
 	// device, to model a real disk.

@@ -416,3 +416,75 @@ func TestZonefsImage(t *testing.T) {
 		t.Fatalf("seq/1 after mkfs --force: %v %v, want empty", fi, err)
 	}
 }
+
+// TestZonefsOfflineMidRun: a zone going offline while files are in use
+// loses nothing fsynced in other zones, in the open filesystem and after
+// a reopen from the device's report, where the offline zone's file is
+// empty with mode 0 (zonefs's mount-time rule).
+func TestZonefsOfflineMidRun(t *testing.T) {
+	data := t.TempDir() + "/data"
+	dev, err := blockdev.CreateZonedFile(data, zonefsTestGeometry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open("", Options{Backend: BackendZonefs, Device: dev, ZoneErrors: "zone-offline"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, flag int, p []byte, off int64) {
+		h, err := f.OpenFile(name, os.O_RDWR|flag, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if _, err := h.WriteAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("seq/0", syscall.O_DIRECT, page('a', 2), 0)
+	write("seq/1", syscall.O_DIRECT, page('b', 3), 0)
+	write("cnv/1", 0, []byte("kept"), 4096)
+	if err := dev.SetZoneCondition(2, blockdev.CondOffline); err != nil { // seq/0's zone
+		t.Fatal(err)
+	}
+	h, err := f.OpenFile("seq/0", os.O_RDWR|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(page('c', 1), 2*4096); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("write to the offline zone: %v, want EIO", err)
+	}
+	if _, err := h.ReadAt(make([]byte, 4096), 0); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("read after the zone went offline: %v, want EPERM", err)
+	}
+	h.Close()
+	check := func(g *FS, when string) {
+		t.Helper()
+		if b, err := g.ReadFile("seq/1"); err != nil || !bytes.Equal(b, page('b', 3)) {
+			t.Errorf("%s: seq/1: %v, or not its data", when, err)
+		}
+		if b, err := g.ReadFile("cnv/1"); err != nil || string(b[4096:4100]) != "kept" {
+			t.Errorf("%s: cnv/1: %v, or not its data", when, err)
+		}
+		if fi, err := g.Stat("seq/0"); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0 {
+			t.Errorf("%s: seq/0: %v %v, want size 0 mode 0", when, fi, err)
+		}
+	}
+	check(f, "open")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dev, err = blockdev.OpenZonedFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open("", Options{Backend: BackendZonefs, Device: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	check(g, "reopened")
+}
