@@ -77,6 +77,11 @@ type Options struct {
 	// errors= mount option: "remount-ro" (the default), "zone-ro",
 	// "zone-offline" or "repair".
 	ZoneErrors string
+	// ZoneExplicitOpen is BackendZonefs's explicit-open mount option:
+	// opening a sequential file for writing opens its zone explicitly,
+	// and is EBUSY past the device's max-open limit (blockdev.ZonedOptions
+	// MaxOpen) instead of a write failing later (ETOOMANYREFS).
+	ZoneExplicitOpen bool
 	// SizeBytes is the device size (extentfs) or the capacity (memfs);
 	// default 1 GiB. An in-memory device costs memory only where written.
 	SizeBytes int64

@@ -49,7 +49,7 @@ func openZonefs(dev *blockdev.Zoned, opts Options, name string) (*FS, error) {
 	errs, err := zonefs.ParseErrors(opts.ZoneErrors)
 	var store *zonefs.FS
 	if err == nil {
-		store, err = zonefs.New(dev, errs)
+		store, err = zonefs.New(dev, zonefs.Mount{Errors: errs, ExplicitOpen: opts.ZoneExplicitOpen})
 	}
 	if err != nil {
 		dev.Close()

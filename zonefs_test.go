@@ -488,3 +488,101 @@ func TestZonefsOfflineMidRun(t *testing.T) {
 	defer g.Close()
 	check(g, "reopened")
 }
+
+// TestZonefsExplicitOpen: with explicit-open, opening a sequential file
+// for writing opens its zone, the last writer's close closes it, and past
+// the device's max-open limit such an open is EBUSY; without the option
+// the device's limit shows at the write (ETOOMANYREFS) once explicitly
+// open zones hold every open resource.
+func TestZonefsExplicitOpen(t *testing.T) {
+	geo := zonefsTestGeometry
+	geo.MaxOpen = 2
+	dev, err := blockdev.NewZoned(geo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open("", Options{Backend: BackendZonefs, Device: dev, ZoneExplicitOpen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cond := func(zone int) blockdev.ZoneCond {
+		zn, err := dev.Report(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return zn.Cond
+	}
+	open := func(name string, flag int) (*File, error) { return f.OpenFile(name, flag|syscall.O_DIRECT, 0) }
+	a, err := open("seq/0", os.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := open("seq/0", os.O_RDWR) // a second writer of the same file takes nothing more
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cond(2); c != blockdev.CondExplicitOpen {
+		t.Fatalf("seq/0's zone after its open for writing: %s", c)
+	}
+	b, err := open("seq/1", os.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open("seq/2", os.O_WRONLY); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("third file open for writing with 2 open zones: %v, want EBUSY", err)
+	}
+	if r, err := open("seq/2", os.O_RDONLY); err != nil {
+		t.Fatalf("open for reading is not limited: %v", err)
+	} else {
+		r.Close()
+	}
+	if _, err := a.WriteAt(page(1, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Truncate(0); err != nil { // reset: the zone stays open for its writers
+		t.Fatal(err)
+	}
+	if c := cond(2); c != blockdev.CondExplicitOpen {
+		t.Fatalf("seq/0's zone after a reset with writers: %s", c)
+	}
+	a.Close()
+	if c := cond(2); c != blockdev.CondExplicitOpen {
+		t.Fatalf("seq/0's zone with one writer left: %s", c)
+	}
+	a2.Close()
+	if c := cond(2); c != blockdev.CondEmpty {
+		t.Fatalf("seq/0's zone after its last writer closed: %s", c)
+	}
+	c, err := open("seq/2", os.O_WRONLY)
+	if err != nil {
+		t.Fatalf("open for writing once a writer closed: %v", err)
+	}
+	c.Close()
+	b.Close()
+
+	// Without the option: two zones explicitly open by hand, a write to a
+	// third finds no open resource.
+	dev2, err := blockdev.NewZoned(geo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open("", Options{Backend: BackendZonefs, Device: dev2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, z := range []int{2, 3} {
+		if err := dev2.OpenZone(z); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := g.OpenFile("seq/2", os.O_WRONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.WriteAt(page(1, 1), 0); !errors.Is(err, syscall.ETOOMANYREFS) {
+		t.Fatalf("write with every open resource taken: %v, want ETOOMANYREFS", err)
+	}
+}

@@ -25,6 +25,12 @@ type Zone interface {
 	CheckWrite() error
 	// CheckRead returns EPERM for an offline zone, nil otherwise.
 	CheckRead() error
+	// OpenWrite and CloseWrite bracket every handle of the file open for
+	// writing (zonefs's write-open accounting and explicit-open: EBUSY
+	// past the device's open-zone limit). A CloseWrite error is an I/O
+	// error of the zone.
+	OpenWrite() error
+	CloseWrite() error
 	// IOError handles an I/O error of the file, whose size is size, by
 	// the zone's report and the errors= policy (zonefs's
 	// zonefs_handle_io_error) and returns the size the file must have

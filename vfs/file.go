@@ -71,6 +71,10 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 				return nil, err
 			}
 		}
+		if err := h.zoneOpenWrite(); err != nil {
+			_ = in.release()
+			return nil, err
+		}
 	}
 	return h, nil
 }
@@ -289,6 +293,7 @@ func (h *File) Close() error {
 	if !h.closed.CompareAndSwap(false, true) {
 		return syscall.EBADF
 	}
+	h.zoneCloseWrite()
 	return h.in.release()
 }
 

@@ -79,6 +79,26 @@ func (in *Inode) zoneOpen(flags int) error {
 	return errno(z.CheckWrite())
 }
 
+// zoneOpenWrite accounts a handle of a zone file open for writing
+// (explicit-open opens the zone, EBUSY past the device's limit).
+func (h *File) zoneOpenWrite() error {
+	if z := h.in.zone(); z != nil && h.writable() {
+		return errno(z.OpenWrite())
+	}
+	return nil
+}
+
+// zoneCloseWrite is the close of a handle zoneOpenWrite accounted. A zone
+// that fails to close is handled as an I/O error; close itself succeeds,
+// as zonefs's release does.
+func (h *File) zoneCloseWrite() {
+	if z := h.in.zone(); z != nil && h.writable() {
+		if err := z.CloseWrite(); err != nil {
+			h.in.zoneIOError(z, false)
+		}
+	}
+}
+
 // zoneWrite applies zonefs's write rules before a write of p at off and
 // returns p clipped to the zone's capacity.
 func (h *File) zoneWrite(z blockmap.Zone, p []byte, off int64) ([]byte, error) {

@@ -74,22 +74,34 @@ func ParseErrors(s string) (Errors, error) {
 	return 0, fmt.Errorf("zonefs: errors=%q: want remount-ro, zone-ro, zone-offline or repair: %w", s, syscall.EINVAL)
 }
 
+// Mount is zonefs's mount options.
+type Mount struct {
+	// Errors is the errors= policy.
+	Errors Errors
+	// ExplicitOpen is the explicit-open option: opening a sequential file
+	// for writing opens its zone explicitly (REQ_OP_ZONE_OPEN) and the
+	// last close of a writer closes it; past the device's max-open limit,
+	// such an open is EBUSY instead of a write failing later.
+	ExplicitOpen bool
+}
+
 // FS is the block maps of a zoned device's zone files.
 type FS struct {
-	dev    *blockdev.Zoned
-	errors Errors
-	ro     atomic.Bool // errors=remount-ro took effect
-	files  []*File     // by zone; immutable
+	dev   *blockdev.Zoned
+	mount Mount
+	ro    atomic.Bool  // errors=remount-ro took effect
+	wro   atomic.Int32 // sequential files open for writing (zonefs's s_wro_seq_files)
+	files []*File      // by zone; immutable
 }
 
 // New returns the zone files of dev, their state taken from its zone
-// report, with the errors= policy errs.
-func New(dev *blockdev.Zoned, errs Errors) (*FS, error) {
+// report, with the mount options m.
+func New(dev *blockdev.Zoned, m Mount) (*FS, error) {
 	zones, err := dev.ReportZones(0, dev.NumZones())
 	if err != nil {
 		return nil, err
 	}
-	f := &FS{dev: dev, errors: errs}
+	f := &FS{dev: dev, mount: m}
 	var ncnv, nseq int
 	for i, zn := range zones {
 		zf := &File{fs: f, zone: i, seq: zn.Type == blockdev.ZoneSequential, capPages: zn.Capacity,
@@ -156,9 +168,13 @@ type File struct {
 	capPages   int64 // capacity in pages (blocks)
 	start, len int64 // the zone's first block and size
 
-	mu       sync.Mutex // leaf: the zone's error state
-	readOnly bool       // +checklocks:mu
-	offline  bool       // +checklocks:mu
+	// mu is a leaf but for the zone commands of OpenWrite, CloseWrite and
+	// Reset, which the zoned device's locks serve below it.
+	mu       sync.Mutex
+	readOnly bool // +checklocks:mu
+	offline  bool // +checklocks:mu
+	writers  int  // handles open for writing; +checklocks:mu
+	open     bool // explicitly opened by explicit-open (ZONEFS_ZONE_OPEN); +checklocks:mu
 }
 
 // Name returns the file's path: cnv/N or seq/N.
@@ -284,11 +300,87 @@ func (zf *File) Truncate(index int64) error {
 	return fmt.Errorf("zonefs: truncate %s to page %d: only 0 and the capacity (%d): %w", zf.Name(), index, zf.capPages, syscall.EPERM)
 }
 
-// Reset resets the zone (REQ_OP_ZONE_RESET).
-func (zf *File) Reset() error { return zf.fs.dev.ResetZone(zf.zone) }
+// Reset resets the zone (REQ_OP_ZONE_RESET); a zone explicit-open
+// opened is opened again, empty, for its writers (zonefs_file_truncate).
+func (zf *File) Reset() error {
+	zf.mu.Lock()
+	defer zf.mu.Unlock()
+	if err := zf.fs.dev.ResetZone(zf.zone); err != nil {
+		return err
+	}
+	if zf.open {
+		return zf.fs.dev.OpenZone(zf.zone)
+	}
+	return nil
+}
 
-// Finish finishes the zone (REQ_OP_ZONE_FINISH).
-func (zf *File) Finish() error { return zf.fs.dev.FinishZone(zf.zone) }
+// Finish finishes the zone (REQ_OP_ZONE_FINISH): full, it is open no
+// more.
+func (zf *File) Finish() error {
+	zf.mu.Lock()
+	defer zf.mu.Unlock()
+	if err := zf.fs.dev.FinishZone(zf.zone); err != nil {
+		return err
+	}
+	zf.open = false
+	return nil
+}
+
+// OpenWrite accounts a handle of the file opened for writing. With
+// explicit-open, the first one of a sequential file opens its zone
+// explicitly, or is EBUSY when as many sequential files as the device
+// has open zones are open for writing (zonefs_seq_file_write_open).
+func (zf *File) OpenWrite() error {
+	if !zf.seq {
+		return nil
+	}
+	zf.mu.Lock()
+	defer zf.mu.Unlock()
+	if zf.writers == 0 {
+		wro := zf.fs.wro.Add(1)
+		if zf.fs.mount.ExplicitOpen {
+			if max := zf.fs.dev.Options().MaxOpen; max > 0 && int(wro) > max {
+				zf.fs.wro.Add(-1)
+				return fmt.Errorf("zonefs: open %s for writing: %d sequential files open for writing, the device's max open zones: %w", zf.Name(), wro-1, syscall.EBUSY)
+			}
+			if zn, err := zf.fs.dev.Report(zf.zone); err != nil || zn.Cond != blockdev.CondFull {
+				if err == nil {
+					err = zf.fs.dev.OpenZone(zf.zone)
+				}
+				if err != nil {
+					zf.fs.wro.Add(-1)
+					return err
+				}
+				zf.open = true
+			}
+		}
+	}
+	zf.writers++
+	return nil
+}
+
+// CloseWrite is the close of a handle OpenWrite accounted; the last one
+// closes a zone explicit-open opened (zonefs_seq_file_write_close). A
+// failed close is returned for the caller to handle as an I/O error; the
+// zone stays accounted open, as in zonefs.
+func (zf *File) CloseWrite() error {
+	if !zf.seq {
+		return nil
+	}
+	zf.mu.Lock()
+	defer zf.mu.Unlock()
+	if zf.writers--; zf.writers > 0 {
+		return nil
+	}
+	if zf.open {
+		if err := zf.fs.dev.CloseZone(zf.zone); err != nil {
+			return err
+		}
+		zf.open = false
+	}
+	zf.fs.wro.Add(-1)
+	return nil
+}
 
 // NextData returns index if it is below the write pointer, else -1.
 func (zf *File) NextData(index int64) (int64, error) {
@@ -378,14 +470,14 @@ func (zf *File) IOError(write bool, size int64) (int64, uint32) {
 	}
 	var clearBits uint32
 	switch {
-	case zf.offline || zf.fs.errors == ErrorsZoneOffline:
+	case zf.offline || zf.fs.mount.Errors == ErrorsZoneOffline:
 		zf.offline, data, clearBits = true, 0, 0o777
-	case zf.readOnly || zf.fs.errors == ErrorsZoneRO:
+	case zf.readOnly || zf.fs.mount.Errors == ErrorsZoneRO:
 		zf.readOnly, data, clearBits = true, size, 0o222
-	case zf.fs.errors == ErrorsRemountRO && data > size:
+	case zf.fs.mount.Errors == ErrorsRemountRO && data > size:
 		data = size // never expose what the file did not hold
 	}
-	if zf.fs.errors == ErrorsRemountRO {
+	if zf.fs.mount.Errors == ErrorsRemountRO {
 		zf.fs.ro.Store(true)
 	}
 	return data, clearBits

@@ -16,7 +16,7 @@ func newTestFS(t *testing.T, errs Errors) (*FS, *blockdev.Zoned) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	f, err := New(dev, errs)
+	f, err := New(dev, Mount{Errors: errs})
 	if err != nil {
 		t.Fatal(err)
 	}

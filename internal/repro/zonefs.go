@@ -128,7 +128,7 @@ func newZoneEnv(mode pagecache.LockMode) (*env, *vfs.File, *vfs.File, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := zonefs.New(dev, zonefs.ErrorsRemountRO)
+	store, err := zonefs.New(dev, zonefs.Mount{})
 	if err != nil {
 		return nil, nil, nil, err
 	}
