@@ -97,7 +97,7 @@ func removeData(path string) error {
 }
 
 // OpenZonedFile opens the file-backed zoned device at path as its zone
-// state file describes it. A state file that is not one, or a record
+// state file describes it, open zones closed (a power cycle closes them). A state file that is not one, or a record
 // whose checksum fails, is EUCLEAN.
 func OpenZonedFile(path string) (*Zoned, error) {
 	sp := ZoneStatePath(path)
@@ -118,6 +118,16 @@ func OpenZonedFile(path string) (*Zoned, error) {
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("blockdev: open zoned device %s: %w", sp, err)
+	}
+	// As a drive coming back from a power cycle: no zone is open, the
+	// written ones are closed.
+	for i, zn := range zones {
+		if zn.Cond.open() {
+			zones[i].Cond = CondClosed
+			if zn.WP == zn.Start {
+				zones[i].Cond = CondEmpty
+			}
+		}
 	}
 	data, err := OpenFile(path, opts.ZoneBlocks*int64(opts.Zones))
 	if err != nil {
@@ -220,10 +230,12 @@ func DecodeZoneState(b []byte) (ZonedOptions, []Zone, error) {
 		switch {
 		case conv != (zn.Type == ZoneConventional) || (!conv && zn.Type != ZoneSequential):
 			return o, nil, fmt.Errorf("zone %d: type %s disagrees with the geometry: %w", i, zn.Type, syscall.EUCLEAN)
-		case conv != (zn.Cond == CondNotWP) && zn.Cond != CondReadOnly && zn.Cond != CondOffline, zn.Cond > CondOffline:
+		case !validCond(conv, zn.Cond):
 			return o, nil, fmt.Errorf("zone %d: condition %s invalid for a %s zone: %w", i, zn.Cond, zn.Type, syscall.EUCLEAN)
 		case wp > uint64(o.CapacityBlocks):
 			return o, nil, fmt.Errorf("zone %d: write pointer %d past its capacity %d: %w", i, wp, o.CapacityBlocks, syscall.EUCLEAN)
+		case zn.Cond == CondEmpty && wp != 0, zn.Cond == CondFull && wp != uint64(o.CapacityBlocks):
+			return o, nil, fmt.Errorf("zone %d: %s with its write pointer at %d: %w", i, zn.Cond, wp, syscall.EUCLEAN)
 		}
 		if conv {
 			zn.Capacity = o.ZoneBlocks
@@ -232,6 +244,21 @@ func DecodeZoneState(b []byte) (ZonedOptions, []Zone, error) {
 		zones[i] = zn
 	}
 	return o, zones, nil
+}
+
+// validCond reports whether a zone, conventional or not, can be in
+// condition c: a conventional zone has no write pointer, a sequential one
+// does, and either can fail read-only or offline.
+func validCond(conv bool, c ZoneCond) bool {
+	switch c {
+	case CondReadOnly, CondOffline:
+		return true
+	case CondNotWP:
+		return conv
+	case CondEmpty, CondImplicitOpen, CondExplicitOpen, CondClosed, CondFull:
+		return !conv
+	}
+	return false
 }
 
 // put writes zone i's record. The caller holds the device's mu.

@@ -208,6 +208,7 @@ func TestZonedFilePersists(t *testing.T) {
 		t.Fatalf("second open of an open device: %v, want EBUSY", err)
 	}
 	after, _ := z.ReportZones(0, 5)
+	before[1].Cond, before[3].Cond = CondClosed, CondEmpty // open zones come back closed, or empty if unwritten
 	for i := range before {
 		if before[i] != after[i] {
 			t.Errorf("zone %d: %+v before close, %+v after reopen", i, before[i], after[i])

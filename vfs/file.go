@@ -45,7 +45,7 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 	case flags&syscall.O_DIRECT != 0 && (f.backend.Memory || in.IsDir()):
 		return nil, syscall.EINVAL
 	}
-	if err := in.zoneOpen(flags); err != nil {
+	if err := in.zoneMayOpen(flags); err != nil {
 		return nil, err
 	}
 	f.nsMu.Lock()

@@ -69,9 +69,9 @@ func (f *FS) fixedErr(mode uint32) error {
 	return syscall.EPERM
 }
 
-// zoneOpen refuses to open an immutable zone file, or one on a
+// zoneMayOpen refuses to open an immutable zone file, or one on a
 // filesystem gone read-only, for writing (may_open, mnt_want_write).
-func (in *Inode) zoneOpen(flags int) error {
+func (in *Inode) zoneMayOpen(flags int) error {
 	z := in.zone()
 	if z == nil || flags&(os.O_WRONLY|os.O_RDWR) == 0 {
 		return nil
