@@ -586,3 +586,30 @@ func TestZonefsExplicitOpen(t *testing.T) {
 		t.Fatalf("write with every open resource taken: %v, want ETOOMANYREFS", err)
 	}
 }
+
+// TestZonefsWritebackError: a conventional zone gone read-only fails the
+// writeback of its dirty pages; fsync reports EIO and the errors= policy
+// applies (zone-ro: the file turns read-only).
+func TestZonefsWritebackError(t *testing.T) {
+	f, dev := openZonefsTest(t, Options{ZoneErrors: "zone-ro"})
+	c, err := f.OpenFile("cnv/0", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteAt([]byte("dirty"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.SetZoneCondition(0, blockdev.CondReadOnly); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("fsync after the zone went read-only: %v, want EIO", err)
+	}
+	if _, err := c.WriteAt([]byte("more"), 0); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("write after the error: %v, want EPERM (zone-ro)", err)
+	}
+	if fi, err := f.Stat("cnv/0"); err != nil || fi.Mode().Perm() != 0o440 || fi.Size() != ccap {
+		t.Fatalf("after the error: %v %v, want mode 0440, size %d", fi.Mode(), err, ccap)
+	}
+}

@@ -303,13 +303,14 @@ func (z *Zoned) writeZone(i int, p []byte, block int64) error {
 		return errClosed("write")
 	}
 	zn := z.zones[i]
-	if zn.Type == ZoneConventional {
-		z.mu.Unlock()
-		return z.data.WriteBlocks(p, block)
-	}
 	var err error
 	switch {
-	case zn.Cond == CondOffline || zn.Cond == CondReadOnly || zn.Cond == CondFull:
+	case zn.Cond == CondOffline || zn.Cond == CondReadOnly:
+		err = fmt.Errorf("blockdev: write at block %d: zone %d is %s: %w", block, i, zn.Cond, syscall.EIO)
+	case zn.Type == ZoneConventional:
+		z.mu.Unlock()
+		return z.data.WriteBlocks(p, block)
+	case zn.Cond == CondFull:
 		err = fmt.Errorf("blockdev: write at block %d: zone %d is %s: %w", block, i, zn.Cond, syscall.EIO)
 	case block != zn.WP:
 		err = fmt.Errorf("blockdev: write at block %d: zone %d's write pointer is at block %d (unaligned write): %w", block, i, zn.WP, syscall.EIO)

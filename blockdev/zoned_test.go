@@ -39,6 +39,8 @@ func TestZonedRules(t *testing.T) {
 		{"reset rewinds", []step{{"write", 1, 0, 3, 0}, {"reset", 1, 0, 0, 0}, {"write", 1, 0, 1, 0}}},
 		{"write to read-only zone", []step{{"ro", 1, 0, 0, 0}, {"write", 1, 0, 1, syscall.EIO}, {"read", 1, 0, 1, 0}}},
 		{"offline zone", []step{{"offline", 1, 0, 0, 0}, {"write", 1, 0, 1, syscall.EIO}, {"read", 1, 0, 1, syscall.EIO}, {"reset", 1, 0, 0, syscall.EIO}}},
+		{"read-only conventional zone", []step{{"ro", 0, 0, 0, 0}, {"write", 0, 3, 1, syscall.EIO}, {"read", 0, 3, 1, 0}}},
+		{"offline conventional zone", []step{{"offline", 0, 0, 0, 0}, {"write", 0, 3, 1, syscall.EIO}, {"read", 0, 3, 1, syscall.EIO}}},
 		{"zone command on conventional", []step{{"reset", 0, 0, 0, syscall.EIO}, {"finish", 0, 0, 0, syscall.EIO}}},
 		{"open full zone", []step{{"finish", 1, 0, 0, 0}, {"open", 1, 0, 0, syscall.EIO}}},
 		{"max open: implicit open closes an implicitly open zone", []step{{"write", 1, 0, 1, 0}, {"write", 2, 0, 1, 0}, {"write", 3, 0, 1, 0}}},

@@ -282,7 +282,8 @@ func (h *File) Sync() error {
 	serr := m.ErrCheck(&h.errSince)
 	h.mu.Unlock()
 	if serr != nil {
-		return serr
+		// A conventional zone's writeback error is a zone I/O error too.
+		return h.in.zoneErr(errno(serr), true)
 	}
 	return errno(ferr)
 }
