@@ -436,24 +436,35 @@ func (z *Zoned) zoneCommand(op string, i int, fn func(zn Zone) error) error {
 // data (REQ_OP_ZONE_RESET): it reads as zeros after.
 func (z *Zoned) ResetZone(i int) error {
 	return z.zoneCommand("reset", i, func(zn Zone) error {
-		// Discard first: a crash between the two leaves an intact write
-		// pointer over zeros (data lost that the reset was dropping
-		// anyway), never an empty zone over old data.
-		if zn.WP > zn.Start {
-			if err := discard(z.data, zn.Start, zn.WP-zn.Start); err != nil {
-				return err
-			}
-		}
+		// The write pointer first, then the discard: a crash between the
+		// two leaves an empty zone over old data, which reads cannot reach
+		// (they stop at the write pointer), writes overwrite and a finish
+		// discards before it exposes. The reverse order would leave the
+		// old write pointer over zeros: a file neither before nor after.
+		old := zn.WP
 		z.release(zn.Cond)
 		zn.WP, zn.Cond = zn.Start, CondEmpty
-		return z.setLocked(i, zn)
+		if err := z.setLocked(i, zn); err != nil {
+			return err
+		}
+		if old > zn.Start {
+			return discard(z.data, zn.Start, old-zn.Start)
+		}
+		return nil
 	})
 }
 
 // FinishZone moves zone i's write pointer to its capacity: full, no more
-// writes (REQ_OP_ZONE_FINISH). The blocks never written read as zeros.
+// writes (REQ_OP_ZONE_FINISH). The blocks never written read as zeros:
+// they are discarded first, whatever an interrupted reset or write left
+// past the write pointer.
 func (z *Zoned) FinishZone(i int) error {
 	return z.zoneCommand("finish", i, func(zn Zone) error {
+		if end := zn.Start + zn.Capacity; zn.WP < end {
+			if err := discard(z.data, zn.WP, end-zn.WP); err != nil {
+				return err
+			}
+		}
 		z.release(zn.Cond)
 		zn.WP, zn.Cond = zn.Start+zn.Capacity, CondFull
 		return z.setLocked(i, zn)

@@ -305,3 +305,70 @@ func TestMemoryDiscard(t *testing.T) {
 		}
 	}
 }
+
+// TestZonedCrashStates: the states a crash can leave in a file-backed
+// device, made by hand, recover to a file that is either before or after
+// the interrupted command, never old data past the write pointer: a reset
+// whose write pointer reached the state file but not its discard, and a
+// write whose data reached the data file but not its write pointer.
+func TestZonedCrashStates(t *testing.T) {
+	for _, crash := range []string{"reset before its discard", "write before its write pointer"} {
+		t.Run(crash, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "data")
+			z, err := CreateZonedFile(path, zonedTestOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := z.WriteBlocks(blocks(3, 0x77), 8); err != nil {
+				t.Fatal(err)
+			}
+			if err := z.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			z.Close()
+			state := ZoneStatePath(path)
+			f, err := os.OpenFile(state, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := int64(0)
+			switch crash {
+			case "reset before its discard":
+				// The state says empty; the data file still holds the blocks.
+				_, err = f.WriteAt(encodeZoneRecord(Zone{Start: 8, WP: 8, Type: ZoneSequential, Cond: CondEmpty}), zoneHeaderSize+zoneRecordSize)
+			case "write before its write pointer":
+				// The data of a fourth block is there, the write pointer not moved.
+				var d *os.File
+				if d, err = os.OpenFile(path, os.O_RDWR, 0); err == nil {
+					_, err = d.WriteAt(blocks(1, 0x66), 11*BlockSize)
+					d.Close()
+				}
+				want = 3
+			}
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			z, err = OpenZonedFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer z.Close()
+			zn, _ := z.Report(1)
+			if zn.Written() != want {
+				t.Fatalf("write pointer at %d blocks, want %d", zn.Written(), want)
+			}
+			if err := z.FinishZone(1); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 6*BlockSize)
+			if err := z.ReadBlocks(got, 8); err != nil {
+				t.Fatal(err)
+			}
+			exp := append(blocks(int(want), 0x77), make([]byte, (6-want)*BlockSize)...)
+			if !bytes.Equal(got, exp) {
+				t.Fatal("after the crash and a finish the zone shows data past its recovered write pointer")
+			}
+		})
+	}
+}
