@@ -102,15 +102,19 @@ func TestFsxPassthrough(t *testing.T) {
 
 // TestFsxZonefs runs the zonefs tester (a sequential and a conventional
 // zone file, every refused operation with its errno) in every lock mode,
-// in memory and, in invalidate mode (CI time), on a zoned image with
-// remounts and crash copies.
+// in memory and, in invalidate mode (CI time: one seed in the others), on
+// a zoned image with remounts and crash copies.
 func TestFsxZonefs(t *testing.T) {
 	for _, mode := range holefs.LockModes {
 		for _, image := range []bool{false, true} {
 			if image && mode != holefs.LockInvalidate {
 				continue
 			}
-			for seed := 1; seed <= *seeds; seed++ {
+			n := *seeds
+			if mode != holefs.LockInvalidate {
+				n = 1 // the same code under other fill locks: CI time goes to invalidate
+			}
+			for seed := 1; seed <= n; seed++ {
 				t.Run(fmt.Sprintf("%s/image=%v/seed%d", mode, image, seed), func(t *testing.T) {
 					t.Parallel()
 					cfg := Config{Mode: mode, Seed: uint64(seed), Ops: *ops}
