@@ -32,7 +32,9 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fl.Output(), "Usage: holefs mkfs PATH [flags]\n\n"+
 			"Creates a holefs image at PATH, a directory holding the sparse data file (block 0\n"+
 			"the superblock) and meta.db. An existing image is replaced only with --force;\n"+
-			"a directory holding anything else is never touched.\n\nFlags:\n")
+			"a directory holding anything else is never touched. With --zoned the image is a\n"+
+			"zoned device for the zonefs backend instead: the zones' data and their state\n"+
+			"(data.zones: write pointers and conditions), the files cnv/N and seq/N.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
 	path, err := parseOne(fl, args, stdout, stderr, "image path")
