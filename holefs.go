@@ -73,15 +73,30 @@ const (
 // Options configure a filesystem.
 type Options struct {
 	// Backend is BackendExtent (default), BackendMemory, BackendLog,
-	// BackendExt2 or BackendPassthrough.
+	// BackendExt2, BackendPassthrough or BackendZonefs.
 	Backend string
-	// SizeBytes is the device size (extentfs, logfs, ext2) or the
+	// Zoned is the geometry and limits of BackendZonefs's in-memory zoned
+	// device (a *blockdev.Zoned in Device, or an image, brings its own);
+	// zeros: 1 MiB zones over SizeBytes, the first four conventional.
+	Zoned blockdev.ZonedOptions
+	// ZoneErrors is BackendZonefs's policy for I/O errors, zonefs's
+	// errors= mount option: "remount-ro" (the default), "zone-ro",
+	// "zone-offline" or "repair".
+	ZoneErrors string
+	// ZoneExplicitOpen is BackendZonefs's explicit-open mount option:
+	// opening a sequential file for writing opens its zone explicitly,
+	// and is EBUSY past the device's max-open limit (blockdev.ZonedOptions
+	// MaxOpen) instead of a write failing later (ETOOMANYREFS).
+	ZoneExplicitOpen bool
+	// SizeBytes is the device size (extentfs, logfs, ext2, zonefs) or the
 	// capacity (memfs);
 	// default 1 GiB. An in-memory device costs memory only where written.
 	SizeBytes int64
 	// Device, if set, is the block device of an extentfs or ext2 filesystem (for
 	// example a blockdev.Faulty injecting latency and errors, or a
-	// blockdev.File); SizeBytes is then ignored. The FS closes it.
+	// blockdev.File), or the *blockdev.Zoned of a BackendZonefs filesystem
+	// (memory- or file-backed); SizeBytes is then ignored. The FS closes
+	// it.
 	Device blockdev.Device
 	// Latency and Jitter delay every device I/O of the default in-memory
 	// device, to model a real disk.
@@ -223,10 +238,22 @@ func Open(imagePath string, opts Options) (*FS, error) {
 		backend = vfs.Backend{Store: memfs.New(opts.SizeBytes / blockmap.PageSize), Memory: true}
 	case BackendPassthrough:
 		return openPassthrough(opts)
+	case BackendZonefs:
+		dev, ok := opts.Device.(*blockdev.Zoned)
+		if !ok && opts.Device != nil {
+			return nil, &fs.PathError{Op: "open", Path: "(memory)", Err: fmt.Errorf("the zonefs backend needs a *blockdev.Zoned device, not %T: %w", opts.Device, syscall.EINVAL)}
+		}
+		if dev == nil {
+			var err error
+			if dev, err = blockdev.NewZoned(defaultZoned(opts.Zoned, opts.SizeBytes)); err != nil {
+				return nil, &fs.PathError{Op: "open", Path: "(memory)", Err: err}
+			}
+		}
+		return openZonefs(dev, opts, "(memory)")
 	default:
 		return nil, &fs.PathError{Op: "open", Path: "(memory)",
-			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s, %s or %s): %w", opts.Backend,
-				BackendExtent, BackendMemory, BackendLog, BackendExt2, BackendPassthrough, syscall.EINVAL)}
+			Err: fmt.Errorf("unknown backend %q (want %s, %s, %s, %s, %s or %s): %w", opts.Backend,
+				BackendExtent, BackendMemory, BackendLog, BackendExt2, BackendPassthrough, BackendZonefs, syscall.EINVAL)}
 	}
 	if opts.DAX {
 		backend.DAX = backend.Device.(blockdev.DAXDevice) // checkDAX made sure

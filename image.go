@@ -15,6 +15,9 @@ import (
 
 // openImage opens an image made by Mkfs.
 func openImage(path string, opts Options) (*FS, error) {
+	if isZonedImage(path) {
+		return openZonedImage(path, opts)
+	}
 	perr := func(err error) error { return &fs.PathError{Op: "open", Path: path, Err: err} }
 	switch {
 	case opts.Backend != "" && opts.Backend != BackendExtent:

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"syscall"
 
+	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/meta"
 )
 
@@ -21,6 +22,11 @@ type MkfsOptions struct {
 	// NoReflink makes an image whose files cannot share blocks (Clone
 	// returns EOPNOTSUPP, CopyRange copies), as an older holefs made.
 	NoReflink bool
+	// Zoned, if set, makes a zoned image for BackendZonefs instead: a
+	// file-backed zoned device of this geometry (blockdev.ZonedOptions),
+	// whose zone report is all the metadata zonefs has. SizeBytes,
+	// DataChecksums and NoReflink do not apply.
+	Zoned *blockdev.ZonedOptions
 	// Force replaces an existing image, unless a process has it open
 	// (mounted, or opened by Open or fsck): that fails with EBUSY and
 	// leaves the image as it is.
@@ -40,6 +46,9 @@ func Mkfs(path string, opts MkfsOptions) error {
 }
 
 func mkfs(path string, opts MkfsOptions) (meta.Superblock, error) {
+	if opts.Zoned != nil {
+		return meta.Superblock{}, mkfsZoned(path, *opts.Zoned, opts.Force)
+	}
 	if opts.SizeBytes == 0 {
 		opts.SizeBytes = DefaultImageSize
 	}

@@ -1,5 +1,6 @@
 // Package blockdev provides the block devices holefs stores data on: a
-// file-backed device, an in-memory device, and a wrapper that injects
+// file-backed device, an in-memory device, a zoned device (Zoned: zones
+// with write pointers, memory- or file-backed), and a wrapper that injects
 // latency and errors.
 //
 // All devices address 4 KiB blocks. Errors wrap syscall.Errno (EIO, EINVAL,

@@ -115,6 +115,28 @@ func (m *Memory) WriteBlocks(p []byte, block int64) error {
 	return nil
 }
 
+// Discard frees blocks [block, block+count): they read as zeros after,
+// as a discard (TRIM) leaves them on an SSD that zeroes discarded blocks.
+func (m *Memory) Discard(block, count int64) error {
+	if m.closed.Load() {
+		return errClosed("discard")
+	}
+	if block < 0 || count <= 0 || block > m.nblocks || count > m.nblocks-block {
+		return fmt.Errorf("blockdev: discard of %d blocks at block %d of a %d-block device: %w", count, block, m.nblocks, syscall.EINVAL)
+	}
+	for b := block; b < block+count; b++ {
+		s := m.shard(b)
+		s.mu.Lock()
+		if s.blocks == nil {
+			s.mu.Unlock()
+			return errClosed("discard")
+		}
+		delete(s.blocks, b)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
 // Flush does nothing: memory has no volatile cache to drain. It fails only
 // after Close.
 func (m *Memory) Flush() error {

@@ -4,8 +4,9 @@
 //
 // Backends live in subpackages: extentfs (ext4-like extents on a block
 // device), ext2fs (ext2-like direct and indirect block pointers on a block
-// device), memfs (tmpfs-like: the page cache is the storage) and
-// passthrough (each file is a file of a directory of another filesystem).
+// device), memfs (tmpfs-like: the page cache is the storage),
+// passthrough (each file is a file of a directory of another filesystem)
+// and zonefs (each file is a zone of a zoned device; see Zone).
 //
 // Locking: a File's methods take the backend's extent-map lock and, when
 // they allocate or free, the allocator lock below it (LOCKING.md). Callers

@@ -56,6 +56,12 @@ const openMask = syscall.O_ACCMODE | syscall.O_APPEND | syscall.O_TRUNC
 // O_APPEND included.
 func (s *Server) open(n *node, flags uint32) (*handle, error) {
 	eflags := int(flags) & openMask
+	if n.in.SequentialZone() {
+		// zonefs: a sequential zone file takes direct writes only, at its
+		// end; O_DIRECT reaches the engine, whose direct I/O wants 4 KiB
+		// alignment, as zonefs's on a 4 KiB-sector device.
+		eflags |= int(flags) & syscall.O_DIRECT
+	}
 	if s.opts.Cache == CacheWriteback {
 		eflags &^= syscall.O_APPEND
 		if eflags&syscall.O_ACCMODE == syscall.O_WRONLY {

@@ -201,7 +201,16 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, n.s.errno(opOpen, err)
 	}
-	return fh, n.s.openFlags(flags), 0
+	oflags := n.s.openFlags(flags)
+	if n.in.SequentialZone() && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		// Every write of a sequential zone file reaches the engine as it
+		// is made, never through the kernel's page cache, whose writeback
+		// would come later and in any order: a buffered one fails at
+		// write(2) with EIO, as on zonefs, a direct one lands at the
+		// write pointer or fails with EINVAL.
+		oflags = oflags&^gofuse.FOPEN_KEEP_CACHE | gofuse.FOPEN_DIRECT_IO
+	}
+	return fh, oflags, 0
 }
 
 // Create creates and opens a regular file. The kernel sends it only after

@@ -144,6 +144,9 @@ func Load(backend Backend, cacheOpts pagecache.Options, hooks *Hooks, interval t
 // fwdCreate forwards the creation of name in dir for the inode newInode
 // makes next.
 func (f *FS) fwdCreate(dir *Inode, name string, mode uint32, rdev uint64, target string) error {
+	if err := f.fixedErr(mode); err != nil {
+		return err
+	}
 	if b := f.backend.Backing; b != nil {
 		return b.Create(dir.ino, name, f.nextIno, mode, rdev, target)
 	}
@@ -151,6 +154,9 @@ func (f *FS) fwdCreate(dir *Inode, name string, mode uint32, rdev uint64, target
 }
 
 func (f *FS) fwdLink(in, dir *Inode, name string) error {
+	if err := f.fixedErr(0); err != nil {
+		return err
+	}
 	if b := f.backend.Backing; b != nil {
 		return b.Link(in.ino, dir.ino, name)
 	}
@@ -158,6 +164,9 @@ func (f *FS) fwdLink(in, dir *Inode, name string) error {
 }
 
 func (f *FS) fwdRemove(dir *Inode, name string) error {
+	if err := f.fixedErr(0); err != nil {
+		return err
+	}
 	if b := f.backend.Backing; b != nil {
 		return b.Remove(dir.ino, name, dir.entries[name].ino)
 	}
@@ -166,6 +175,9 @@ func (f *FS) fwdRemove(dir *Inode, name string) error {
 
 // fwdRename forwards a rename of src, replacing dst if not nil.
 func (f *FS) fwdRename(odir *Inode, oname string, ndir *Inode, nname string, flags uint32, src, dst *Inode) error {
+	if err := f.fixedErr(0); err != nil {
+		return err
+	}
 	b := f.backend.Backing
 	if b == nil {
 		return nil
@@ -181,6 +193,9 @@ func (f *FS) fwdRename(odir *Inode, oname string, ndir *Inode, nname string, fla
 // modification time has written back the file's dirty pages first
 // (syncForTimes), whose writeback would move it again.
 func (f *FS) fwdSetattr(in *Inode, a SetAttr) error {
+	if err := in.zoneSetattr(a); err != nil {
+		return err
+	}
 	b := f.backend.Backing
 	if b == nil {
 		return nil

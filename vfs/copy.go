@@ -52,6 +52,13 @@ func (h *File) CopyRange(dst *File, srcOff, dstOff, n int64) (int64, error) {
 	if srcOff+n < srcOff || dstOff+n < dstOff {
 		return 0, syscall.EOVERFLOW
 	}
+	if z := dst.in.zone(); z != nil {
+		// Linux copies into zonefs through a buffered write (splice).
+		var err error
+		if n, err = zoneCopy(z, dstOff, n); err != nil || n == 0 {
+			return 0, err
+		}
+	}
 	lockTwo(h.in, dst.in)
 	done, err := h.copyLocked(dst, srcOff, dstOff, n)
 	unlockTwo(h.in, dst.in)

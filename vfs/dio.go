@@ -111,6 +111,9 @@ func (h *File) writeDirect(p []byte, off int64) (int, int64, error) {
 func (h *File) writeDirectLocked(p []byte, off int64, extending bool) (int, error) {
 	in := h.in
 	m := in.mapping
+	if err := in.zoneWriteAt(off); err != nil {
+		return 0, err
+	}
 	first, count := off/pageSize, int64(len(p))/pageSize
 	if err := m.Sync(off, int64(len(p))); err != nil {
 		return 0, errno(err)

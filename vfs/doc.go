@@ -15,6 +15,11 @@
 // there from outside has its page cache dropped under the same locks as a
 // block-removing operation, so the fill paths need nothing of their own.
 //
+// A Backend with a FixedNamespace (zonefs, zoned.go) lays its tree out
+// itself with AddFixed and refuses every namespace change; its files'
+// block maps are blockmap.Zone values, to which the file operations apply
+// zonefs's rules, reset and finish being block-removing operations.
+//
 // Errors are syscall.Errno values; the root package wraps them in
 // *fs.PathError. The namespace operations (namei.go, at.go) give the
 // errno Linux gives on tmpfs for the same call, checking in the order

@@ -51,6 +51,9 @@ func (h *File) fallocate(mode uint32, off, n int64) error {
 	if err := h.checkFallocate(mode, off, n); err != nil {
 		return err
 	}
+	if h.in.zone() != nil {
+		return syscall.EOPNOTSUPP // zonefs has no ->fallocate
+	}
 	in := h.in
 	in.lock.Lock()
 	defer in.lock.Unlock()

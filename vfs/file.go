@@ -45,6 +45,9 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 	case flags&syscall.O_DIRECT != 0 && (f.backend.Memory || in.IsDir()):
 		return nil, syscall.EINVAL
 	}
+	if err := in.zoneMayOpen(flags); err != nil {
+		return nil, err
+	}
 	f.nsMu.Lock()
 	if in.nlink == 0 && in.opens == 0 {
 		f.nsMu.Unlock()
@@ -67,6 +70,10 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 				_ = in.release()
 				return nil, err
 			}
+		}
+		if err := h.zoneOpenWrite(); err != nil {
+			_ = in.release()
+			return nil, err
 		}
 	}
 	return h, nil
@@ -117,15 +124,21 @@ func (h *File) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, syscall.EINVAL
 	}
+	if z := h.in.zone(); z != nil {
+		if err := z.CheckRead(); err != nil {
+			return 0, errno(err)
+		}
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
 	if h.direct() {
-		return h.readDirect(p, off)
+		n, err := h.readDirect(p, off)
+		return n, h.in.zoneErr(err, false)
 	}
 	n, err := h.in.mapping.Read(p, off, &h.ra)
 	if err != nil && err != io.EOF {
-		err = errno(err)
+		err = h.in.zoneErr(errno(err), false)
 	}
 	return n, err
 }
@@ -142,6 +155,12 @@ func (h *File) WriteAt(p []byte, off int64) (int, int64, error) {
 	if off < 0 {
 		return 0, off, syscall.EINVAL
 	}
+	if z := h.in.zone(); z != nil && len(p) > 0 {
+		var err error
+		if p, err = h.zoneWrite(z, p, off); err != nil {
+			return 0, off, err
+		}
+	}
 	var n int
 	var err error
 	if h.direct() {
@@ -152,6 +171,7 @@ func (h *File) WriteAt(p []byte, off int64) (int, int64, error) {
 		// under the inode lock, which removers (and rwsem-mode readers) need.
 		h.in.mapping.Cache().BalanceDirty()
 	}
+	err = h.in.zoneErr(err, true)
 	if n > 0 {
 		h.changed(off, int64(n))
 	}
@@ -224,6 +244,9 @@ func (h *File) resize(size int64) error {
 
 // truncate changes the size; the caller holds the inode lock exclusive.
 func (in *Inode) truncate(size int64) error {
+	if z := in.zone(); z != nil {
+		return in.truncateZone(z, size)
+	}
 	m := in.mapping
 	old := m.Size()
 	if err := in.fwdResize(size); err != nil {
@@ -266,7 +289,8 @@ func (h *File) Sync() error {
 	serr := m.ErrCheck(&h.errSince)
 	h.mu.Unlock()
 	if serr != nil {
-		return serr
+		// A conventional zone's writeback error is a zone I/O error too.
+		return h.in.zoneErr(errno(serr), true)
 	}
 	return errno(ferr)
 }
@@ -277,6 +301,7 @@ func (h *File) Close() error {
 	if !h.closed.CompareAndSwap(false, true) {
 		return syscall.EBADF
 	}
+	h.zoneCloseWrite()
 	return h.in.release()
 }
 
@@ -316,6 +341,9 @@ func (h *File) Mmap(off, n int64, writable bool) (*View, error) {
 	}
 	if !h.readable() || (writable && !h.writable()) {
 		return nil, syscall.EACCES
+	}
+	if z := h.in.zone(); z != nil && writable && z.Sequential() {
+		return nil, syscall.EINVAL // zonefs_file_mmap: writeback would not write in order
 	}
 	// Take the view's hold on the file first: a Close of this handle
 	// racing the Mmap could otherwise evict the file under the new view.

@@ -38,6 +38,10 @@ type Backend struct {
 	// NoSpecialFiles refuses to make FIFOs, sockets and devices
 	// (EOPNOTSUPP): an image made before its format could hold them.
 	NoSpecialFiles bool
+	// FixedNamespace says the backend lays out every name itself (zonefs,
+	// with AddFixed): no entry may be made, linked, removed or renamed,
+	// and its directories' write bits cannot be set. See zoned.go.
+	FixedNamespace bool
 }
 
 // Hooks let tests stop an operation at a chosen point.

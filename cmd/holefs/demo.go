@@ -17,7 +17,7 @@ import (
 // victim file showed afterwards.
 func demo(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
-	backend := fl.String("backend", "extentfs", "backend to run on: extentfs, ext2 or memfs")
+	backend := fl.String("backend", "extentfs", "backend to run on: extentfs, ext2, memfs or zonefs (fills racing a zone reset)")
 	modes := fl.String("modes", "invalidate,rwsem,none", "comma-separated lock modes to compare")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs demo [flags]\n\n"+
@@ -39,9 +39,13 @@ func demo(args []string, stdout, stderr io.Writer) error {
 		}
 		ms = append(ms, m)
 	}
-	if *backend != "extentfs" && *backend != "ext2" && *backend != "memfs" {
-		fmt.Fprintf(stderr, "holefs demo: -backend: unknown backend %q (want extentfs, ext2 or memfs)\n", *backend)
+	if *backend != "extentfs" && *backend != "ext2" && *backend != "memfs" && *backend != "zonefs" {
+		fmt.Fprintf(stderr, "holefs demo: -backend: unknown backend %q (want extentfs, ext2, memfs or zonefs)\n", *backend)
 		return errUsage
+	}
+	removers := repro.Removers
+	if *backend == "zonefs" {
+		removers = repro.ZoneRemovers // zone reset: truncate of a sequential zone file to 0
 	}
 
 	fmt.Fprintf(stdout, "holefs demo: page-cache fills racing block removal on an in-memory %s filesystem.\n", *backend)
@@ -78,7 +82,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	for _, fill := range repro.Fills {
-		for _, remove := range repro.Removers {
+		for _, remove := range removers {
 			if err := row(repro.Scenario{Backend: *backend, Fill: fill, Remove: remove}, fill, remove); err != nil {
 				return err
 			}

@@ -80,6 +80,9 @@ func (e exitStatus) Unwrap() error { return e.err }
 // fsck checks (or repairs) the image at path, prints the findings and
 // returns the exit status.
 func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress) (int, error) {
+	if data := zonedState(path); data != "" {
+		return fsckZoned(data, repair, stdout)
+	}
 	img, err := openForFsck(path, repair, accept)
 	var pre []meta.Finding
 	if errors.Is(err, syscall.EUCLEAN) {

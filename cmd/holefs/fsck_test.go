@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/meta"
 )
 
@@ -290,5 +291,42 @@ func TestFsckDamagedPage(t *testing.T) {
 	fsckRun(t, []string{"fsck", "--repair", img}, 4, want, "")
 	if fileBytes(t, img) != before {
 		t.Error("fsck changed a meta.db it cannot repair")
+	}
+}
+
+// TestFsckZoned: fsck of a zoned image reports its zones and is clean; a
+// damaged zone state is an uncorrected error (4); an image in use is
+// EBUSY (8).
+func TestFsckZoned(t *testing.T) {
+	dir := t.TempDir() + "/z"
+	var out bytes.Buffer
+	if code := run([]string{"mkfs", dir, "--zoned", "--size", "8M", "--zone-size", "1M", "--conventional", "2"}, &out, &out); code != 0 {
+		t.Fatalf("mkfs: exit %d\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"fsck", "--quiet", dir}, &out, &out); code != fsckClean || !strings.Contains(out.String(), "8 zones of 1 MiB (2 conventional, 6 sequential)") {
+		t.Fatalf("fsck of a new zoned image: exit %d\n%s", code, out.String())
+	}
+	dev, err := blockdev.OpenZonedFile(dir + "/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := (run([]string{"fsck", "--quiet", dir}, &out, &out)); code != fsckFailed {
+		t.Errorf("fsck of an open zoned image: code %d, want %d\n%s", code, fsckFailed, out.String())
+	}
+	dev.Close()
+	state := blockdev.ZoneStatePath(dir + "/data")
+	b, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-3] ^= 0xff // the last zone's record checksum
+	if err := os.WriteFile(state, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := (run([]string{"fsck", "--quiet", dir}, &out, &out)); code != fsckLeft || !strings.Contains(out.String(), "zone 7") {
+		t.Errorf("fsck of a damaged zone state: code %d, want %d\n%s", code, fsckLeft, out.String())
 	}
 }

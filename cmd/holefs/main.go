@@ -26,6 +26,8 @@ Usage:
   holefs crash [flags]    check every crash state of recorded workloads on images (-h for flags)
   holefs mkfs PATH [--size 64G] [--data-checksums] [--no-reflink] [--force]
                           create an image: a directory holding a sparse data file and meta.db
+  holefs mkfs PATH --zoned [--size 64G] [--zone-size 256M] [--conventional 1] [--force]
+                          create a zoned image (zonefs: the files cnv/N and seq/N are the zones)
   holefs fsck PATH [--repair [--accept-rollback]]
                           check an image (exit status as e2fsck's); --repair fixes what is safe,
                           --accept-rollback accepts a meta.db that fell back to an older commit

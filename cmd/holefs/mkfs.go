@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/meta"
 )
 
@@ -20,11 +21,20 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	sums := fl.Bool("data-checksums", false, "keep a CRC-32C of every data block and check it on read")
 	noReflink := fl.Bool("no-reflink", false, "files cannot share blocks (clones fail, copies copy)")
 	force := fl.Bool("force", false, "replace an existing image (its data is lost)")
+	zoned := fl.Bool("zoned", false, "make a zoned image for the zonefs backend: a zoned device of --size, whose\n"+
+		"zones are the files cnv/N and seq/N")
+	zoneSize := fl.String("zone-size", "256M", "with --zoned: the size of a zone (SMR disks have 256 MiB)")
+	zoneCap := fl.String("zone-capacity", "", "with --zoned: the writable part of a sequential zone (ZNS), default all of it")
+	conv := fl.Int("conventional", 1, "with --zoned: how many of the first zones are conventional")
+	maxOpen := fl.Int("max-open", 0, "with --zoned: the most zones open at once (0: no limit)")
+	maxActive := fl.Int("max-active", 0, "with --zoned: the most zones active (open or closed) at once (0: no limit)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs mkfs PATH [flags]\n\n"+
 			"Creates a holefs image at PATH, a directory holding the sparse data file (block 0\n"+
 			"the superblock) and meta.db. An existing image is replaced only with --force;\n"+
-			"a directory holding anything else is never touched.\n\nFlags:\n")
+			"a directory holding anything else is never touched. With --zoned the image is a\n"+
+			"zoned device for the zonefs backend instead: the zones' data and their state\n"+
+			"(data.zones: write pointers and conditions), the files cnv/N and seq/N.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
 	path, err := parseOne(fl, args, stdout, stderr, "image path")
@@ -40,6 +50,9 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	opts := holefs.MkfsOptions{SizeBytes: n, BlockSize: *blockSize, DataChecksums: *sums, NoReflink: *noReflink, Force: *force}
+	if *zoned {
+		return mkfsZoned(path, opts, *zoneSize, *zoneCap, *conv, *maxOpen, *maxActive, stdout, stderr)
+	}
 	if err := holefs.Mkfs(path, opts); err != nil {
 		return err
 	}
@@ -55,6 +68,45 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  uuid      %s\n", formatUUID(sb.UUID))
 	fmt.Fprintf(stdout, "  features  %s\n", featureNames(sb))
 	fmt.Fprintf(stdout, "  format    version %d\n", sb.Version)
+	return nil
+}
+
+// mkfsZoned makes a zoned image of opts.SizeBytes cut into zones of
+// zoneSize and prints its geometry.
+func mkfsZoned(path string, opts holefs.MkfsOptions, zoneSize, zoneCap string, conv, maxOpen, maxActive int, stdout, stderr io.Writer) error {
+	zs, err := parseByteSize(zoneSize)
+	if err == nil && (zs <= 0 || zs%blockdev.BlockSize != 0 || opts.SizeBytes < zs) {
+		err = fmt.Errorf("%d is not a positive multiple of %d no larger than --size", zs, blockdev.BlockSize)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "holefs mkfs: --zone-size: %v\n", err)
+		return errUsage
+	}
+	var zc int64
+	if zoneCap != "" {
+		if zc, err = parseByteSize(zoneCap); err == nil && (zc <= 0 || zc > zs || zc%blockdev.BlockSize != 0) {
+			err = fmt.Errorf("%d is not a positive multiple of %d no larger than the zone size", zc, blockdev.BlockSize)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "holefs mkfs: --zone-capacity: %v\n", err)
+			return errUsage
+		}
+	}
+	geo := blockdev.ZonedOptions{ZoneBlocks: zs / blockdev.BlockSize, Zones: int(opts.SizeBytes / zs), Conventional: conv,
+		CapacityBlocks: zc / blockdev.BlockSize, MaxOpen: maxOpen, MaxActive: maxActive}
+	opts.Zoned = &geo
+	if err := holefs.Mkfs(path, opts); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "made zoned holefs image %s (backend zonefs)\n", path)
+	fmt.Fprintf(stdout, "  zones     %d of %s: %d conventional (cnv/), %d sequential (seq/)\n",
+		geo.Zones, formatBytes(zs), min(conv, geo.Zones), geo.Zones-min(conv, geo.Zones))
+	if zc != 0 {
+		fmt.Fprintf(stdout, "  capacity  %s writable per sequential zone\n", formatBytes(zc))
+	}
+	if maxOpen != 0 || maxActive != 0 {
+		fmt.Fprintf(stdout, "  limits    %d open, %d active zones (0: none)\n", maxOpen, maxActive)
+	}
 	return nil
 }
 

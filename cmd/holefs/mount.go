@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/blockmap/zonefs"
 	"github.com/holefs/holefs/fuse"
 )
 
@@ -44,6 +45,10 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	noDiscard := fl.Bool("no-discard", false, "keep the blocks freed on an image allocated in its data file (by default each commit\n"+
 		"punches them out, giving the space back to the host; holefs fstrim does it later)")
 	debug := fl.Bool("debug", false, "log every FUSE request to stderr")
+	zoneErrors := fl.String("zone-errors", "", "a zoned image's policy for zone I/O errors, zonefs's errors= option:\n"+
+		"remount-ro (the default), zone-ro, zone-offline or repair")
+	zoneExplicit := fl.Bool("zone-explicit-open", false, "a zoned image's explicit-open option (zonefs): opening a sequential\n"+
+		"file for writing opens its zone, EBUSY past the device's max-open limit")
 	allowOther := fl.Bool("allow-other", false, "let users other than the mounter use the mount (the kernel checks their\n"+
 		"permissions); a mounter other than root needs user_allow_other in "+fuseConf)
 	fl.Usage = func() {
@@ -76,6 +81,11 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 		return usageErr("--size is the size of a --memory filesystem; an image's size is set when it is made (holefs mkfs --size)")
 	case *noDiscard && *memory:
 		return usageErr("--no-discard is for images: a --memory filesystem has no data file")
+	case (set["zone-errors"] || *zoneExplicit) && *memory:
+		return usageErr("--zone-errors and --zone-explicit-open are for zoned images (holefs mkfs --zoned)")
+	}
+	if _, err := zonefs.ParseErrors(*zoneErrors); err != nil {
+		return usageErr("--zone-errors: %v", err)
 	}
 	mode, err := fuse.ParseCacheMode(*cacheMode)
 	if err != nil {
@@ -163,26 +173,28 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	if *debug && os.Getenv(daemonEnv) != "" {
 		*debug = false // a daemon has no terminal to log to
 	}
-	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes, noDiscard: *noDiscard,
+	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes, noDiscard: *noDiscard, zoneErrors: *zoneErrors, zoneExplicit: *zoneExplicit,
 		cacheBytes: cacheBytes, dirtyRatio: *dirtyRatio, allowOther: *allowOther, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
 	return m.run()
 }
 
 // mounter is one holefs mount run.
 type mounter struct {
-	mp          string
-	memory      bool
-	source      string // the image path; unused with memory
-	mode        fuse.CacheMode
-	sizeBytes   int64
-	noDiscard   bool
-	cacheBytes  int64
-	dirtyRatio  int
-	allowOther  bool
-	metricsAddr string
-	metricsLn   net.Listener // already listening on metricsAddr, if set
-	debug       bool
-	stderr      io.Writer
+	mp           string
+	memory       bool
+	source       string // the image path; unused with memory
+	mode         fuse.CacheMode
+	sizeBytes    int64
+	noDiscard    bool
+	zoneErrors   string // errors= of a zoned image
+	zoneExplicit bool   // explicit-open of a zoned image
+	cacheBytes   int64
+	dirtyRatio   int
+	allowOther   bool
+	metricsAddr  string
+	metricsLn    net.Listener // already listening on metricsAddr, if set
+	debug        bool
+	stderr       io.Writer
 }
 
 // run mounts, reports readiness to a daemon's parent, serves until
@@ -292,7 +304,7 @@ func (m *mounter) fsName() string {
 // open opens the filesystem to mount, creating the default image on first
 // use.
 func (m *mounter) open() (*holefs.FS, error) {
-	opts := holefs.Options{CacheBytes: m.cacheBytes, NoDiscard: m.noDiscard}
+	opts := holefs.Options{CacheBytes: m.cacheBytes, NoDiscard: m.noDiscard, ZoneErrors: m.zoneErrors, ZoneExplicitOpen: m.zoneExplicit}
 	if m.memory {
 		opts.SizeBytes = m.sizeBytes
 		return holefs.Open("", opts)

@@ -29,7 +29,8 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	ops := fl.Int64("ops", 0, "stop after this many operations (0: until --duration)")
 	seed := fl.Uint64("seed", 0, "seed of the workers' random choices (default: a random seed, printed)")
 	mode := fl.String("mode", "invalidate", "lock mode: invalidate, rwsem or none")
-	backend := fl.String("backend", holefs.BackendExtent, "backend: extentfs, memfs, logfs, ext2 or passthrough")
+	backend := fl.String("backend", holefs.BackendExtent, "backend: extentfs, memfs, logfs, ext2, passthrough or zonefs\n"+
+		"(zone files: direct appends, resets and finishes against every fill path)")
 	backingDir := fl.String("backing-dir", "", "passthrough: make the backing directory in `DIR` (a fresh subdirectory, removed at the end;\n"+
 		"default the system's temporary directory)")
 	dax := fl.Bool("dax", false, "run the extentfs or ext2 filesystem in DAX mode: no page cache, reads and faults address the memory device directly")
@@ -73,8 +74,8 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 		return usageErr("--mode: %v", err)
 	}
 	if *backend != holefs.BackendExtent && *backend != holefs.BackendMemory && *backend != holefs.BackendLog &&
-		*backend != holefs.BackendExt2 && *backend != holefs.BackendPassthrough {
-		return usageErr("--backend: unknown backend %q (want extentfs, memfs, logfs, ext2 or passthrough)", *backend)
+		*backend != holefs.BackendExt2 && *backend != holefs.BackendPassthrough && *backend != holefs.BackendZonefs {
+		return usageErr("--backend: unknown backend %q (want extentfs, memfs, logfs, ext2, passthrough or zonefs)", *backend)
 	}
 	cacheBytes, err := parseBytes(*cache)
 	if err != nil {

@@ -48,8 +48,9 @@ type Config struct {
 	HitFileBytes int64
 	// SeqFileBytes is the file of seq (default 2 x CacheBytes).
 	SeqFileBytes int64
-	// PunchPages are the cached-page counts of punch-scale (default 0,
-	// 1000, 10000, 100000); the punched range is as long as the largest.
+	// PunchPages are the cached-page counts of punch-scale and zone-reset
+	// (default 0, 1000, 10000, 100000); the punched range, and the zone,
+	// are as long as the largest.
 	PunchPages []int64
 	// PunchRanges are the sparse range sizes of punch-scale (default
 	// 4 KiB, 1 MiB, 1 GiB, 1 TiB).
@@ -197,7 +198,7 @@ type Workload struct {
 
 // Workloads lists every workload in the order `all` runs them.
 func Workloads() []Workload {
-	return []Workload{mixedRW, cachedRW, hit, seq, punchScale, memory, churn, image}
+	return []Workload{mixedRW, cachedRW, hit, seq, punchScale, zoneReset, memory, churn, image}
 }
 
 // Names returns the workload names.

@@ -535,3 +535,19 @@ func TestFormatting(t *testing.T) {
 		t.Error(">= target")
 	}
 }
+
+func TestZoneReset(t *testing.T) {
+	cfg := tinyConfig(t)
+	rows := runOne(t, zoneReset, cfg)
+	by := checkRows(t, "zone-reset", rows, map[string][]string{
+		"P=0":   {"ns_per_reset", "iterations"},
+		"P=10":  {"ns_per_reset", "cached_pages"},
+		"P=100": {"ns_per_reset", "cached_pages"},
+	})
+	// The cached pages are what the workload says it set up: exactly P.
+	for _, P := range []int64{0, 10, 100} {
+		if v, _ := by["P="+countName(P)].Get("cached_pages"); v != float64(P) {
+			t.Errorf("P=%d: %v pages cached before the reset", P, v)
+		}
+	}
+}

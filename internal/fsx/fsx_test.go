@@ -99,3 +99,36 @@ func TestFsxPassthrough(t *testing.T) {
 		}
 	}
 }
+
+// TestFsxZonefs runs the zonefs tester (a sequential and a conventional
+// zone file, every refused operation with its errno) in every lock mode,
+// in memory and, in invalidate mode (CI time: one seed in the others), on
+// a zoned image with remounts and crash copies.
+func TestFsxZonefs(t *testing.T) {
+	for _, mode := range holefs.LockModes {
+		for _, image := range []bool{false, true} {
+			if image && mode != holefs.LockInvalidate {
+				continue
+			}
+			n := *seeds
+			if mode != holefs.LockInvalidate {
+				n = 1 // the same code under other fill locks: CI time goes to invalidate
+			}
+			for seed := 1; seed <= n; seed++ {
+				t.Run(fmt.Sprintf("%s/image=%v/seed%d", mode, image, seed), func(t *testing.T) {
+					t.Parallel()
+					cfg := Config{Mode: mode, Seed: uint64(seed), Ops: *ops}
+					if mode == holefs.LockNone {
+						cfg.ReadaheadBytes = 4096
+					}
+					if image {
+						cfg.ImageDir = t.TempDir()
+					}
+					if err := RunZonefs(cfg); err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
+		}
+	}
+}

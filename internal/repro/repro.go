@@ -47,7 +47,7 @@ var Removers = []string{"punch", "zero", "collapse", "truncate"}
 
 // Scenario is one race: a fill path against a remover on one backend.
 type Scenario struct {
-	Backend string // "extentfs", "ext2" or "memfs"
+	Backend string // "extentfs", "ext2", "memfs" or "zonefs" (whose remover is "reset")
 	Mode    pagecache.LockMode
 	Fill    string
 	Remove  string
@@ -176,9 +176,6 @@ type env struct {
 
 func newEnv(backend string, mode pagecache.LockMode, dax bool) (*env, error) {
 	e := &env{beforeFill: newStop(), afterMap: newStop(), afterTrunc: newStop()}
-	if dax && backend != "extentfs" && backend != "ext2" {
-		return nil, fmt.Errorf("repro: DAX needs the extentfs or ext2 backend, not %q", backend)
-	}
 	var be vfs.Backend
 	switch backend {
 	case "extentfs":
@@ -234,6 +231,12 @@ func (e *env) create(name string) (*vfs.File, error) {
 
 // Run plays the scenario once.
 func Run(s Scenario) (Outcome, error) {
+	if s.DAX && s.Backend != "extentfs" && s.Backend != "ext2" {
+		return Outcome{}, fmt.Errorf("repro: DAX needs the extentfs or ext2 backend, not %q", s.Backend)
+	}
+	if s.Backend == "zonefs" {
+		return runZonefs(s)
+	}
 	if s.DAX && !slices.Contains(DAXFills, s.Fill) {
 		return Outcome{}, fmt.Errorf("repro: a DAX file has no %s fill path", s.Fill)
 	}

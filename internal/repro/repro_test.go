@@ -159,3 +159,32 @@ func TestRaceExt2(t *testing.T) {
 		}
 	}
 }
+
+// TestRaceZonefsReset: a fill racing a zone reset (truncate of a
+// sequential zone file to 0). LockNone caches the pre-reset data, which
+// a finish then shows; the protected modes never do.
+func TestRaceZonefsReset(t *testing.T) {
+	for _, mode := range pagecache.LockModes {
+		for _, fill := range Fills {
+			s := Scenario{Backend: "zonefs", Mode: mode, Fill: fill, Remove: "reset"}
+			t.Run(s.String(), func(t *testing.T) {
+				out, err := Run(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if mode == pagecache.LockNone {
+					if !out.Interleaved || out.Verdict != Stale {
+						t.Fatalf("LockNone: want the pre-reset data exposed, got %+v", out)
+					}
+					return
+				}
+				if out.Interleaved || out.Verdict != OK {
+					t.Fatalf("%v: the filler got between the reset's truncation and its zone command: %+v", mode, out)
+				}
+			})
+		}
+	}
+	if _, err := Run(Scenario{Backend: "zonefs", Mode: pagecache.LockInvalidate, Fill: "read", Remove: "punch"}); err != ErrUnsupported {
+		t.Fatalf("zonefs punch: %v, want ErrUnsupported", err)
+	}
+}

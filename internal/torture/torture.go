@@ -94,7 +94,9 @@ type Config struct {
 	// FillDelay and EOFDelay must then be left zero.
 	Target string
 	// Backend is holefs.BackendExtent (default), holefs.BackendMemory,
-	// holefs.BackendLog, holefs.BackendExt2 or holefs.BackendPassthrough.
+	// holefs.BackendLog, holefs.BackendExt2, holefs.BackendPassthrough or
+	// holefs.BackendZonefs (zonefs.go: the files are sequential zones,
+	// written by direct appends and removed by zone resets).
 	Backend string
 	// BackingDir is where a passthrough run keeps its backing directory
 	// (a fresh subdirectory, removed at the end); default os.TempDir.
@@ -194,9 +196,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("target: %w", err))
 		}
 	} else if c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendMemory && c.Backend != holefs.BackendLog &&
-		c.Backend != holefs.BackendExt2 && c.Backend != holefs.BackendPassthrough {
-		errs = append(errs, fmt.Errorf("unknown backend %q (want %s, %s, %s, %s or %s)", c.Backend,
-			holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog, holefs.BackendExt2, holefs.BackendPassthrough))
+		c.Backend != holefs.BackendExt2 && c.Backend != holefs.BackendPassthrough && c.Backend != holefs.BackendZonefs {
+		errs = append(errs, fmt.Errorf("unknown backend %q (want %s, %s, %s, %s, %s or %s)", c.Backend,
+			holefs.BackendExtent, holefs.BackendMemory, holefs.BackendLog, holefs.BackendExt2, holefs.BackendPassthrough, holefs.BackendZonefs))
 	}
 	if c.BackingDir != "" && c.Backend != holefs.BackendPassthrough {
 		errs = append(errs, fmt.Errorf("a backing directory needs the %s backend", holefs.BackendPassthrough))
@@ -330,6 +332,7 @@ var opNames = []string{
 	"fsync", "syncfs", "copy", "clean",
 	"nb-create", "nb-write", "nb-direct-write", "nb-read", "nb-direct-read", "nb-fsync", "nb-remove",
 	"verify-read", "final-read",
+	"append", "reset", "finish", // zonefs
 }
 
 var opIndex = func() map[string]int {
@@ -470,6 +473,9 @@ func (t *torture) openLib() error {
 		opts.SizeBytes = 0
 		opts.CommitInterval = imageCommitInterval
 		opts.UnsafeLockNone = true // none mode must show its races here too
+	}
+	if cfg.Backend == holefs.BackendZonefs {
+		opts.Zoned = zonedGeometry(cfg)
 	}
 	if cfg.Backend == holefs.BackendPassthrough {
 		dir, err := os.MkdirTemp(cfg.BackingDir, "holefs-torture-backing-")
@@ -741,10 +747,13 @@ func (t *torture) setup() error {
 		}
 	}
 	for i := 0; i < t.cfg.Files; i++ {
-		name := fmt.Sprintf("file%d", i)
+		name, flags := fmt.Sprintf("file%d", i), os.O_RDWR|os.O_CREATE|os.O_EXCL
+		if t.zoned() {
+			name, flags = fmt.Sprintf("seq/%d", i), os.O_RDWR|syscall.O_DIRECT
+		}
 		id := t.newID()
 		v := &victim{name: name, fm: t.model.newFile(id, name, 2*t.cfg.FileBlocks)}
-		f, err := t.fsys.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := t.fsys.OpenFile(name, flags, 0o644)
 		if err != nil {
 			return err
 		}

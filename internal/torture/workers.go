@@ -95,6 +95,13 @@ func (w *worker) init() error {
 	fb := t.cfg.FileBlocks
 	w.buf = make([]byte, fb*BlockSize)
 	flags := os.O_RDWR
+	if t.zoned() {
+		var refused string
+		if flags, refused = zonedFlags(w.kind, flags); refused != "" {
+			t.countUnsupported(refused)
+			return errWorkerUnsupported
+		}
+	}
 	switch w.kind {
 	case WorkNeighbour:
 		return nil
@@ -109,6 +116,7 @@ func (w *worker) init() error {
 	case WorkDirect:
 		flags |= syscall.O_DIRECT
 	}
+
 	for _, v := range t.files {
 		h, err := t.fsys.OpenFile(v.name, flags, 0)
 		if err != nil {
@@ -429,7 +437,11 @@ func (w *worker) direct() {
 	v := w.t.files[i]
 	pos, n := w.rangeIn(8)
 	defer w.t.dioLock(v)()
-	if w.r.IntN(2) == 0 {
+	if w.t.zoned() && w.r.IntN(4) != 0 {
+		w.appendZone(i)
+		return
+	}
+	if w.r.IntN(2) == 0 || w.t.zoned() {
 		R := v.fm.beginRead()
 		c, err := w.handles[i].ReadAt(w.buf[:n*BlockSize], pos*BlockSize)
 		w.op("direct-read")
@@ -447,6 +459,10 @@ func (w *worker) direct() {
 // remove runs one block-removing operation. Removers exclude verify
 // readers of the file (victim.gate), nothing else.
 func (w *worker) remove() {
+	if w.t.zoned() {
+		w.zoneRemove()
+		return
+	}
 	i := w.pick()
 	v := w.t.files[i]
 	h := w.handles[i]
