@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // targetDuration is the length of each target run.
@@ -100,5 +102,93 @@ func TestTargetConfig(t *testing.T) {
 	c := Config{Target: dir, Duration: time.Second}.Defaults()
 	if err := c.Validate(); err != nil || c.Backend != "" || c.CacheBytes != 0 {
 		t.Errorf("target defaults %+v: %v", c, err)
+	}
+}
+
+// TestTargetShiftsRunAlone: on a target, collapse and insert wait for
+// every other call in flight, and every call on a file or a view waits
+// for a collapse or insert in flight (ext4 misplaces blocks when they
+// overlap; see targetFS). Each case holds the shift lock the way the
+// other side would and checks that the call waits for it instead of
+// running (it would return first if it did not take the lock).
+func TestTargetShiftsRunAlone(t *testing.T) {
+	tfs, err := newTargetFS(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tfs.Close()
+	fh, err := tfs.OpenFile("f", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	f := fh.(*targetFile)
+	buf := make([]byte, 4*BlockSize)
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	mv, err := f.Mmap(0, 2*BlockSize, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mv.Unmap()
+	for _, tc := range []struct {
+		name  string
+		shift bool // the call shifts blocks (takes the lock exclusively)
+		call  func() error
+	}{
+		{"collapse", true, func() error { return f.Fallocate(unix.FALLOC_FL_COLLAPSE_RANGE, 0, BlockSize) }},
+		{"insert", true, func() error { return f.Fallocate(unix.FALLOC_FL_INSERT_RANGE, 0, BlockSize) }},
+		{"punch", false, func() error {
+			return f.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, BlockSize)
+		}},
+		{"pread", false, func() error { _, err := f.ReadAt(buf[:BlockSize], 0); return err }},
+		{"pwrite", false, func() error { _, err := f.WriteAt(buf[:BlockSize], 0); return err }},
+		{"ftruncate", false, func() error { return f.Truncate(4 * BlockSize) }},
+		{"fadvise", false, func() error { return f.Fadvise(0, 0, unix.FADV_WILLNEED) }},
+		{"readahead", false, func() error { return f.Readahead(0, BlockSize) }},
+		{"fsync", false, f.Sync},
+		{"syncfs", false, tfs.Sync},
+		{"copy_file_range", false, func() error { _, err := f.CopyRange(f, 0, 2*BlockSize, BlockSize); return err }},
+		{"mapped read", false, func() error { _, err := mv.ReadAt(buf[:BlockSize], 0); return err }},
+		{"mapped write", false, func() error { _, err := mv.WriteAt(buf[:BlockSize], 0); return err }},
+		{"madvise", false, func() error { return mv.Madvise(0, 0, unix.MADV_WILLNEED) }},
+		{"msync", false, func() error { return mv.Sync(0, 0) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.shift {
+				tfs.shift.RLock() // another call in flight
+			} else {
+				tfs.shift.Lock() // a collapse or insert in flight
+			}
+			waited := make(chan bool, 1)
+			tfs.waiting = func(shift bool) { waited <- shift }
+			done := make(chan error, 1)
+			go func() { done <- tc.call() }()
+			var err error
+			select {
+			case shift := <-waited:
+				if shift != tc.shift {
+					t.Errorf("waited for the shift lock as a shift = %v, want %v", shift, tc.shift)
+				}
+				if tc.shift {
+					tfs.shift.RUnlock()
+				} else {
+					tfs.shift.Unlock()
+				}
+				err = <-done
+			case err = <-done:
+				t.Errorf("ran while the other side held the shift lock (returned %v)", err)
+				if tc.shift {
+					tfs.shift.RUnlock()
+				} else {
+					tfs.shift.Unlock()
+				}
+			}
+			tfs.waiting = nil
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+		})
 	}
 }

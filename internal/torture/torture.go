@@ -18,8 +18,8 @@
 // With Config.Target the same workers run real system calls on files in a
 // directory (target.go), which tortures the filesystem it is on: the
 // holefs FUSE mount, or a kernel filesystem, a standalone detector for
-// this class of bug. The workers see either through the small interface
-// of fsys.go.
+// this class of bug (there, collapse and insert run alone: see targetFS).
+// The workers see either through the small interface of fsys.go.
 package torture
 
 import (
