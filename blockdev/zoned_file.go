@@ -31,6 +31,16 @@ const (
 	zoneRecordSize = 16
 )
 
+// zoneStore is where a zoned device records its zone state: the state
+// file (zoneState), or blocks of a plain device (deviceState).
+type zoneStore interface {
+	// put writes zone i's record. The caller holds the device's mu.
+	put(i int, zn Zone) error
+	// flush makes the records put so far durable.
+	flush() error
+	close() error
+}
+
 // zoneState is the open state file.
 type zoneState struct {
 	mu   sync.Mutex // leaf: f
