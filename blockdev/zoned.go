@@ -158,8 +158,8 @@ type Zoned struct {
 	// as one step. Taken before mu.
 	wmu []sync.Mutex
 
-	mu     sync.Mutex // the zone table and its counts; above the state file's mu
-	zones  []Zone     // +checklocks:mu
+	mu    sync.Mutex // the zone table and its counts; above the state file's mu
+	zones []Zone     // +checklocks:mu
 	// durable[i] is the write pointer of zone i that the data flushed so
 	// far backs: the highest the zone state may record (persisted), so
 	// that a recovered write pointer never has unflushed data below it.
@@ -170,9 +170,9 @@ type Zoned struct {
 	// stored[i] is the record last put in the zone state, not rewritten
 	// while an append leaves it as it is.
 	stored []Zone // +checklocks:mu
-	open   int        // zones open; +checklocks:mu
-	active int        // zones active; +checklocks:mu
-	closed bool       // +checklocks:mu
+	open   int    // zones open; +checklocks:mu
+	active int    // zones active; +checklocks:mu
+	closed bool   // +checklocks:mu
 }
 
 // NewZoned returns a memory-backed zoned device, every sequential zone
