@@ -640,9 +640,19 @@ func (z *Zoned) Flush() error {
 	return z.state.flush()
 }
 
-// Close releases the device without flushing it; further I/O fails with
-// an error wrapping syscall.EBADF.
+// Close releases the device; further I/O fails with an error wrapping
+// syscall.EBADF. A device with a zone state is flushed first: closing it
+// is no power loss, and the write pointers of the appends it took, which
+// only a flush records (persisted), must survive a reopen as a drive's
+// do. A memory-backed device is not flushed.
 func (z *Zoned) Close() error {
+	z.mu.Lock()
+	closed := z.closed
+	z.mu.Unlock()
+	var err error
+	if z.state != nil && !closed {
+		err = z.Flush()
+	}
 	z.mu.Lock()
 	if z.closed {
 		z.mu.Unlock()
@@ -650,7 +660,9 @@ func (z *Zoned) Close() error {
 	}
 	z.closed = true
 	z.mu.Unlock()
-	err := z.data.Close()
+	if derr := z.data.Close(); err == nil {
+		err = derr
+	}
 	if z.state != nil {
 		if serr := z.state.close(); err == nil {
 			err = serr
