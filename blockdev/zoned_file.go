@@ -129,8 +129,18 @@ func OpenZonedFile(path string) (*Zoned, error) {
 		f.Close()
 		return nil, fmt.Errorf("blockdev: open zoned device %s: %w", sp, err)
 	}
-	// As a drive coming back from a power cycle: no zone is open, the
-	// written ones are closed.
+	powerCycle(zones)
+	data, err := OpenFile(path, opts.ZoneBlocks*int64(opts.Zones))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return newZoned(data, &zoneState{f: f, path: sp}, opts, zones), nil
+}
+
+// powerCycle sets zones as a drive coming back from a power cycle reports
+// them: no zone is open, the written ones are closed.
+func powerCycle(zones []Zone) {
 	for i, zn := range zones {
 		if zn.Cond.open() {
 			zones[i].Cond = CondClosed
@@ -139,12 +149,6 @@ func OpenZonedFile(path string) (*Zoned, error) {
 			}
 		}
 	}
-	data, err := OpenFile(path, opts.ZoneBlocks*int64(opts.Zones))
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return newZoned(data, &zoneState{f: f, path: sp}, opts, zones), nil
 }
 
 // lockState takes an exclusive flock on the state file, held until it is

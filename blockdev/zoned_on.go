@@ -50,6 +50,33 @@ func NewZonedOn(dev Device, opts ZonedOptions) (*Zoned, error) {
 	return z, nil
 }
 
+// OpenZonedOn opens the zoned device of geometry opts that NewZonedOn
+// made on dev, as its zone state describes it, open zones closed (as
+// OpenZonedFile: a reopen is a power cycle). A zone state that is not
+// one, or of another geometry, is EUCLEAN.
+func OpenZonedOn(dev Device, opts ZonedOptions) (*Zoned, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if want := ZonedOnBlocks(opts); dev.NumBlocks() != want {
+		return nil, fmt.Errorf("blockdev: zoned device on a device of %d blocks, want %d: %w", dev.NumBlocks(), want, syscall.EINVAL)
+	}
+	data := opts.ZoneBlocks * int64(opts.Zones)
+	st := &deviceState{dev: dev, first: data, buf: make([]byte, stateBlocks(opts.Zones)*BlockSize)}
+	if err := dev.ReadBlocks(st.buf, data); err != nil {
+		return nil, err
+	}
+	got, zones, err := DecodeZoneState(st.buf)
+	if err != nil {
+		return nil, fmt.Errorf("blockdev: open zoned device: %w", err)
+	}
+	if got != opts {
+		return nil, fmt.Errorf("blockdev: open zoned device: its zone state has geometry %+v, not %+v: %w", got, opts, syscall.EUCLEAN)
+	}
+	powerCycle(zones)
+	return newZoned(dev, st, opts, zones), nil
+}
+
 // deviceState is the zone state kept in blocks [first, ...) of dev, with
 // a copy in memory: a record's put rewrites the block holding it.
 type deviceState struct {

@@ -26,9 +26,10 @@ const (
 	zFinish                      // truncate of a sequential file to its capacity: zone finish
 	zCnvWrite                    // buffered write into a conventional file
 	zReopen                      // close a file's handle and open it again
+	zRemount                     // close every file and the filesystem, reopen the device and mount it again
 )
 
-var zopNames = [...]string{zAppend: "append", zFsync: "fsync", zReset: "reset", zFinish: "finish", zCnvWrite: "write", zReopen: "reopen"}
+var zopNames = [...]string{zAppend: "append", zFsync: "fsync", zReset: "reset", zFinish: "finish", zCnvWrite: "write", zReopen: "reopen", zRemount: "remount"}
 
 // zop is one operation of a zonefs workload and where it sits in the
 // device log: start and end are the indexes of its marks (end -1 while it
@@ -42,6 +43,9 @@ type zop struct {
 
 func (o zop) String() string {
 	s := fmt.Sprintf("%s zone %d", zopNames[o.kind], o.zone)
+	if o.kind == zRemount {
+		return "remount"
+	}
 	if o.kind == zAppend || o.kind == zCnvWrite {
 		s += fmt.Sprintf(" blocks %d+%d", o.off, o.n)
 	}
@@ -89,7 +93,10 @@ type cnvModel struct {
 
 // zworkload is a random zonefs workload: one goroutine, whole blocks.
 type zworkload struct {
-	geo   blockdev.ZonedOptions
+	geo blockdev.ZonedOptions
+	// dev is the device under the zoned device, which a remount opens
+	// again.
+	dev   blockdev.Device
 	rng   *rand.Rand
 	fsys  *holefs.FS
 	mark  func(string) int
@@ -97,9 +104,10 @@ type zworkload struct {
 	files []*holefs.File // by zone
 	seq   map[int]*seqModel
 	cnv   map[int]*cnvModel
-	// runtime are failures of the running filesystem: an op that failed
-	// or a read that did not match the model.
+	// runtime are failures of the running filesystem: an op that failed.
 	runtime []string
+	// unmounted: a remount failed, leaving no filesystem to run on.
+	unmounted bool
 }
 
 func (w *zworkload) name(zone int) string {
@@ -124,41 +132,47 @@ func (w *zworkload) open(zone int) error {
 // pick chooses the next op from the models' state.
 func (w *zworkload) pick() zop {
 	g := w.geo
-	for {
-		zone := w.rng.IntN(g.Zones)
-		r := w.rng.IntN(100)
-		if zone < g.Conventional {
-			switch {
-			case r < 70:
-				off := w.rng.Int64N(g.ZoneBlocks)
-				return zop{kind: zCnvWrite, zone: zone, off: off, n: 1 + w.rng.Int64N(min(3, g.ZoneBlocks-off))}
-			case r < 92:
-				return zop{kind: zFsync, zone: zone}
-			default:
-				return zop{kind: zReopen, zone: zone}
-			}
-		}
-		v := w.seq[zone].cur()
-		room := g.CapacityBlocks - int64(len(v.data))
+	if w.rng.IntN(40) == 0 {
+		return zop{kind: zRemount}
+	}
+	zone := w.rng.IntN(g.Zones)
+	r := w.rng.IntN(100)
+	if zone < g.Conventional {
 		switch {
-		case r < 50 && !v.full && room > 0:
-			return zop{kind: zAppend, zone: zone, off: int64(len(v.data)), n: 1 + w.rng.Int64N(min(3, room))}
-		case r < 72:
+		case r < 70:
+			off := w.rng.Int64N(g.ZoneBlocks)
+			return zop{kind: zCnvWrite, zone: zone, off: off, n: 1 + w.rng.Int64N(min(3, g.ZoneBlocks-off))}
+		case r < 92:
 			return zop{kind: zFsync, zone: zone}
-		case r < 86:
-			return zop{kind: zReset, zone: zone}
-		case r < 94:
-			return zop{kind: zFinish, zone: zone}
-		case r < 100:
+		default:
 			return zop{kind: zReopen, zone: zone}
 		}
+	}
+	v := w.seq[zone].cur()
+	room := g.CapacityBlocks - int64(len(v.data))
+	if v.full || room == 0 {
+		r = 55 + w.rng.IntN(45) // no append: mostly reset it
+	}
+	switch {
+	case r < 55:
+		return zop{kind: zAppend, zone: zone, off: int64(len(v.data)), n: 1 + w.rng.Int64N(min(3, room))}
+	case r < 70:
+		return zop{kind: zFsync, zone: zone}
+	case r < 88:
+		return zop{kind: zReset, zone: zone}
+	case r < 95:
+		return zop{kind: zFinish, zone: zone}
+	default:
+		return zop{kind: zReopen, zone: zone}
 	}
 }
 
 // run runs n random ops, then closes every file.
 func (w *zworkload) run(n int) {
 	for range n {
-		w.do(w.pick())
+		if w.do(w.pick()); w.unmounted {
+			return
+		}
 	}
 	for zone, f := range w.files {
 		if err := f.Close(); err != nil {
@@ -176,6 +190,9 @@ func (w *zworkload) do(o zop) {
 	f, g := w.files[o.zone], w.geo
 	var err error
 	switch o.kind {
+	case zRemount:
+		err = w.remount()
+		w.unmounted = err != nil
 	case zAppend, zCnvWrite:
 		_, err = f.WriteAt(signed(uint64(o.zone)+1, o.off, o.n, gen), o.off*BlockSize)
 	case zFsync:
@@ -195,6 +212,20 @@ func (w *zworkload) do(o zop) {
 		w.runtime = append(w.runtime, fmt.Sprintf("op %d (%v): %v", gen, o, err))
 		return
 	}
+	if o.kind == zRemount {
+		// Unmounting flushed everything: every file is as durable as an
+		// fsync would have made it.
+		for zone := range g.Zones {
+			w.apply(zop{kind: zFsync, zone: zone}, gen, end)
+		}
+		return
+	}
+	w.apply(o, gen, end)
+}
+
+// apply applies op gen, o, which ended at mark end, to the models.
+func (w *zworkload) apply(o zop, gen, end int) {
+	g := w.geo
 	if o.zone < g.Conventional {
 		m := w.cnv[o.zone]
 		switch o.kind {
@@ -239,6 +270,44 @@ func (w *zworkload) do(o zop) {
 	}
 }
 
+// remount closes every file and the filesystem, which flushes and closes
+// the zoned device, opens the device again from its zone state (as after
+// a power cycle) and mounts it.
+func (w *zworkload) remount() error {
+	for zone, f := range w.files {
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", w.name(zone), err)
+		}
+	}
+	if err := w.fsys.Close(); err != nil {
+		return err
+	}
+	z, err := blockdev.OpenZonedOn(w.dev, w.geo)
+	if err != nil {
+		return err
+	}
+	if w.fsys, err = holefs.Open("", zonedOptions(z)); err != nil {
+		return err
+	}
+	for zone := range w.files {
+		if err := w.open(zone); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// zonedOptions mounts z as the workload does.
+func zonedOptions(z *blockdev.Zoned) holefs.Options {
+	return holefs.Options{Backend: holefs.BackendZonefs, Device: z, CacheBytes: 1 << 20}
+}
+
+// keepOpen is the device under a recorded zoned device: a remount closes
+// the zoned device, not the recording.
+type keepOpen struct{ blockdev.Device }
+
+func (keepOpen) Close() error { return nil }
+
 // zrecording is a recorded zonefs workload.
 type zrecording struct {
 	seed uint64
@@ -257,20 +326,20 @@ type zrecording struct {
 func recordZoned(seed uint64, ops int, wrap func(blockdev.Device) blockdev.Device) (*zrecording, error) {
 	geo := zonedGeometry
 	rec := blockdev.NewRecorder(blockdev.NewMemory(blockdev.ZonedOnBlocks(geo)))
-	var dev blockdev.Device = rec
+	var dev blockdev.Device = keepOpen{rec}
 	if wrap != nil {
-		dev = wrap(rec)
+		dev = keepOpen{wrap(rec)}
 	}
 	z, err := blockdev.NewZonedOn(dev, geo)
 	if err != nil {
 		return nil, err
 	}
 	r := &zrecording{seed: seed, geo: geo, first: rec.Len()}
-	fsys, err := holefs.Open("", holefs.Options{Backend: holefs.BackendZonefs, Device: z, CacheBytes: 1 << 20})
+	fsys, err := holefs.Open("", zonedOptions(z))
 	if err != nil {
 		return nil, err
 	}
-	w := &zworkload{geo: geo, rng: rand.New(rand.NewPCG(seed, 0x7a6f6e6564)), fsys: fsys, mark: rec.Mark,
+	w := &zworkload{geo: geo, dev: dev, rng: rand.New(rand.NewPCG(seed, 0x7a6f6e6564)), fsys: fsys, mark: rec.Mark,
 		ops: []zop{{}}, files: make([]*holefs.File, geo.Zones), seq: map[int]*seqModel{}, cnv: map[int]*cnvModel{}}
 	for zone := range geo.Zones {
 		if zone < geo.Conventional {
@@ -284,7 +353,11 @@ func recordZoned(seed uint64, ops int, wrap func(blockdev.Device) blockdev.Devic
 		}
 	}
 	w.run(ops)
-	if err := fsys.Close(); err != nil {
+	if w.unmounted {
+		r.w, r.log = w, rec.Log()
+		return r, nil
+	}
+	if err := w.fsys.Close(); err != nil {
 		w.runtime = append(w.runtime, fmt.Sprintf("close the filesystem: %v", err))
 	}
 	r.w, r.log = w, rec.Log()

@@ -24,8 +24,8 @@ type zstate struct {
 }
 
 // crashPoints returns the log lengths to cut the recording at: just before
-// every flush completes, right after every op (an fsync's or a reset's
-// return is the moment the model counts it durable), and the end. No
+// every flush completes, right after every fsync, reset and remount (their
+// return is the moment the model counts them durable), and the end. No
 // crash point precedes the device's creation.
 func (r *zrecording) crashPoints() []int {
 	var ns []int
@@ -35,7 +35,7 @@ func (r *zrecording) crashPoints() []int {
 		}
 	}
 	for _, o := range r.w.ops[1:] {
-		if o.end >= 0 && (o.kind == zFsync || o.kind == zReset) {
+		if o.end >= 0 && (o.kind == zFsync || o.kind == zReset || o.kind == zRemount) {
 			ns = append(ns, o.end+1)
 		}
 	}

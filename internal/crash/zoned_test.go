@@ -13,7 +13,7 @@ import (
 // resets, finishes, conventional buffered writes, reopens) on a zoned
 // device and checks every crash state of them: none may break the model.
 func TestZonedCrashStates(t *testing.T) {
-	states := 1000 // under -race in CI time; -crash.states for more
+	states := 800 // under -race in CI time; -crash.states for more
 	if *flagStates > 0 {
 		states = *flagStates
 	}
@@ -33,6 +33,40 @@ func TestZonedCrashStates(t *testing.T) {
 	if rep.States < states || rep.Flushes < 40 {
 		t.Errorf("only %d crash states of %d flushes: the workload does too little", rep.States, rep.Flushes)
 	}
+}
+
+// TestZonedWorkload: a zonefs workload runs every kind of op without
+// error, and its sequential files get filled and finished, not only
+// appended to.
+func TestZonedWorkload(t *testing.T) {
+	r, err := recordZoned(1, 200, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r.w.runtime {
+		t.Error(p)
+	}
+	count := map[zopKind]int{}
+	for _, o := range r.w.ops[1:] {
+		count[o.kind]++
+	}
+	full := 0
+	for _, m := range r.w.seq {
+		for _, v := range m.versions {
+			if v.full {
+				full++
+			}
+		}
+	}
+	for k := zAppend; k <= zRemount; k++ {
+		if count[k] == 0 {
+			t.Errorf("no %s in 200 ops", zopNames[k])
+		}
+	}
+	if full < 4 {
+		t.Errorf("sequential files full only %d times in 200 ops", full)
+	}
+	t.Logf("ops %v, %d full versions", count, full)
 }
 
 // zoneRegion splits a NewZonedOn device's blocks: below first, the
