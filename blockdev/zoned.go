@@ -147,7 +147,12 @@ func (o *ZonedOptions) check() error {
 // the zone held. The file-backed form (CreateZonedFile, OpenZonedFile)
 // keeps every zone's write pointer and condition in a state file next to
 // the data, so an image survives reopen and a crash leaves the state the
-// device would report, as a disk keeps its write pointers.
+// device would report, as a disk keeps its write pointers. Its crash
+// model is a drive with a volatile write cache: unflushed writes may be
+// lost, and the write pointer it reports after the crash never stands
+// over lost data, because a write pointer reaches the state file only
+// after the data below it was flushed (see persisted, ResetZone,
+// FinishZone); internal/crash enumerates its crash states.
 type Zoned struct {
 	data  Device
 	state zoneStore // nil for a memory-backed device
