@@ -147,10 +147,15 @@ func (o *ZonedOptions) check() error {
 // the zone held. The file-backed form (CreateZonedFile, OpenZonedFile)
 // keeps every zone's write pointer and condition in a state file next to
 // the data, so an image survives reopen and a crash leaves the state the
-// device would report, as a disk keeps its write pointers.
+// device would report, as a disk keeps its write pointers. Its crash
+// model is a drive with a volatile write cache: unflushed writes may be
+// lost, and the write pointer it reports after the crash never stands
+// over lost data, because a write pointer reaches the state file only
+// after the data below it was flushed (see persisted, ResetZone,
+// FinishZone); internal/crash enumerates its crash states.
 type Zoned struct {
 	data  Device
-	state *zoneState // nil for a memory-backed device
+	state zoneStore // nil for a memory-backed device
 	opts  ZonedOptions
 
 	// wmu[i] serializes the writers and the zone commands of zone i, so
@@ -158,11 +163,21 @@ type Zoned struct {
 	// as one step. Taken before mu.
 	wmu []sync.Mutex
 
-	mu     sync.Mutex // the zone table and its counts; above the state file's mu
-	zones  []Zone     // +checklocks:mu
-	open   int        // zones open; +checklocks:mu
-	active int        // zones active; +checklocks:mu
-	closed bool       // +checklocks:mu
+	mu    sync.Mutex // the zone table and its counts; above the state file's mu
+	zones []Zone     // +checklocks:mu
+	// durable[i] is the write pointer of zone i that the data flushed so
+	// far backs: the highest the zone state may record (persisted), so
+	// that a recovered write pointer never has unflushed data below it.
+	durable []int64 // +checklocks:mu
+	// gen[i] counts zone i's resets and finishes, which move durable[i]
+	// themselves: a Flush applies what it saw only if none ran meanwhile.
+	gen []uint64 // +checklocks:mu
+	// stored[i] is the record last put in the zone state, not rewritten
+	// while an append leaves it as it is.
+	stored []Zone // +checklocks:mu
+	open   int    // zones open; +checklocks:mu
+	active int    // zones active; +checklocks:mu
+	closed bool   // +checklocks:mu
 }
 
 // NewZoned returns a memory-backed zoned device, every sequential zone
@@ -176,7 +191,7 @@ func NewZoned(opts ZonedOptions) (*Zoned, error) {
 
 // newZoned builds the device on data; zones, if not nil, is the state the
 // device had (the file-backed form's).
-func newZoned(data Device, st *zoneState, opts ZonedOptions, zones []Zone) *Zoned {
+func newZoned(data Device, st zoneStore, opts ZonedOptions, zones []Zone) *Zoned {
 	z := &Zoned{data: data, state: st, opts: opts, wmu: make([]sync.Mutex, opts.Zones)}
 	if zones == nil {
 		zones = make([]Zone, opts.Zones)
@@ -198,6 +213,10 @@ func newZoned(data Device, st *zoneState, opts ZonedOptions, zones []Zone) *Zone
 		}
 	}
 	z.zones = zones
+	z.durable, z.gen, z.stored = make([]int64, len(zones)), make([]uint64, len(zones)), append([]Zone(nil), zones...)
+	for i, zn := range zones {
+		z.durable[i] = zn.WP
+	}
 	return z
 }
 
@@ -402,53 +421,118 @@ func (z *Zoned) release(c ZoneCond) {
 	}
 }
 
-// setLocked records zone i's new state, in the state file too.
+// setLocked records zone i's new state, and in the zone state what of it
+// the flushed data backs (persisted).
 func (z *Zoned) setLocked(i int, zn Zone) error {
 	z.zones[i] = zn
-	if z.state != nil {
-		return z.state.put(i, zn)
+	return z.storeLocked(i)
+}
+
+// storeLocked puts zone i's persisted record in the zone state if it
+// changed.
+func (z *Zoned) storeLocked(i int) error {
+	if z.state == nil {
+		return nil
 	}
+	rec := z.persisted(i)
+	if rec == z.stored[i] {
+		return nil
+	}
+	if err := z.state.put(i, rec); err != nil {
+		return err
+	}
+	z.stored[i] = rec
 	return nil
 }
 
+// persisted returns the record of zone i that the zone state may hold: the
+// zone, with its write pointer no further than the flushed data backs.
+// Appends not yet flushed move the write pointer in memory only; Flush
+// records them after flushing their data. So a crash, which may keep any
+// of the unflushed writes of either file, never leaves a recorded write
+// pointer over data that was lost: the model of a zoned drive whose
+// volatile cache loses unflushed writes but whose reported write pointer
+// always has the data below it (what zonefs relies on when it sizes a
+// file from the write pointer at mount).
+func (z *Zoned) persisted(i int) Zone {
+	zn := z.zones[i]
+	if zn.Type != ZoneSequential || zn.WP <= z.durable[i] {
+		return zn
+	}
+	zn.WP = z.durable[i]
+	switch {
+	case zn.WP == zn.Start && (zn.Cond == CondFull || zn.Cond == CondClosed):
+		zn.Cond = CondEmpty
+	case zn.Cond == CondFull:
+		zn.Cond = CondClosed
+	}
+	return zn
+}
+
 // zoneCommand checks that zone i can take a zone command and runs fn with
-// its writers excluded and the table locked.
-func (z *Zoned) zoneCommand(op string, i int, fn func(zn Zone) error) error {
+// its writers excluded (wmu[i]) but not the table locked: fn takes mu to
+// change the zone, and may flush or discard without it. The zone's type
+// and condition class cannot change meanwhile (SetZoneCondition takes
+// wmu[i] too); an open zone may still be closed to make room for another.
+func (z *Zoned) zoneCommand(op string, i int, fn func() error) error {
 	if i < 0 || i >= z.opts.Zones {
 		return fmt.Errorf("blockdev: %s zone %d of %d: %w", op, i, z.opts.Zones, syscall.EINVAL)
 	}
 	z.wmu[i].Lock()
 	defer z.wmu[i].Unlock()
 	z.mu.Lock()
-	defer z.mu.Unlock()
-	if z.closed {
+	closed, zn := z.closed, z.zones[i]
+	z.mu.Unlock()
+	if closed {
 		return errClosed(op + " zone")
 	}
-	zn := z.zones[i]
 	switch zn.Cond {
 	case CondNotWP, CondReadOnly, CondOffline:
 		return fmt.Errorf("blockdev: %s zone %d: zone is %s: %w", op, i, zn.Cond, syscall.EIO)
 	}
-	return fn(zn)
+	return fn()
+}
+
+// locked runs fn with the table locked, unless the device is closed.
+func (z *Zoned) locked(op string, fn func() error) error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.closed {
+		return errClosed(op + " zone")
+	}
+	return fn()
 }
 
 // ResetZone rewinds zone i's write pointer to its start and discards its
 // data (REQ_OP_ZONE_RESET): it reads as zeros after.
 func (z *Zoned) ResetZone(i int) error {
-	return z.zoneCommand("reset", i, func(zn Zone) error {
-		// The write pointer first, then the discard: a crash between the
-		// two leaves an empty zone over old data, which reads cannot reach
-		// (they stop at the write pointer), writes overwrite and a finish
-		// discards before it exposes. The reverse order would leave the
-		// old write pointer over zeros: a file neither before nor after.
-		old := zn.WP
-		z.release(zn.Cond)
-		zn.WP, zn.Cond = zn.Start, CondEmpty
-		if err := z.setLocked(i, zn); err != nil {
+	return z.zoneCommand("reset", i, func() error {
+		// The write pointer first, durably, then the discard: a crash
+		// between the two leaves an empty zone over old data, which reads
+		// cannot reach (they stop at the write pointer), writes overwrite
+		// and a finish discards before it exposes. The reverse order, or
+		// the two left to the next flush, could leave the old write
+		// pointer over zeros: a file neither before nor after.
+		var start, old int64
+		err := z.locked("reset", func() error {
+			zn := z.zones[i]
+			start, old = zn.Start, zn.WP
+			z.release(zn.Cond)
+			zn.WP, zn.Cond = zn.Start, CondEmpty
+			z.durable[i] = zn.Start
+			z.gen[i]++
+			return z.setLocked(i, zn)
+		})
+		if err != nil {
 			return err
 		}
-		if old > zn.Start {
-			return discard(z.data, zn.Start, old-zn.Start)
+		if z.state != nil {
+			if err := z.state.flush(); err != nil {
+				return err
+			}
+		}
+		if old > start {
+			return discard(z.data, start, old-start)
 		}
 		return nil
 	})
@@ -457,34 +541,54 @@ func (z *Zoned) ResetZone(i int) error {
 // FinishZone moves zone i's write pointer to its capacity: full, no more
 // writes (REQ_OP_ZONE_FINISH). The blocks never written read as zeros:
 // they are discarded first, whatever an interrupted reset or write left
-// past the write pointer.
+// past the write pointer, and, with a zone state to record it, flushed
+// with the appends below the write pointer before the zone is recorded
+// full (a full zone's data must all be there after a crash).
 func (z *Zoned) FinishZone(i int) error {
-	return z.zoneCommand("finish", i, func(zn Zone) error {
-		if end := zn.Start + zn.Capacity; zn.WP < end {
+	return z.zoneCommand("finish", i, func() error {
+		z.mu.Lock()
+		zn := z.zones[i]
+		z.mu.Unlock()
+		end := zn.Start + zn.Capacity
+		if zn.WP < end {
 			if err := discard(z.data, zn.WP, end-zn.WP); err != nil {
 				return err
 			}
 		}
-		z.release(zn.Cond)
-		zn.WP, zn.Cond = zn.Start+zn.Capacity, CondFull
-		return z.setLocked(i, zn)
+		if z.state != nil {
+			if err := z.data.Flush(); err != nil {
+				return err
+			}
+		}
+		return z.locked("finish", func() error {
+			zn := z.zones[i]
+			z.release(zn.Cond)
+			zn.WP, zn.Cond = end, CondFull
+			z.durable[i] = end
+			z.gen[i]++
+			return z.setLocked(i, zn)
+		})
 	})
 }
 
 // OpenZone opens zone i explicitly (REQ_OP_ZONE_OPEN); a full zone is EIO.
 func (z *Zoned) OpenZone(i int) error {
-	return z.zoneCommand("open", i, func(zn Zone) error {
-		if zn.Cond == CondFull {
-			return fmt.Errorf("blockdev: open zone %d: zone is full: %w", i, syscall.EIO)
-		}
-		return z.openLocked(i, CondExplicitOpen)
+	return z.zoneCommand("open", i, func() error {
+		return z.locked("open", func() error {
+			if z.zones[i].Cond == CondFull {
+				return fmt.Errorf("blockdev: open zone %d: zone is full: %w", i, syscall.EIO)
+			}
+			return z.openLocked(i, CondExplicitOpen)
+		})
 	})
 }
 
 // CloseZone closes open zone i (REQ_OP_ZONE_CLOSE); other zones are left
 // as they are.
 func (z *Zoned) CloseZone(i int) error {
-	return z.zoneCommand("close", i, func(Zone) error { return z.closeLocked(i) })
+	return z.zoneCommand("close", i, func() error {
+		return z.locked("close", func() error { return z.closeLocked(i) })
+	})
 }
 
 // SetZoneCondition forces zone i into cond, CondReadOnly or CondOffline,
@@ -507,20 +611,53 @@ func (z *Zoned) SetZoneCondition(i int, cond ZoneCond) error {
 	return z.setLocked(i, zn)
 }
 
-// Flush makes every completed write durable, the zone state included.
+// Flush makes every completed write durable, the zone state included:
+// the data first, then the write pointers it backs are recorded and the
+// zone state flushed.
 func (z *Zoned) Flush() error {
+	if z.state == nil {
+		return z.data.Flush()
+	}
+	z.mu.Lock()
+	wps, gens := make([]int64, len(z.zones)), append([]uint64(nil), z.gen...)
+	for i, zn := range z.zones {
+		wps[i] = zn.WP
+	}
+	z.mu.Unlock()
 	if err := z.data.Flush(); err != nil {
 		return err
 	}
-	if z.state != nil {
-		return z.state.flush()
+	err := z.locked("flush", func() error {
+		for i, wp := range wps {
+			if z.gen[i] != gens[i] || wp <= z.durable[i] {
+				continue
+			}
+			z.durable[i] = wp
+			if err := z.storeLocked(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	return z.state.flush()
 }
 
-// Close releases the device without flushing it; further I/O fails with
-// an error wrapping syscall.EBADF.
+// Close releases the device; further I/O fails with an error wrapping
+// syscall.EBADF. A device with a zone state is flushed first: closing it
+// is no power loss, and the write pointers of the appends it took, which
+// only a flush records (persisted), must survive a reopen as a drive's
+// do. A memory-backed device is not flushed.
 func (z *Zoned) Close() error {
+	z.mu.Lock()
+	closed := z.closed
+	z.mu.Unlock()
+	var err error
+	if z.state != nil && !closed {
+		err = z.Flush()
+	}
 	z.mu.Lock()
 	if z.closed {
 		z.mu.Unlock()
@@ -528,7 +665,9 @@ func (z *Zoned) Close() error {
 	}
 	z.closed = true
 	z.mu.Unlock()
-	err := z.data.Close()
+	if derr := z.data.Close(); err == nil {
+		err = derr
+	}
 	if z.state != nil {
 		if serr := z.state.close(); err == nil {
 			err = serr

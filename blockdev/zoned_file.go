@@ -31,6 +31,16 @@ const (
 	zoneRecordSize = 16
 )
 
+// zoneStore is where a zoned device records its zone state: the state
+// file (zoneState), or blocks of a plain device (deviceState).
+type zoneStore interface {
+	// put writes zone i's record. The caller holds the device's mu.
+	put(i int, zn Zone) error
+	// flush makes the records put so far durable.
+	flush() error
+	close() error
+}
+
 // zoneState is the open state file.
 type zoneState struct {
 	mu   sync.Mutex // leaf: f
@@ -119,8 +129,18 @@ func OpenZonedFile(path string) (*Zoned, error) {
 		f.Close()
 		return nil, fmt.Errorf("blockdev: open zoned device %s: %w", sp, err)
 	}
-	// As a drive coming back from a power cycle: no zone is open, the
-	// written ones are closed.
+	powerCycle(zones)
+	data, err := OpenFile(path, opts.ZoneBlocks*int64(opts.Zones))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return newZoned(data, &zoneState{f: f, path: sp}, opts, zones), nil
+}
+
+// powerCycle sets zones as a drive coming back from a power cycle reports
+// them: no zone is open, the written ones are closed.
+func powerCycle(zones []Zone) {
 	for i, zn := range zones {
 		if zn.Cond.open() {
 			zones[i].Cond = CondClosed
@@ -129,12 +149,6 @@ func OpenZonedFile(path string) (*Zoned, error) {
 			}
 		}
 	}
-	data, err := OpenFile(path, opts.ZoneBlocks*int64(opts.Zones))
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return newZoned(data, &zoneState{f: f, path: sp}, opts, zones), nil
 }
 
 // lockState takes an exclusive flock on the state file, held until it is

@@ -372,3 +372,59 @@ func TestZonedCrashStates(t *testing.T) {
 		})
 	}
 }
+
+// TestZonedWritePointerRecorded: an append's write pointer reaches the
+// zone state only with a flush that made its data durable first, so a
+// crash copy of the state taken before the flush recovers the old write
+// pointer; a flush, a finish or a clean close records it. Without the
+// ordering, the copy's write pointer would stand over data a crash may
+// have lost.
+func TestZonedWritePointerRecorded(t *testing.T) {
+	for _, tc := range []struct {
+		then string
+		want int64 // blocks written in the state file after then
+	}{
+		{"nothing", 0},
+		{"flush", 3},
+		{"finish", zonedTestOpts.CapacityBlocks},
+		{"close", 3},
+	} {
+		t.Run(tc.then, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "data")
+			z, err := CreateZonedFile(path, zonedTestOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if tc.then != "close" {
+					z.Close()
+				}
+			}()
+			if err := z.WriteBlocks(blocks(3, 0x77), 8); err != nil {
+				t.Fatal(err)
+			}
+			switch tc.then {
+			case "flush":
+				err = z.Flush()
+			case "finish":
+				err = z.FinishZone(1)
+			case "close":
+				err = z.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(ZoneStatePath(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, zones, err := DecodeZoneState(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := zones[1].Written(); got != tc.want {
+				t.Fatalf("the zone state records %d blocks written (%s), want %d", got, zones[1].Cond, tc.want)
+			}
+		})
+	}
+}

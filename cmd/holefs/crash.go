@@ -32,6 +32,8 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 		"(that one only, and that one and all after it)")
 	maxViol := fl.Int("max-violations", 20, "violations to print (all are counted)")
 	quiet := fl.Bool("quiet", false, "no progress output")
+	backend := fl.String("backend", "extentfs", "image kind: extentfs, or zonefs (zoned images: appends, resets, finishes and\n"+
+		"conventional writes, every crash state's write pointers checked; --blocks, --data-checksums and --faults do not apply)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs crash [flags]\n\n"+
 			"Runs random workloads (writes, overwrites, O_DIRECT, punch, zero range, truncate,\n"+
@@ -40,11 +42,23 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 			"boundary and commit rebuilds the images a crash could leave (the metadata then\n"+
 			"committed, the data flushed, and subsets of the writes not yet flushed), mounts\n"+
 			"each, runs fsck and checks it against a model of what every fsync made durable:\n"+
-			"lost, stale (punched), foreign or corrupt data is a violation (exit status 1).\n\nFlags:\n")
+			"lost, stale (punched), foreign or corrupt data is a violation (exit status 1).\n\n"+
+			"With --backend zonefs it does the same on zoned images (direct appends, resets,\n"+
+			"finishes, conventional-zone writes, fsyncs): the data and the zone state are\n"+
+			"recorded in one log, and every recovered write pointer must have the data written\n"+
+			"below it, every fsynced append and returned reset must be there.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
 	if err := parseNone(fl, args, stdout, stderr); err != nil {
 		return err
+	}
+	if *backend != "extentfs" && *backend != "zonefs" {
+		fmt.Fprintf(stderr, "holefs crash: --backend %q: want extentfs or zonefs\n", *backend)
+		return errUsage
+	}
+	if *backend == "zonefs" && (*faults > 0 || *sums) {
+		fmt.Fprintf(stderr, "holefs crash: --faults and --data-checksums are for extentfs images, not zonefs\n")
+		return errUsage
 	}
 	if *states < 0 || *ops <= 0 || *subsets < 0 || *blocks < 16 || *workers < 0 || *faults < 0 || *maxViol <= 0 {
 		fmt.Fprintf(stderr, "holefs crash: --states, --subsets, --workers and --faults must not be negative, "+
@@ -55,7 +69,7 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 
 	cfg := crash.Config{Seed: *seed, Ops: *ops, Subsets: *subsets, States: *states, Blocks: *blocks,
-		DataChecksums: *sums, Workers: *workers, Dir: *dir, MaxViolations: *maxViol}
+		DataChecksums: *sums, Workers: *workers, Dir: *dir, MaxViolations: *maxViol, Backend: *backend}
 	var prog *crashProgress
 	var onProgress func(crash.Progress)
 	if !*quiet {

@@ -18,6 +18,8 @@ func TestCrashFlagErrors(t *testing.T) {
 		{[]string{"--blocks", "8"}, "--blocks at least 16"},
 		{[]string{"--faults", "-1"}, "must not be negative"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--backend", "ext2"}, `--backend "ext2": want extentfs or zonefs`},
+		{[]string{"--backend", "zonefs", "--faults", "1"}, "are for extentfs images, not zonefs"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(append([]string{"crash"}, tc.args...), &out, &errb); code != 2 {
@@ -42,6 +44,21 @@ func TestCrashRun(t *testing.T) {
 	}
 	for _, want := range []string{"crash states rebuilt, mounted and checked", "crash: 0 violations",
 		"each failing one device op and all after it with EIO", "each failing one device op only", "; 0 violations;"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestCrashRunZonefs: holefs crash --backend zonefs records a zonefs
+// workload and checks its crash states.
+func TestCrashRunZonefs(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"crash", "--backend", "zonefs", "--states", "0", "--ops", "40", "--quiet", "--dir", t.TempDir()}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"crash states rebuilt, mounted and checked", "crash: 0 violations"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out.String())
 		}

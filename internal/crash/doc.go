@@ -83,6 +83,52 @@
 // sizes and I/O are whole blocks, and it does not use mmap, collapse or
 // insert range, hard links, symlinks, xattrs or background commits.
 //
+// # Zoned images
+//
+// With Config.Backend = holefs.BackendZonefs (holefs crash --backend
+// zonefs) the images are zoned: no meta.db, only a zoned device's data
+// and its zone state (the write pointers and conditions a drive reports),
+// from which zonefs sizes its files at mount. The workload (one
+// goroutine, zones of 8 blocks with a capacity of 6, two conventional)
+// appends to seq/N with O_DIRECT at the write pointer, fsyncs, resets
+// (truncate to 0) and finishes (truncate to the capacity) zones, writes
+// cnv/N through the page cache, reopens files and remounts. The device is
+// blockdev.NewZonedOn over a Recorder: the same zoned device as the
+// file-backed one, with the data file and the zone state file as two
+// regions of one recorded device, so that their writes and flushes are
+// logged in one order (a reset's discard is logged as writes of zeros).
+// Crash points are every flush, every fsync, reset and remount's return,
+// and the end, each with the same subsets of the unflushed writes as
+// above; each state is split into a data and a zone state file
+// (blockdev.WriteZonedImage), its zone state decoded as holefs fsck does
+// (blockdev.OpenZonedFile), mounted with holefs.Open, every file read,
+// and decoded again after the unmount.
+//
+// What a zoned device guarantees, and the checker checks: the write
+// pointer is the drive's own state, but a drive with a volatile cache can
+// lose writes not yet flushed, and the write pointer it reports after a
+// power loss must not stand over data it lost (zonefs trusts it as the
+// file size). The file-backed device (blockdev.Zoned) implements exactly
+// that: an append moves the write pointer in memory, and the zone state
+// records it only at the next flush, after the data was flushed; a reset
+// records its write pointer and flushes it before it discards; a finish
+// discards and flushes before it records the zone full. So a crash
+// state's zone, for every sequential file, must hold the first w blocks of
+// some version of the file between the last durable one (as an fsync of
+// it, a remount or a reset that returned left it) and the last one an op
+// started, w at least the durable version's length unless a later reset
+// started: every fsynced append is there with its signature, no zeros,
+// foreign or pre-reset (STALE) data lie below the recovered write pointer
+// (ZEROS, FOREIGN, STALE), no fsynced block is missing (LOST), and past
+// the appended data only a finished zone's capacity of zeros. A file's
+// size must equal its zone's write pointer (SIZE), and a conventional
+// file's every block the last fsynced write or a later one. A zone state
+// that does not decode is FSCK, an image that does not mount OPEN.
+// TestZonedCrashDetectsBrokenOrdering runs the checker on a device that
+// persists the write pointer before the data and on one whose zone state
+// reaches the disk after the data (a reset's discard before its write
+// pointer): both are caught.
+//
 // # Fault injection
 //
 // RunFaults runs a workload once per device operation i with a

@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/holefs/holefs"
 
 	"github.com/holefs/holefs/blockdev"
 )
@@ -42,6 +45,11 @@ type Config struct {
 	// MaxViolations bounds the violations kept in the report; all are
 	// counted. Default 20.
 	MaxViolations int
+	// Backend is the image kind: "" or holefs.BackendExtent for extentfs
+	// images (meta.db and a data file), holefs.BackendZonefs for zoned
+	// images (the data and zone state files of a zoned device; Blocks and
+	// DataChecksums do not apply).
+	Backend string
 }
 
 func (c Config) withDefaults() Config {
@@ -104,6 +112,13 @@ func (rep *Report) add(v Violation) {
 // state.
 func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, error) {
 	cfg = cfg.withDefaults()
+	switch cfg.Backend {
+	case "", holefs.BackendExtent:
+	case holefs.BackendZonefs:
+		return runZoned(ctx, cfg, progress)
+	default:
+		return nil, fmt.Errorf("crash: backend %q: want %s or %s: %w", cfg.Backend, holefs.BackendExtent, holefs.BackendZonefs, syscall.EINVAL)
+	}
 	start := time.Now()
 	root, err := os.MkdirTemp(cfg.Dir, "holefs-crash-")
 	if err != nil {
