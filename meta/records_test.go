@@ -20,11 +20,17 @@ func TestRecordsRoundTrip(t *testing.T) {
 		{Ino: 12, Mode: syscall.S_IFCHR | 0o666, Nlink: 1, Rdev: 1<<8 | 3},
 		{Ino: 13, Mode: syscall.S_IFBLK | 0o660, Nlink: 1, Rdev: math.MaxUint64},
 		{Ino: 14, Mode: syscall.S_IFCHR | 0o600, Nlink: 1}, // 0,0: an overlayfs whiteout
+		{Ino: 15, Mode: syscall.S_IFREG | 0o600, Nlink: 1, Size: 5 << 20, IBlock: [NRoots]uint32{0: 1, 11: 2, 12: 3, 13: 4, 14: math.MaxUint32}},
 	} {
 		k, v := encodeInode(in)
-		// Only a device number makes a version 2 record: the others stay
-		// what older holefs wrote.
-		if want := byte(1) + byte(min(in.Rdev, 1)); v[0] != want {
+		// Only a device number makes a version 2 record and only block
+		// pointers a version 3 one: the others stay what older holefs
+		// wrote.
+		want := byte(1) + byte(min(in.Rdev, 1))
+		if in.IBlock != [NRoots]uint32{} {
+			want = 3
+		}
+		if v[0] != want {
 			t.Errorf("inode %+v: record version %d, want %d", in, v[0], want)
 		}
 		got, err := DecodeInode(k, v)
@@ -85,6 +91,17 @@ func TestDecodeErrors(t *testing.T) {
 			return append(b, strings.Repeat("t", n)...)
 		}
 	}
+	// v3 turns the record into a version 3 one with the given pointers.
+	v3 := func(mode uint32, ptrs [NRoots]uint32) func([]byte) []byte {
+		return func(b []byte) []byte {
+			b[0] = 3
+			be.PutUint32(b[1:], mode)
+			for _, p := range ptrs {
+				b = be.AppendUint32(b, p)
+			}
+			return b
+		}
+	}
 	dk, dv := encodeDirent(2, "name", 3)
 	dirent := func(key, body []byte) error {
 		_, err := DecodeDirent(key, sealed(key, body))
@@ -131,7 +148,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"inode checksum", func() error { _, err := DecodeInode(ik, flip(iv, 5)); return err }(), "inode 3: checksum", 0},
 		{"inode without checksum", func() error { _, err := DecodeInode(ik, iv[:3]); return err }(), "inode 3: record of 3 bytes, too short for its checksum", 0},
 		{"inode short", inode(func(b []byte) []byte { return b[:40] }), "inode 3: record of 40 bytes, want at least 51", 0},
-		{"inode version", inode(func(b []byte) []byte { b[0] = 3; return b }), "inode 3: record version 3, want 1 or 2", 0},
+		{"inode version", inode(func(b []byte) []byte { b[0] = 4; return b }), "inode 3: record version 4, want 1, 2 or 3", 0},
+		{"inode version 3 short", inode(func(b []byte) []byte { b[0] = 3; return b }), "inode 3: symlink target of 0 bytes in a version 3 record of 51", 0},
+		{"inode version 3 no pointer", inode(v3(syscall.S_IFREG|0o644, [NRoots]uint32{})), "inode 3: version 3 record with no block pointer", 0},
+		{"inode version 3 directory", inode(v3(syscall.S_IFDIR|0o755, [NRoots]uint32{14: 5})), "inode 3: a directory with block pointers", 0},
 		{"version 2 without a device number", inode(func(b []byte) []byte { b[0] = 2; return b }), "inode 3: symlink target of 0 bytes in a version 2 record of 51", 0},
 		{"version 2 with device number 0", inode(func(b []byte) []byte { b[0] = 2; return be.AppendUint64(b, 0) }), "inode 3: version 2 record with device number 0", 0},
 		{"version 1 with a device number", inode(func(b []byte) []byte { return be.AppendUint64(b, 259) }), "inode 3: symlink target of 0 bytes in a version 1 record of 59", 0},
