@@ -182,3 +182,9 @@ func (fs *FS) reclaim() (bool, error) {
 
 // isENOSPC reports whether err is ENOSPC.
 func isENOSPC(err error) bool { return errors.Is(err, syscall.ENOSPC) }
+
+// i_block has the same shape in meta's inode records.
+var (
+	_ [NRoots - meta.NRoots]struct{}
+	_ [meta.NRoots - NRoots]struct{}
+)
