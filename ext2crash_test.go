@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/blockmap/ext2fs"
+	"github.com/holefs/holefs/meta"
 )
 
 // ext2Page is page p of the file tagged seed: its page number, then the
@@ -173,7 +175,32 @@ func checkExt2Crash(t *testing.T, cc crashCase, seeds map[string]byte) {
 	}
 }
 
-// fsckExt2Clean runs fsck on an ext2 image and fails on any error.
+// fsckExt2 runs fsck (Check, or Repair) on an ext2 image with its block
+// map checker.
+func fsckExt2(t *testing.T, dir string, repair bool) *meta.Report {
+	t.Helper()
+	img, err := meta.Open(dir, meta.OpenOptions{ReadOnly: !repair})
+	must(t, err)
+	defer img.Close()
+	var opts meta.CheckOptions
+	closeDev, err := ext2fs.SetFsck(img, &opts)
+	must(t, err)
+	defer closeDev()
+	check := meta.Check
+	if repair {
+		check = meta.Repair
+	}
+	rep, err := check(img, opts)
+	must(t, err)
+	return rep
+}
+
+// fsckExt2Clean fails the test on any fsck error or warning.
 func fsckExt2Clean(t *testing.T, dir, at string) {
 	t.Helper()
+	for _, f := range fsckExt2(t, dir, false).Findings {
+		if f.Severity != meta.Info {
+			t.Errorf("%s: fsck: %v", at, f)
+		}
+	}
 }

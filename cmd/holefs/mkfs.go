@@ -85,7 +85,7 @@ func featureNames(sb meta.Superblock) string {
 	for _, f := range []struct {
 		name string
 		bit  uint64
-	}{{"data-checksums", meta.IncompatDataChecksums}, {"reflink", meta.IncompatReflink}, {"special-files", meta.IncompatSpecialFiles}} {
+	}{{"data-checksums", meta.IncompatDataChecksums}, {"reflink", meta.IncompatReflink}, {"special-files", meta.IncompatSpecialFiles}, {"ext2", meta.IncompatExt2}} {
 		if incompat&f.bit != 0 {
 			names = append(names, f.name)
 			incompat &^= f.bit
