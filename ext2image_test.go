@@ -116,8 +116,12 @@ func TestExt2ImageRoundTrip(t *testing.T) {
 	// freed them (copies of indirect blocks go in at a commit).
 	must(t, fsys.Sync())
 	must(t, fsys.Sync())
-	_, _, free := fsys.Statfs()
+	_, total, free := fsys.Statfs()
 	must(t, fsys.Close())
+	fsckExt2Clean(t, dir, "after close")
+	if rep := fsckExt2(t, dir, false); rep.Owned != total-free {
+		t.Errorf("fsck counts %d blocks owned, the filesystem used %d", rep.Owned, total-free)
+	}
 
 	fsys = openImage(t, dir)
 	defer fsys.Close()

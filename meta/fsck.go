@@ -116,7 +116,7 @@ type Report struct {
 	Special  int64 // FIFOs, sockets, character and block devices
 	Orphans  int64 // inodes with no links, freed at the next mount
 	Extents  int64
-	Owned    int64 // data blocks owned by extents
+	Owned    int64 // data blocks owned by extents, or on ext2 images by the block maps (indirect blocks included)
 	Free     int64 // data blocks owned by none: SB.Blocks - 1 - Owned
 	Repaired bool  // Repair committed its fixes
 }
@@ -1103,6 +1103,7 @@ func (c *fsck) count() {
 		r.Extents += int64(len(xs))
 		r.Owned += blockCount(xs)
 	}
+	// The state record counts extents only: an ext2 image's is 0.
 	r.Owned += c.mapOwned
 	r.Free = c.img.SB.Blocks - 1 - r.Owned
 }

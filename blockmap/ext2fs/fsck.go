@@ -138,11 +138,11 @@ func (c *mapCheck) data(p int64, b uint32, path string) bool {
 	switch o, dup := c.owner[b]; {
 	case int64(b) >= c.nblocks:
 		c.report(meta.Error, meta.KindBlockMap, p, clear, "%s points at block %d, past the device's %d blocks", path, b, c.nblocks)
+	case dup:
+		c.report(meta.Error, meta.KindShared, p, clear, "%s points at block %d, which is %s", path, b, o)
 	case p >= c.endPage:
 		c.report(meta.Warning, meta.KindPastEOF, p, "clear the pointer (the mount drops it too)",
 			"%s links block %d past the end of the file (%d pages)", path, b, c.endPage)
-	case dup:
-		c.report(meta.Error, meta.KindShared, p, clear, "%s points at block %d, which is %s", path, b, o)
 	default:
 		c.owner[b] = fmt.Sprintf("inode %d page %d", c.ino, p)
 		c.res.Owned++
@@ -161,12 +161,12 @@ func (c *mapCheck) indirect(b uint32, d int, base int64, path string) (bool, err
 	case int64(b) >= c.nblocks:
 		c.report(meta.Error, meta.KindBlockMap, base, clear, "%s points at indirect block %d, past the device's %d blocks", path, b, c.nblocks)
 		return false, nil
+	case dup:
+		c.report(meta.Error, meta.KindShared, base, clear, "%s points at indirect block %d, which is %s", path, b, o)
+		return false, nil
 	case base >= c.endPage:
 		c.report(meta.Warning, meta.KindPastEOF, base, "clear the pointer (the mount drops it too)",
 			"%s links indirect block %d (depth %d) past the end of the file (%d pages)", path, b, d, c.endPage)
-		return false, nil
-	case dup:
-		c.report(meta.Error, meta.KindShared, base, clear, "%s points at indirect block %d, which is %s", path, b, o)
 		return false, nil
 	}
 	if err := c.dev.ReadBlocks(c.buf, int64(b)); err != nil {
