@@ -20,6 +20,7 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	sums := fl.Bool("data-checksums", false, "keep a CRC-32C of every data block and check it on read")
 	noReflink := fl.Bool("no-reflink", false, "files cannot share blocks (clones fail, copies copy)")
 	force := fl.Bool("force", false, "replace an existing image (its data is lost)")
+	backend := fl.String("backend", holefs.BackendExtent, "`backend` the image is for: extent, or ext2 (indirect blocks on the device; no reflink, no data checksums, at most 16 TiB)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs mkfs PATH [flags]\n\n"+
 			"Creates a holefs image at PATH, a directory holding the sparse data file (block 0\n"+
@@ -39,7 +40,7 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "holefs mkfs: --size: %v\n", err)
 		return errUsage
 	}
-	opts := holefs.MkfsOptions{SizeBytes: n, BlockSize: *blockSize, DataChecksums: *sums, NoReflink: *noReflink, Force: *force}
+	opts := holefs.MkfsOptions{SizeBytes: n, BlockSize: *blockSize, DataChecksums: *sums, NoReflink: *noReflink, Force: *force, Backend: *backend}
 	if err := holefs.Mkfs(path, opts); err != nil {
 		return err
 	}
