@@ -117,7 +117,7 @@ func TestExt2Fsck(t *testing.T) {
 			meta.Warning, meta.KindPastEOF, fIno, ext2DInd + 1000,
 			fmt.Sprintf("i_block[13] -> block %d slot 0 -> block %d slot 1000 links block 1000 past the end of the file (%d pages)", dind, leaf, ext2DInd+2), nil, nil},
 		{"empty indirect block", func(d string) { putExt2Block(t, d, leaf, make([]byte, pg)) },
-			meta.Warning, meta.KindBlockMap, fIno, ext2DInd,
+			meta.Info, meta.KindBlockMap, fIno, ext2DInd,
 			fmt.Sprintf("i_block[13] -> block %d slot 0: indirect block %d (depth 1) has no pointer", dind, leaf), []int64{ext2DInd, ext2DInd + 1}, nil},
 	}
 	for _, tt := range tests {

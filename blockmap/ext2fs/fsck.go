@@ -26,8 +26,9 @@ const maxBadPointers = 8
 //   - a pointer past the device, an indirect block that cannot be read or
 //     is mostly garbage, a block owned twice: errors; Repair clears the
 //     pointer (the pages below become holes);
-//   - a page linked past the file's size, an indirect block with no
-//     pointer: warnings (the mount drops them); Repair clears them too.
+//   - a page linked past the file's size: a warning; an indirect block
+//     with no pointer (a commit came between allocation and writeback):
+//     info. The mount drops both; Repair clears them too.
 //
 // Blocks no tree reaches are free: the bitmap is rebuilt at every mount,
 // so leaked blocks are not findings. With repair set, an indirect block
@@ -211,7 +212,9 @@ func (c *mapCheck) indirect(b uint32, d int, base int64, path string) (bool, err
 		used++
 	}
 	if used == 0 {
-		c.report(meta.Warning, meta.KindBlockMap, base, "clear the pointer (the mount drops the block too)",
+		// A commit between Allocate and writeback writes out an
+		// indirect block whose pages are only reserved: not damage.
+		c.report(meta.Info, meta.KindBlockMap, base, "clear the pointer (the mount drops the block too)",
 			"%s: indirect block %d (depth %d) has no pointer", path, b, d)
 		delete(c.owner, b)
 		c.res.Owned--

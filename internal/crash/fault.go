@@ -160,6 +160,9 @@ type spec struct {
 	// checksums makes the image with data checksums (every block then
 	// written out of place, and checked on every read).
 	checksums bool
+	// ext2 makes an ext2 image (indirect blocks on the device, written
+	// out copy on write at each commit); the workload has no fallocate.
+	ext2 bool
 	// wrap, if set, wraps the device the filesystem sees, outside the
 	// recorder (a test's device that drops flushes).
 	wrap func(blockdev.Device) blockdev.Device
@@ -235,7 +238,7 @@ func faultRun(root, template string, c spec) (faultResult, error) {
 	w.fired = func() bool { return failAt > 0 && dev.Ops() >= failAt }
 	switch {
 	case err == nil:
-		w.fsys, w.budget = fsys, budget(nblocks, c.checksums)
+		w.fsys, w.budget = fsys, budget(nblocks, c.checksums || c.ext2)
 		w.run(c.ops, c.script)
 	case !w.faulted():
 		return res, err
@@ -313,4 +316,12 @@ func copyImage(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// backend is the image's backend (holefs.MkfsOptions.Backend).
+func (c spec) backend() string {
+	if c.ext2 {
+		return holefs.BackendExt2
+	}
+	return holefs.BackendExtent
 }

@@ -34,6 +34,10 @@ type Config struct {
 	// then written out of place, and a block that does not match its
 	// checksum reads as EIO (a violation).
 	DataChecksums bool
+	// Ext2 makes ext2 images instead (holefs mkfs --backend ext2): files
+	// past 12 blocks have a single-indirect block, which each commit
+	// writes out copy on write; the workload has no fallocate.
+	Ext2 bool
 	// Workers check crash states in parallel; default GOMAXPROCS.
 	Workers int
 	// Dir is where images are made (a directory per workload and per
@@ -127,7 +131,7 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 	for i := uint64(0); ctx.Err() == nil; i++ {
 		seed := cfg.Seed + i
 		dir := filepath.Join(root, fmt.Sprintf("w%d", seed))
-		r, err := record(dir, spec{seed: seed, ops: cfg.Ops, checksums: cfg.DataChecksums}, cfg.Blocks)
+		r, err := record(dir, spec{seed: seed, ops: cfg.Ops, checksums: cfg.DataChecksums, ext2: cfg.Ext2}, cfg.Blocks)
 		if err != nil {
 			return nil, fmt.Errorf("seed %d: record the workload: %w", seed, err)
 		}
