@@ -26,6 +26,7 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 	subsets := fl.Int("subsets", 6, "subsets of the unflushed writes per crash point, besides none and all")
 	blocks := fl.Int64("blocks", 48, "image size in 4 KiB blocks (small: freed blocks are reused at once)")
 	sums := fl.Bool("data-checksums", false, "make the images with data checksums (every block written out of place)")
+	ext2 := fl.Bool("ext2", false, "make ext2 images (indirect blocks written out copy on write at each commit; no fallocate in the workload)")
 	workers := fl.Int("workers", 0, "crash states checked in parallel (default GOMAXPROCS)")
 	dir := fl.String("dir", defaultScratch(), "directory for the images (tmpfs is fastest: every commit fsyncs)")
 	faults := fl.Int("faults", 0, "then, for this many workloads, fail each device operation in turn with EIO\n"+
@@ -51,11 +52,15 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 			"--ops and --max-violations must be positive, --blocks at least 16\n")
 		return errUsage
 	}
+	if *ext2 && *sums {
+		fmt.Fprintf(stderr, "holefs crash: --ext2 and --data-checksums exclude each other: ext2 images have no data checksums\n")
+		return errUsage
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
 	cfg := crash.Config{Seed: *seed, Ops: *ops, Subsets: *subsets, States: *states, Blocks: *blocks,
-		DataChecksums: *sums, Workers: *workers, Dir: *dir, MaxViolations: *maxViol}
+		DataChecksums: *sums, Ext2: *ext2, Workers: *workers, Dir: *dir, MaxViolations: *maxViol}
 	var prog *crashProgress
 	var onProgress func(crash.Progress)
 	if !*quiet {
@@ -77,7 +82,7 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 
 	for i := range *faults * 2 {
 		fcfg := crash.FaultConfig{Seed: *seed + uint64(i/2), Ops: *ops, Blocks: *blocks, Transient: i%2 == 1,
-			DataChecksums: *sums, Dir: *dir}
+			DataChecksums: *sums, Ext2: *ext2, Dir: *dir}
 		var fprog func(done, total int)
 		if !*quiet {
 			fprog = func(done, total int) {

@@ -25,7 +25,9 @@ type FaultConfig struct {
 	Transient bool
 	// DataChecksums makes the image with data checksums.
 	DataChecksums bool
-	Dir           string // where images are made; default os.TempDir()
+	// Ext2 makes an ext2 image (see Config.Ext2).
+	Ext2 bool
+	Dir  string // where images are made; default os.TempDir()
 }
 
 // FaultReport is the result of RunFaults.
@@ -76,11 +78,12 @@ func RunFaults(ctx context.Context, cfg FaultConfig, progress func(done, total i
 	}
 	defer os.RemoveAll(root)
 	template := filepath.Join(root, "template")
-	if err := holefs.Mkfs(template, holefs.MkfsOptions{SizeBytes: cfg.Blocks * BlockSize, DataChecksums: cfg.DataChecksums}); err != nil {
+	if err := holefs.Mkfs(template, holefs.MkfsOptions{SizeBytes: cfg.Blocks * BlockSize, DataChecksums: cfg.DataChecksums,
+		Backend: spec{ext2: cfg.Ext2}.backend()}); err != nil {
 		return nil, err
 	}
 	rep := &FaultReport{Config: cfg}
-	c := spec{seed: cfg.Seed, ops: cfg.Ops, transient: cfg.Transient, checksums: cfg.DataChecksums}
+	c := spec{seed: cfg.Seed, ops: cfg.Ops, transient: cfg.Transient, checksums: cfg.DataChecksums, ext2: cfg.Ext2}
 	base, err := faultRun(root, template, c)
 	if err != nil {
 		return nil, err
@@ -238,7 +241,7 @@ func faultRun(root, template string, c spec) (faultResult, error) {
 	w.fired = func() bool { return failAt > 0 && dev.Ops() >= failAt }
 	switch {
 	case err == nil:
-		w.fsys, w.budget = fsys, budget(nblocks, c.checksums || c.ext2)
+		w.fsys, w.budget, w.noFallocate = fsys, budget(nblocks, c.checksums || c.ext2), c.ext2
 		w.run(c.ops, c.script)
 	case !w.faulted():
 		return res, err
