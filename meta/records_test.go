@@ -5,9 +5,12 @@ import (
 	"cmp"
 	"errors"
 	"math"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"go.etcd.io/bbolt"
 )
 
 func TestRecordsRoundTrip(t *testing.T) {
@@ -226,6 +229,44 @@ func TestDecodeErrors(t *testing.T) {
 			}
 			if !strings.Contains(tt.err.Error(), tt.want) {
 				t.Errorf("error %q, want it to contain %q", tt.err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadBackendRecords: block pointers belong to ext2 images and extents
+// to the others; Load reports a record of the wrong kind as damaged.
+func TestLoadBackendRecords(t *testing.T) {
+	tests := []struct {
+		name     string
+		incompat uint64
+		put      func(tx *bbolt.Tx)
+		bucket   string
+		want     string
+	}{
+		{"pointers on an extent image", 0, func(tx *bbolt.Tx) {
+			putInode(tx, Inode{Ino: 3, Mode: syscall.S_IFREG | 0o644, Nlink: 1, IBlock: [NRoots]uint32{0: 9}})
+		}, bucketInodes, "inode 3: block pointers on an image without the ext2 feature"},
+		{"extent on an ext2 image", IncompatExt2, func(tx *bbolt.Tx) {
+			putInode(tx, Inode{Ino: 3, Mode: syscall.S_IFREG | 0o644, Nlink: 1})
+			putExtent(tx, 3, Extent{Page: 0, Count: 1, Block: 9})
+		}, bucketExtents, "inode 3 extent at page 0: an ext2 image has no extents"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "img")
+			if _, err := Create(dir, CreateOptions{Blocks: testBlocks, Incompat: tt.incompat}); err != nil {
+				t.Fatal(err)
+			}
+			update(t, dir, func(tx *bbolt.Tx) error { tt.put(tx); return nil })
+			img := openImage(t, dir, true)
+			var probs []Problem
+			if _, err := img.Load(func(p Problem) { probs = append(probs, p) }); err != nil {
+				t.Fatal(err)
+			}
+			if len(probs) != 1 || probs[0].Bucket != tt.bucket || !strings.Contains(probs[0].Err.Error(), tt.want) ||
+				!errors.Is(probs[0].Err, syscall.EUCLEAN) {
+				t.Fatalf("problems %v, want one in %s: %q (EUCLEAN)", probs, tt.bucket, tt.want)
 			}
 		})
 	}
