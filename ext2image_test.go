@@ -3,6 +3,7 @@ package holefs_test
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -184,4 +185,30 @@ func TestExt2ImageBackend(t *testing.T) {
 			t.Errorf("mkfs %s: %v, want %v", tt.name, err, tt.errno)
 		}
 	}
+}
+
+// TestExt2ImageQuarantine: blocks a truncate freed are not reused before
+// the commit that freed them is durable, so a crash copy shows the
+// truncated file's committed pages with its own data, never another
+// file's; and a full device finds them by committing (Allocate's reclaim).
+func TestExt2ImageQuarantine(t *testing.T) {
+	dir := mkExt2Image(t, 16*pg) // 15 data blocks
+	fsys := openImage(t, dir)
+	defer fsys.Close()
+	victim := create(t, fsys, "victim")
+	writeExt2Pages(t, victim, 1, 0, 8)
+	must(t, victim.Sync())
+	must(t, victim.Truncate(0)) // not committed: the durable map keeps the blocks
+	thief, err := fsys.OpenFile("thief", os.O_RDWR|os.O_CREATE|syscall.O_DIRECT, 0o644)
+	must(t, err)
+	defer thief.Close()
+	writeExt2Pages(t, thief, 2, 0, 7) // on the device at once
+	img := openImage(t, crashCopy(t, dir))
+	checkExt2Pages(t, img, "victim", 1, [][2]int64{{0, 8}}, nil)
+	must(t, img.Close())
+	// 7 free blocks, 8 quarantined: 8 more fit only after a commit.
+	more := create(t, fsys, "more")
+	writeExt2Pages(t, more, 3, 0, 8)
+	must(t, more.Sync())
+	checkExt2Pages(t, fsys, "more", 3, [][2]int64{{0, 8}}, nil)
 }
