@@ -240,8 +240,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no workers", func(c *Config) { c.Workers = map[string]int{WorkRead: 0} }, "no workers"},
 		{"latency", func(c *Config) { c.Latency = -time.Second }, "negative latency"},
 		{"backing dir", func(c *Config) { c.BackingDir = os.TempDir() }, "a backing directory needs the passthrough backend"},
-		{"dax on memfs", func(c *Config) { c.DAX, c.Backend = true, holefs.BackendMemory }, "DAX needs the extentfs backend"},
-		{"dax with latency", func(c *Config) { c.DAX, c.Latency = true, time.Millisecond }, "DAX needs the extentfs backend"},
+		{"dax on memfs", func(c *Config) { c.DAX, c.Backend = true, holefs.BackendMemory }, "DAX needs the extentfs or ext2 backend"},
+		{"dax with latency", func(c *Config) { c.DAX, c.Latency = true, time.Millisecond }, "DAX needs the extentfs or ext2 backend"},
+		{"image on memfs", func(c *Config) { c.Image, c.Backend = true, holefs.BackendMemory }, "an image needs the extentfs or ext2 backend"},
 	} {
 		c := ok
 		tc.mod(&c)
