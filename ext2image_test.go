@@ -212,3 +212,36 @@ func TestExt2ImageQuarantine(t *testing.T) {
 	must(t, more.Sync())
 	checkExt2Pages(t, fsys, "more", 3, [][2]int64{{0, 8}}, nil)
 }
+
+// TestExt2ImageFullDevice: on a device filled to ENOSPC, a truncate that
+// changes a committed indirect block still commits: the copy of that block
+// comes from the blocks kept for commits, which writes cannot take.
+func TestExt2ImageFullDevice(t *testing.T) {
+	dir := mkExt2Image(t, 256*pg) // reserve 8 blocks
+	fsys := openImage(t, dir)
+	defer fsys.Close()
+	f := create(t, fsys, "f")
+	var n int64
+	for ; ; n++ {
+		if _, err := f.WriteAt(ext2Page(1, n), n*pg); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("write page %d: %v, want ENOSPC at the end", n, err)
+			}
+			break
+		}
+		if n%16 == 15 {
+			// Writeback allocates: keep the failure on the write.
+			must(t, f.Sync())
+		}
+	}
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.ENOSPC) {
+		t.Fatal(err)
+	}
+	must(t, f.Truncate(100*pg)) // clears slots of the committed single-indirect block
+	must(t, f.Sync())
+	must(t, fsys.Close())
+	fsckExt2Clean(t, dir, "after the truncate")
+	fsys = openImage(t, dir)
+	defer fsys.Close()
+	checkExt2Pages(t, fsys, "f", 1, [][2]int64{{0, 100}}, nil)
+}

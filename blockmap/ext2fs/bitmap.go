@@ -17,6 +17,10 @@ type bitmap struct {
 	nfree int64           // guarded by mu
 	low   int             // guarded by mu; every word below low is full
 	total int64           // device blocks; immutable
+	// reserve is how many free blocks only commits may take, for the
+	// copies of indirect blocks (images; 0 otherwise); immutable after
+	// Restore.
+	reserve int64
 
 	// Quarantine (images only): a freed block keeps its bit, so nothing
 	// allocates it, until the commit that stopped pointing at it is
@@ -54,15 +58,20 @@ func (b *bitmap) used(blk int64) bool { return b.words[blk/64]&(1<<(blk%64)) != 
 
 // alloc takes n blocks, all or none (ENOSPC). Each block is the one after
 // the previous (the first: goal) when that is free, else the lowest free
-// block, so a run of allocations stays contiguous where it can.
-func (b *bitmap) alloc(n, goal int64) ([]int64, error) {
+// block, so a run of allocations stays contiguous where it can. Only a
+// commit's copies (commit set) may take the reserve.
+func (b *bitmap) alloc(n, goal int64, commit bool) ([]int64, error) {
 	if n == 0 {
 		return nil, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if n > b.nfree {
-		return nil, fmt.Errorf("need %d blocks, %d free: %w", n, b.nfree, syscall.ENOSPC)
+	avail := b.nfree
+	if !commit {
+		avail -= b.reserve
+	}
+	if n > avail {
+		return nil, fmt.Errorf("need %d blocks, %d free: %w", n, max(avail, 0), syscall.ENOSPC)
 	}
 	out := make([]int64, 0, n)
 	for int64(len(out)) < n {

@@ -11,6 +11,11 @@ import (
 	"github.com/holefs/holefs/meta"
 )
 
+// maxCommitReserve bounds the free blocks kept for commits' copies of
+// indirect blocks (1/32 of the device below it): enough for the few a
+// truncate or a write changes per file between commits.
+const maxCommitReserve = 64
+
 var (
 	_ meta.Quarantine = (*FS)(nil)
 	_ meta.Preparer   = (*FS)(nil)
@@ -114,7 +119,7 @@ func (f *File) writeNode(n *node, buf []byte) error {
 		n.written = true
 		return nil
 	}
-	blks, err := f.fs.alloc.alloc(1, n.block+1)
+	blks, err := f.fs.alloc.alloc(1, n.block+1, true)
 	if err != nil {
 		return fmt.Errorf("copy indirect block %d: %w", n.block, err)
 	}

@@ -205,7 +205,7 @@ func (f *File) allocate(index, n int64) error {
 			goal = int64(ptr|resv) + 1
 		}
 	}
-	blks, err := f.fs.alloc.alloc(int64(len(holes)+len(missing)), goal)
+	blks, err := f.fs.alloc.alloc(int64(len(holes)+len(missing)), goal, false)
 	if err != nil {
 		return fmt.Errorf("ext2fs: allocate(index=%d, n=%d): %w", index, n, err)
 	}

@@ -41,6 +41,10 @@ func restore(dev blockdev.Device, roots map[uint64][NRoots]uint32, j *meta.Journ
 	if j != nil {
 		fs.journal, fs.pending = j, make(map[*File]struct{})
 		fs.alloc.quarantine, fs.alloc.inHeld = true, make(map[int64]bool)
+		// A commit copies the committed indirect blocks it changes
+		// before it can release anything from the quarantine: on a
+		// full device it needs blocks nothing else may take.
+		fs.alloc.reserve = min(maxCommitReserve, fs.alloc.total/32)
 	}
 	bm := fs.alloc
 	type owner struct {
