@@ -57,9 +57,12 @@
 // committed size (which a later truncate up would expose) or missing
 // under it. internal/crash's enumeration finds exactly that when the copy
 // is turned off. The cost of copying is one allocation per changed
-// committed indirect block per commit; on a full device the copy can fail
-// with ENOSPC, which fails the commit (fsync returns it) and keeps
-// everything queued.
+// committed indirect block per commit, and a commit must copy before it
+// can release the quarantine: so an image keeps min(64, 1/32) of the
+// device free for those copies, which data allocations cannot take
+// (ENOSPC comes that much earlier, like ext2's reserved blocks). A commit
+// that changed more committed indirect blocks than a full device has left
+// fails with ENOSPC (fsync returns it) and keeps everything queued.
 //
 // The allocation state is not stored: RestoreImage rebuilds the bitmap
 // from the blocks the committed roots reach, so blocks leaked by a crash
