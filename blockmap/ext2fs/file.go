@@ -162,8 +162,9 @@ type nodeKey struct {
 // Allocate reserves a block for every hole in [index, index+n) and
 // allocates, zeroes and links the indirect blocks they need, all or none
 // (ENOSPC). The reserved pages read as Unwritten until MarkWritten. On an
-// image, finding only quarantined space commits the journal (which frees
-// it) and tries once more.
+// image the new indirect blocks reach the device at the next commit, and
+// finding only quarantined space commits the journal (which frees it) and
+// tries once more.
 func (f *File) Allocate(index, n int64) error {
 	if err := checkRange("allocate", index, n); err != nil {
 		return err
