@@ -20,8 +20,8 @@ func openImage(path string, opts Options) (*FS, error) {
 	}
 	perr := func(err error) error { return &fs.PathError{Op: "open", Path: path, Err: err} }
 	switch {
-	case opts.Backend != "" && opts.Backend != BackendExtent:
-		return nil, perr(fmt.Errorf("images use the %s backend, not %q: %w", BackendExtent, opts.Backend, syscall.EINVAL))
+	case opts.Backend != "" && opts.Backend != BackendExtent && opts.Backend != BackendExt2:
+		return nil, perr(fmt.Errorf("images use the %s or %s backend, not %q: %w", BackendExtent, BackendExt2, opts.Backend, syscall.EINVAL))
 	case opts.Device != nil:
 		return nil, perr(fmt.Errorf("Options.Device and an image path are exclusive: %w", syscall.EINVAL))
 	case opts.LockMode == LockNone && !opts.UnsafeLockNone:
@@ -36,7 +36,20 @@ func openImage(path string, opts Options) (*FS, error) {
 		}
 		return nil, perr(err)
 	}
-	fsys, err := restoreImage(img, opts)
+	// The backend is the image's: Options.Backend may only agree.
+	backend := BackendExtent
+	if img.SB.Incompat&meta.IncompatExt2 != 0 {
+		backend = BackendExt2
+	}
+	if opts.Backend != "" && opts.Backend != backend {
+		img.Close()
+		return nil, perr(fmt.Errorf("the image was made for the %s backend, not %s: %w", backend, opts.Backend, syscall.EINVAL))
+	}
+	restore := restoreImage
+	if backend == BackendExt2 {
+		restore = restoreExt2Image
+	}
+	fsys, err := restore(img, opts)
 	if err != nil {
 		img.Close()
 		return nil, perr(err)
@@ -144,7 +157,7 @@ func (f *FS) Discarded() (blocks, failed int64) {
 // and returns the bytes of free space it trimmed (some may have been holes
 // already). It syncs first, so that the blocks freed since the last commit
 // are free, not quarantined. A filesystem without an image has nothing to
-// trim: EOPNOTSUPP.
+// trim, and an ext2 image cannot yet: EOPNOTSUPP.
 func (f *FS) Trim() (int64, error) {
 	if f.store == nil {
 		return 0, pathErr("trim", f.name, syscall.EOPNOTSUPP)

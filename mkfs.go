@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/holefs/holefs/blockdev"
+	"github.com/holefs/holefs/blockmap/ext2fs"
 	"github.com/holefs/holefs/meta"
 )
 
@@ -27,6 +28,11 @@ type MkfsOptions struct {
 	// whose zone report is all the metadata zonefs has. SizeBytes,
 	// DataChecksums and NoReflink do not apply.
 	Zoned *blockdev.ZonedOptions
+	// Backend is BackendExtent (default) or BackendExt2: the backend the
+	// image is for, fixed at mkfs (an ext2 image has the ext2 incompat
+	// feature, so a holefs without it refuses the image). ext2 images
+	// have no reflink and no data checksums, and at most 2^32 blocks.
+	Backend string
 	// Force replaces an existing image, unless a process has it open
 	// (mounted, or opened by Open or fsck): that fails with EBUSY and
 	// leaves the image as it is.
@@ -61,11 +67,28 @@ func mkfs(path string, opts MkfsOptions) (meta.Superblock, error) {
 			Err: fmt.Errorf("size %d is not a multiple of %d of at least 2 blocks: %w", opts.SizeBytes, meta.BlockSize, syscall.EINVAL)}
 	}
 	var incompat uint64
+	switch opts.Backend {
+	case "", BackendExtent:
+		if !opts.NoReflink {
+			incompat |= meta.IncompatReflink
+		}
+	case BackendExt2:
+		if opts.DataChecksums {
+			return meta.Superblock{}, &fs.PathError{Op: "mkfs", Path: path,
+				Err: fmt.Errorf("ext2 images have no data checksums: %w", syscall.EINVAL)}
+		}
+		if n := opts.SizeBytes / meta.BlockSize; n > ext2fs.MaxBlocks {
+			return meta.Superblock{}, &fs.PathError{Op: "mkfs", Path: path,
+				Err: fmt.Errorf("ext2 image of %d blocks: 32-bit block pointers address at most %d: %w", n, ext2fs.MaxBlocks, syscall.EFBIG)}
+		}
+		// No reflink: ext2 has none, Clone returns EOPNOTSUPP.
+		incompat |= meta.IncompatExt2
+	default:
+		return meta.Superblock{}, &fs.PathError{Op: "mkfs", Path: path,
+			Err: fmt.Errorf("images use the %s or %s backend, not %q: %w", BackendExtent, BackendExt2, opts.Backend, syscall.EINVAL)}
+	}
 	if opts.DataChecksums {
 		incompat |= meta.IncompatDataChecksums
-	}
-	if !opts.NoReflink {
-		incompat |= meta.IncompatReflink
 	}
 	// Always: an image that can hold FIFOs, sockets and devices is one an
 	// older holefs must not open (it would call their records damaged).

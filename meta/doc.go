@@ -35,7 +35,8 @@
 //	super    "sb"                   superblock copy
 //	         "state"                commit sequence number, blocks owned
 //	inodes   ino                    mode, uid, gid, nlink, size, times, symlink target
-//	                                (version 2: and a device's number)
+//	                                (version 2: and a device's number;
+//	                                version 3: and a regular file's i_block[15], ext2 images)
 //	dirents  dir ino + name         child ino
 //	extents  ino + first page       page count, first block, unwritten flag
 //	xattrs   ino + name             value
@@ -44,7 +45,16 @@
 // IncompatSpecialFiles (every image mkfs makes now) a FIFO, socket or
 // character or block device: size 0, no extents, and for a device its
 // number (unix.Mkdev), in a version 2 record. Records of the other types
-// stay version 1.
+// stay version 1. On images with IncompatExt2 (holefs mkfs --backend ext2)
+// regular files have no extent records: a file with a block pointer has a
+// version 3 record carrying its i_block[15] (12 direct pointers and the
+// single-, double- and triple-indirect blocks, whose trees are on the data
+// device), written from Dynamic.IBlock at each commit. A Preparer (the
+// ext2 store) writes the changed indirect blocks out, copy on write, before
+// the commit's data flush. Load refuses pointers on other images and
+// extents on ext2 ones; where the pointers lead is checked by fsck's
+// CheckOptions.BlockMaps, which meta does not implement (it reads no data
+// blocks): package ext2fs does.
 //
 // Allocator state is not stored: the free blocks of an image are exactly the
 // blocks no extent owns (block 0 excepted), rebuilt when the image is opened,

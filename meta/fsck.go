@@ -65,6 +65,8 @@ const (
 	KindLostFound   Kind = "lost+found"       // /lost+found is in the way
 	KindOrphan      Kind = "orphan"           // an inode with no links, freed at mount
 	KindNlink       Kind = "link-count"       // a link count that disagrees with the entries
+	KindBlockMap    Kind = "block-map"        // ext2: a pointer past the device, an unreadable or empty indirect block
+	KindUnchecked   Kind = "unchecked"        // a part of the image this check could not read
 )
 
 // Finding is one thing fsck found.
@@ -114,7 +116,7 @@ type Report struct {
 	Special  int64 // FIFOs, sockets, character and block devices
 	Orphans  int64 // inodes with no links, freed at the next mount
 	Extents  int64
-	Owned    int64 // data blocks owned by extents
+	Owned    int64 // data blocks owned by extents, or on ext2 images by the block maps (indirect blocks included)
 	Free     int64 // data blocks owned by none: SB.Blocks - 1 - Owned
 	Repaired bool  // Repair committed its fixes
 }
@@ -159,6 +161,21 @@ type CheckOptions struct {
 	// Progress, if set, is called as the check advances, from the
 	// calling goroutine.
 	Progress func(Progress)
+	// BlockMaps checks the block maps of an ext2 image's files, whose
+	// indirect blocks are on the data device, which meta does not read
+	// (package ext2fs's Fsck does: holefs fsck sets it). It gets every
+	// inode record and returns its findings, the files' i_block roots it
+	// changed (Repair only: with repair set it may also rewrite indirect
+	// blocks, clearing bad pointers) and the blocks the maps own. Unset,
+	// an ext2 image's block maps are reported unchecked.
+	BlockMaps func(inodes map[uint64]Inode, repair bool) (BlockMapCheck, error)
+}
+
+// BlockMapCheck is what CheckOptions.BlockMaps found.
+type BlockMapCheck struct {
+	Findings []Finding
+	Roots    map[uint64][NRoots]uint32 // changed i_block roots, by inode
+	Owned    int64                     // data and indirect blocks owned
 }
 
 // Check verifies every invariant of an image and reports what is wrong,
@@ -226,6 +243,9 @@ func run(img *Image, opts CheckOptions, repair bool) (*Report, error) {
 	c.checkSpecialFiles()
 	c.checkExtents()
 	c.checkSharedBlocks()
+	if err := c.checkBlockMaps(repair); err != nil {
+		return nil, err
+	}
 	c.checkNamespace()
 	c.checkLinkCounts()
 	c.count()
@@ -277,14 +297,15 @@ type fsck struct {
 	dirtyState   bool
 
 	// The namespace walk.
-	reached map[uint64]bool
-	parent  map[uint64]uint64 // directory -> the directory it was reached from
-	name    map[uint64]string // directory -> its name there
-	orphan  map[uint64]bool
-	lf      uint64           // /lost+found, once found or made
-	added   map[uint64]int64 // subdirectories fsck linked into a directory
-	visited int64            // directories walked
-	ndirs   int64            // of all directories
+	reached  map[uint64]bool
+	parent   map[uint64]uint64 // directory -> the directory it was reached from
+	name     map[uint64]string // directory -> its name there
+	orphan   map[uint64]bool
+	lf       uint64           // /lost+found, once found or made
+	added    map[uint64]int64 // subdirectories fsck linked into a directory
+	visited  int64            // directories walked
+	mapOwned int64            // blocks ext2 block maps own (CheckOptions.BlockMaps)
+	ndirs    int64            // of all directories
 }
 
 func (c *fsck) report(f Finding) { c.rep.Findings = append(c.rep.Findings, f) }
@@ -1082,7 +1103,36 @@ func (c *fsck) count() {
 		r.Extents += int64(len(xs))
 		r.Owned += blockCount(xs)
 	}
+	// The state record counts extents only: an ext2 image's is 0.
+	r.Owned += c.mapOwned
 	r.Free = c.img.SB.Blocks - 1 - r.Owned
+}
+
+// checkBlockMaps checks an ext2 image's block maps with
+// CheckOptions.BlockMaps and takes the roots it repaired.
+func (c *fsck) checkBlockMaps(repair bool) error {
+	if c.img.SB.Incompat&IncompatExt2 == 0 {
+		return nil
+	}
+	if c.opts.BlockMaps == nil {
+		c.report(Finding{Severity: Warning, Kind: KindUnchecked, Page: -1,
+			Problem: "ext2 image: block maps not checked (no block map checker)"})
+		return nil
+	}
+	res, err := c.opts.BlockMaps(maps.Clone(c.inodes), repair)
+	if err != nil {
+		return fmt.Errorf("fsck: block maps: %w", err)
+	}
+	c.rep.Findings = append(c.rep.Findings, res.Findings...)
+	c.mapOwned = res.Owned
+	for ino, r := range res.Roots {
+		if in, ok := c.inodes[ino]; ok && in.IBlock != r {
+			in.IBlock = r
+			c.inodes[ino] = in
+			c.dirtyInodes[ino] = true
+		}
+	}
+	return nil
 }
 
 // changed reports whether commit has anything to write.

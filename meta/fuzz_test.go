@@ -59,6 +59,7 @@ func FuzzDecodeInode(f *testing.F) {
 		{Ino: 1 << 40, Mode: syscall.S_IFLNK | 0o777, Nlink: 1, Target: "../a/b"},
 		{Ino: 4, Mode: syscall.S_IFCHR | 0o666, Nlink: 1, Rdev: 1<<8 | 3},
 		{Ino: 5, Mode: syscall.S_IFIFO | 0o600, Nlink: 2},
+		{Ino: 6, Mode: syscall.S_IFREG | 0o600, Nlink: 1, Size: 1 << 30, IBlock: [NRoots]uint32{1: 7, 12: 9, 14: 1 << 31}},
 	} {
 		k, v := encodeInode(in)
 		f.Add(k, v[:len(v)-4], true)
@@ -77,7 +78,8 @@ func FuzzDecodeInode(f *testing.F) {
 		if k, v := encodeInode(in); !bytes.Equal(k, key) || !bytes.Equal(v, value) {
 			t.Fatalf("decoded %+v from %x=%x, which encodes as %x=%x", in, key, value, k, v)
 		}
-		if in.Ino == 0 || in.Size < 0 || in.Size > MaxFileSize || (in.Mode&syscall.S_IFMT == modeLink) != (in.Target != "") {
+		if in.Ino == 0 || in.Size < 0 || in.Size > MaxFileSize || (in.Mode&syscall.S_IFMT == modeLink) != (in.Target != "") ||
+			(in.IBlock != [NRoots]uint32{} && in.Mode&syscall.S_IFMT != modeReg) {
 			t.Fatalf("accepted %+v", in)
 		}
 	})

@@ -31,6 +31,15 @@ type Quarantine interface {
 	Release(gen uint64)
 }
 
+// Preparer is a Quarantine whose store keeps metadata on the data device
+// that a commit must write first (ext2's indirect blocks): PrepareCommit
+// runs in each commit after the dirty inodes are taken and before their
+// snapshots and the data flush, so that what it writes is flushed before
+// the meta.db transaction that points at it. An error fails the commit.
+type Preparer interface {
+	PrepareCommit() error
+}
+
 // Entry is an inode's handle in the journal: Dirty queues it for the next
 // commit.
 type Entry struct {
@@ -290,6 +299,14 @@ func (j *Journal) Commit() error {
 		// written blocks in place since the last commit, which dirties
 		// nothing: an fsync returning now still needs them durable.
 		return j.flush()
+	}
+	if p, ok := j.quarantine.(Preparer); ok {
+		if err := p.PrepareCommit(); err != nil {
+			err = fmt.Errorf("meta: commit: %w", err)
+			j.requeue(log, dirty)
+			j.failed = err
+			return err
+		}
 	}
 	snaps := make([]snapshot, 0, len(dirty))
 	for _, e := range dirty {

@@ -50,6 +50,9 @@ func (img *Image) Load(bad func(Problem)) (*Snapshot, error) {
 			s.Seq, s.Owned, s.NInodes = st.Seq, st.Owned, st.Inodes
 			err = tx.Bucket([]byte(bucketInodes)).ForEach(func(k, v []byte) error {
 				in, err := DecodeInode(k, v)
+				if err == nil {
+					err = img.checkIBlock(in)
+				}
 				if err != nil {
 					return report(bucketInodes, k, err)
 				}
@@ -72,6 +75,9 @@ func (img *Image) Load(bad func(Problem)) (*Snapshot, error) {
 			}
 			err = tx.Bucket([]byte(bucketExtents)).ForEach(func(k, v []byte) error {
 				ino, x, err := DecodeExtent(k, v, img.SB.Blocks)
+				if err == nil && img.SB.Incompat&IncompatExt2 != 0 {
+					err = corrupt("inode %d extent at page %d: an ext2 image has no extents", ino, x.Page)
+				}
 				if err != nil {
 					return report(bucketExtents, k, err)
 				}
@@ -95,4 +101,14 @@ func (img *Image) Load(bad func(Problem)) (*Snapshot, error) {
 		return nil, fmt.Errorf("load image %s: %w", img.Dir, err)
 	}
 	return s, nil
+}
+
+// checkIBlock checks that only an ext2 image has block pointers. Where
+// they point is fsck's to check (CheckOptions.BlockMaps), which can clear
+// one bad pointer instead of dropping the whole record.
+func (img *Image) checkIBlock(in Inode) error {
+	if in.IBlock != [NRoots]uint32{} && img.SB.Incompat&IncompatExt2 == 0 {
+		return corrupt("inode %d: block pointers on an image without the ext2 feature", in.Ino)
+	}
+	return nil
 }

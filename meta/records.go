@@ -20,7 +20,14 @@ type Inode struct {
 	Ctime  int64
 	Target string // symlink target
 	Rdev   uint64 // device number of a character or block device (unix.Mkdev)
+	// IBlock is i_block[15] of a regular file on an ext2 image: twelve
+	// direct block pointers and the single-, double- and triple-indirect
+	// blocks; all zero elsewhere.
+	IBlock [NRoots]uint32
 }
+
+// NRoots is the number of block pointers of Inode.IBlock (EXT2_N_BLOCKS).
+const NRoots = 15
 
 // Static is the part of an inode that changes under the namespace lock and
 // reaches the journal as a log record.
@@ -39,6 +46,7 @@ type Static struct {
 type Dynamic struct {
 	Size                int64
 	Atime, Mtime, Ctime int64
+	IBlock              [NRoots]uint32 // ext2 images: the block map roots as last written to the device
 }
 
 // Extent is a run of file pages stored in device blocks.
@@ -104,13 +112,18 @@ const inodeFixed = 1 + 4*4 + 8*4 + 2
 // encodeInode returns the bucket key and sealed value of an inode record.
 // Version 1 is the fixed fields and the symlink target; version 2, written
 // only for a device number other than 0, appends the device number, so
-// that every other record stays as version 1 wrote it.
+// that every other record stays as version 1 wrote it. Version 3, written
+// only for a regular file with a block pointer in IBlock (ext2 images),
+// appends the 15 pointers instead.
 func encodeInode(in Inode) (key, value []byte) {
 	key = inoKey(in.Ino)
-	v := make([]byte, 0, inodeFixed+len(in.Target)+8+4)
+	v := make([]byte, 0, inodeFixed+len(in.Target)+4*NRoots+4)
 	version := byte(1)
-	if in.Rdev != 0 {
+	switch {
+	case in.Rdev != 0:
 		version = 2
+	case in.IBlock != [NRoots]uint32{}:
+		version = 3
 	}
 	v = append(v, version)
 	v = be.AppendUint32(v, in.Mode)
@@ -123,8 +136,13 @@ func encodeInode(in Inode) (key, value []byte) {
 	v = be.AppendUint64(v, uint64(in.Ctime))
 	v = be.AppendUint16(v, uint16(len(in.Target)))
 	v = append(v, in.Target...)
-	if version == 2 {
+	switch version {
+	case 2:
 		v = be.AppendUint64(v, in.Rdev)
+	case 3:
+		for _, b := range in.IBlock {
+			v = be.AppendUint32(v, b)
+		}
 	}
 	return key, sealed(key, v)
 }
@@ -151,8 +169,10 @@ func DecodeInode(key, value []byte) (Inode, error) {
 	case 1:
 	case 2:
 		rdevLen = 8
+	case 3:
+		rdevLen = 4 * NRoots
 	default:
-		return Inode{}, corrupt("%s: record version %d, want 1 or 2", what, v[0])
+		return Inode{}, corrupt("%s: record version %d, want 1, 2 or 3", what, v[0])
 	}
 	in := Inode{
 		Ino:   ino,
@@ -170,11 +190,24 @@ func DecodeInode(key, value []byte) (Inode, error) {
 		return Inode{}, corrupt("%s: symlink target of %d bytes in a version %d record of %d", what, n, v[0], len(v))
 	}
 	in.Target = string(v[inodeFixed : inodeFixed+n])
-	if rdevLen != 0 {
+	switch v[0] {
+	case 2:
 		// Version 2 exists for a device number: one of 0 is written as
 		// version 1, and a record has one encoding.
 		if in.Rdev = be.Uint64(v[inodeFixed+n:]); in.Rdev == 0 {
 			return Inode{}, corrupt("%s: version 2 record with device number 0", what)
+		}
+	case 3:
+		// Likewise version 3 exists for a block map: a regular file's,
+		// with at least one pointer.
+		for i := range in.IBlock {
+			in.IBlock[i] = be.Uint32(v[inodeFixed+n+4*i:])
+		}
+		if in.Mode&syscall.S_IFMT != modeReg {
+			return Inode{}, corrupt("%s: a %s with block pointers", what, typeName(in.Mode))
+		}
+		if in.IBlock == [NRoots]uint32{} {
+			return Inode{}, corrupt("%s: version 3 record with no block pointer", what)
 		}
 	}
 	switch in.Mode & syscall.S_IFMT {

@@ -5,9 +5,12 @@ import (
 	"cmp"
 	"errors"
 	"math"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"go.etcd.io/bbolt"
 )
 
 func TestRecordsRoundTrip(t *testing.T) {
@@ -20,11 +23,17 @@ func TestRecordsRoundTrip(t *testing.T) {
 		{Ino: 12, Mode: syscall.S_IFCHR | 0o666, Nlink: 1, Rdev: 1<<8 | 3},
 		{Ino: 13, Mode: syscall.S_IFBLK | 0o660, Nlink: 1, Rdev: math.MaxUint64},
 		{Ino: 14, Mode: syscall.S_IFCHR | 0o600, Nlink: 1}, // 0,0: an overlayfs whiteout
+		{Ino: 15, Mode: syscall.S_IFREG | 0o600, Nlink: 1, Size: 5 << 20, IBlock: [NRoots]uint32{0: 1, 11: 2, 12: 3, 13: 4, 14: math.MaxUint32}},
 	} {
 		k, v := encodeInode(in)
-		// Only a device number makes a version 2 record: the others stay
-		// what older holefs wrote.
-		if want := byte(1) + byte(min(in.Rdev, 1)); v[0] != want {
+		// Only a device number makes a version 2 record and only block
+		// pointers a version 3 one: the others stay what older holefs
+		// wrote.
+		want := byte(1) + byte(min(in.Rdev, 1))
+		if in.IBlock != [NRoots]uint32{} {
+			want = 3
+		}
+		if v[0] != want {
 			t.Errorf("inode %+v: record version %d, want %d", in, v[0], want)
 		}
 		got, err := DecodeInode(k, v)
@@ -85,6 +94,17 @@ func TestDecodeErrors(t *testing.T) {
 			return append(b, strings.Repeat("t", n)...)
 		}
 	}
+	// v3 turns the record into a version 3 one with the given pointers.
+	v3 := func(mode uint32, ptrs [NRoots]uint32) func([]byte) []byte {
+		return func(b []byte) []byte {
+			b[0] = 3
+			be.PutUint32(b[1:], mode)
+			for _, p := range ptrs {
+				b = be.AppendUint32(b, p)
+			}
+			return b
+		}
+	}
 	dk, dv := encodeDirent(2, "name", 3)
 	dirent := func(key, body []byte) error {
 		_, err := DecodeDirent(key, sealed(key, body))
@@ -131,7 +151,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"inode checksum", func() error { _, err := DecodeInode(ik, flip(iv, 5)); return err }(), "inode 3: checksum", 0},
 		{"inode without checksum", func() error { _, err := DecodeInode(ik, iv[:3]); return err }(), "inode 3: record of 3 bytes, too short for its checksum", 0},
 		{"inode short", inode(func(b []byte) []byte { return b[:40] }), "inode 3: record of 40 bytes, want at least 51", 0},
-		{"inode version", inode(func(b []byte) []byte { b[0] = 3; return b }), "inode 3: record version 3, want 1 or 2", 0},
+		{"inode version", inode(func(b []byte) []byte { b[0] = 4; return b }), "inode 3: record version 4, want 1, 2 or 3", 0},
+		{"inode version 3 short", inode(func(b []byte) []byte { b[0] = 3; return b }), "inode 3: symlink target of 0 bytes in a version 3 record of 51", 0},
+		{"inode version 3 no pointer", inode(v3(syscall.S_IFREG|0o644, [NRoots]uint32{})), "inode 3: version 3 record with no block pointer", 0},
+		{"inode version 3 directory", inode(v3(syscall.S_IFDIR|0o755, [NRoots]uint32{14: 5})), "inode 3: a directory with block pointers", 0},
 		{"version 2 without a device number", inode(func(b []byte) []byte { b[0] = 2; return b }), "inode 3: symlink target of 0 bytes in a version 2 record of 51", 0},
 		{"version 2 with device number 0", inode(func(b []byte) []byte { b[0] = 2; return be.AppendUint64(b, 0) }), "inode 3: version 2 record with device number 0", 0},
 		{"version 1 with a device number", inode(func(b []byte) []byte { return be.AppendUint64(b, 259) }), "inode 3: symlink target of 0 bytes in a version 1 record of 59", 0},
@@ -206,6 +229,44 @@ func TestDecodeErrors(t *testing.T) {
 			}
 			if !strings.Contains(tt.err.Error(), tt.want) {
 				t.Errorf("error %q, want it to contain %q", tt.err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadBackendRecords: block pointers belong to ext2 images and extents
+// to the others; Load reports a record of the wrong kind as damaged.
+func TestLoadBackendRecords(t *testing.T) {
+	tests := []struct {
+		name     string
+		incompat uint64
+		put      func(tx *bbolt.Tx)
+		bucket   string
+		want     string
+	}{
+		{"pointers on an extent image", 0, func(tx *bbolt.Tx) {
+			putInode(tx, Inode{Ino: 3, Mode: syscall.S_IFREG | 0o644, Nlink: 1, IBlock: [NRoots]uint32{0: 9}})
+		}, bucketInodes, "inode 3: block pointers on an image without the ext2 feature"},
+		{"extent on an ext2 image", IncompatExt2, func(tx *bbolt.Tx) {
+			putInode(tx, Inode{Ino: 3, Mode: syscall.S_IFREG | 0o644, Nlink: 1})
+			putExtent(tx, 3, Extent{Page: 0, Count: 1, Block: 9})
+		}, bucketExtents, "inode 3 extent at page 0: an ext2 image has no extents"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "img")
+			if _, err := Create(dir, CreateOptions{Blocks: testBlocks, Incompat: tt.incompat}); err != nil {
+				t.Fatal(err)
+			}
+			update(t, dir, func(tx *bbolt.Tx) error { tt.put(tx); return nil })
+			img := openImage(t, dir, true)
+			var probs []Problem
+			if _, err := img.Load(func(p Problem) { probs = append(probs, p) }); err != nil {
+				t.Fatal(err)
+			}
+			if len(probs) != 1 || probs[0].Bucket != tt.bucket || !strings.Contains(probs[0].Err.Error(), tt.want) ||
+				!errors.Is(probs[0].Err, syscall.EUCLEAN) {
+				t.Fatalf("problems %v, want one in %s: %q (EUCLEAN)", probs, tt.bucket, tt.want)
 			}
 		})
 	}

@@ -89,7 +89,7 @@ func (c *fsck) commit() error {
 				return err
 			}
 		}
-		return super.Put([]byte(keyState), encodeState(state{Seq: c.seq + 1, Owned: c.rep.Owned, Inodes: c.rep.Inodes}))
+		return super.Put([]byte(keyState), encodeState(state{Seq: c.seq + 1, Owned: c.rep.Owned - c.mapOwned, Inodes: c.rep.Inodes}))
 	})
 	if err != nil {
 		if errors.Is(err, errChanged) {

@@ -33,6 +33,11 @@ const (
 	// character and block devices, whose records carry a device number
 	// (record version 2); a holefs without it would call them damaged.
 	IncompatSpecialFiles uint64 = 1 << 2
+	// IncompatExt2: the image belongs to the ext2 backend. Regular files
+	// have no extent records; their inode records carry i_block[15]
+	// (record version 3) and their indirect blocks are on the data
+	// device. A holefs without it would see every file empty.
+	IncompatExt2 uint64 = 1 << 3
 	// CompatCommitSeq: block 0 carries a commit record, the sequence
 	// number of the latest meta.db commit, written ahead of each commit,
 	// so that a meta.db that fell back to an older state is detected.
@@ -41,7 +46,7 @@ const (
 	// Compat features are never checked: a holefs that does not know
 	// one may ignore it, which is what makes it compatible.
 	knownROCompat uint64 = 0
-	knownIncompat        = IncompatDataChecksums | IncompatReflink | IncompatSpecialFiles
+	knownIncompat        = IncompatDataChecksums | IncompatReflink | IncompatSpecialFiles | IncompatExt2
 )
 
 // superblockSize is the encoded size: the rest of block 0 is zero but for

@@ -107,6 +107,9 @@ func (w *writer) update(s snapshot) error {
 		return err
 	}
 	in.Size, in.Atime, in.Mtime, in.Ctime = s.dyn.Size, s.dyn.Atime, s.dyn.Mtime, s.dyn.Ctime
+	if isFile(in) {
+		in.IBlock = s.dyn.IBlock
+	}
 	if err := w.putInode(in); err != nil {
 		return err
 	}

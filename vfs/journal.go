@@ -68,6 +68,12 @@ type durableFile interface {
 	DurableExtents() ([]meta.Extent, bool)
 }
 
+// rootsFile is a block map kept on the device whose i_block roots a
+// commit records (ext2 images).
+type rootsFile interface {
+	DurableRoots() ([meta.NRoots]uint32, bool)
+}
+
 // Snapshot implements meta.Source: what a commit writes of this inode.
 func (in *Inode) Snapshot() (d meta.Dynamic, xs []meta.Extent, hasExtents, ok bool) {
 	d = meta.Dynamic{Atime: in.atime.Load(), Mtime: in.mtime.Load(), Ctime: in.ctime.Load()}
@@ -75,6 +81,10 @@ func (in *Inode) Snapshot() (d meta.Dynamic, xs []meta.Extent, hasExtents, ok bo
 		return d, nil, false, true
 	}
 	d.Size = in.mapping.Size()
+	if rf, ok := in.blocks.(rootsFile); ok {
+		d.IBlock, ok = rf.DurableRoots()
+		return d, nil, false, ok
+	}
 	df, isDurable := in.blocks.(durableFile)
 	if !isDurable {
 		return d, nil, false, true

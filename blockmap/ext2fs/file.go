@@ -7,6 +7,7 @@ import (
 
 	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/internal/lockcheck"
+	"github.com/holefs/holefs/meta"
 )
 
 // File is the block map of one ext2fs file: i_block[15] and the tree of
@@ -23,12 +24,20 @@ type File struct {
 	top      [3]*node          // +checklocks:mu; the single-, double- and triple-indirect trees
 	blocks   int64             // +checklocks:mu; data blocks, reserved ones and indirect blocks
 	released bool              // +checklocks:mu
+
+	// Images only (durable.go).
+	entry    *meta.Entry        // the inode's journal entry; immutable
+	dirty    map[*node]struct{} // +checklocks:mu; nodes changed since the last commit wrote them out
+	durRoots [NRoots]uint32     // +checklocks:mu; i_block as of the last write-out: what a commit records
 }
 
 var _ blockmap.File = (*File)(nil)
 
 func newFile(fs *FS, id uint64) *File {
 	f := &File{fs: fs, id: id}
+	if fs.journal != nil {
+		f.entry, f.dirty = fs.journal.Entry(id), make(map[*node]struct{})
+	}
 	f.mu.Init(lockcheck.RankExtentMap, uintptr(id))
 	return f
 }
@@ -152,13 +161,30 @@ type nodeKey struct {
 
 // Allocate reserves a block for every hole in [index, index+n) and
 // allocates, zeroes and links the indirect blocks they need, all or none
-// (ENOSPC). The reserved pages read as Unwritten until MarkWritten.
+// (ENOSPC). The reserved pages read as Unwritten until MarkWritten. On an
+// image the new indirect blocks reach the device at the next commit, and
+// finding only quarantined space commits the journal (which frees it) and
+// tries once more.
 func (f *File) Allocate(index, n int64) error {
 	if err := checkRange("allocate", index, n); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	for retried := false; ; retried = true {
+		f.mu.Lock()
+		err := f.allocate(index, n)
+		f.mu.Unlock()
+		if retried || !isENOSPC(err) {
+			return err
+		}
+		if ok, cerr := f.fs.reclaim(); cerr != nil {
+			return fmt.Errorf("ext2fs: allocate(index=%d, n=%d): commit to release freed blocks: %w", index, n, cerr)
+		} else if !ok {
+			return err
+		}
+	}
+}
+
+func (f *File) allocate(index, n int64) error {
 	if f.released {
 		return errReleased("allocate")
 	}
@@ -180,7 +206,7 @@ func (f *File) Allocate(index, n int64) error {
 			goal = int64(ptr|resv) + 1
 		}
 	}
-	blks, err := f.fs.alloc.alloc(int64(len(holes)+len(missing)), goal)
+	blks, err := f.fs.alloc.alloc(int64(len(holes)+len(missing)), goal, false)
 	if err != nil {
 		return fmt.Errorf("ext2fs: allocate(index=%d, n=%d): %w", index, n, err)
 	}
@@ -236,6 +262,7 @@ func (f *File) makePath(p int64, next func() int64, dirty map[*node]bool) (*node
 		i := off / s
 		if n.kids[i] == nil {
 			k := newNode(next(), n.depth-1)
+			k.parent, k.slot = n, int(i)
 			n.kids[i], n.ptr[i] = k, uint32(k.block)
 			n.used++
 			dirty[k], dirty[n] = true, true
@@ -246,8 +273,14 @@ func (f *File) makePath(p int64, next func() int64, dirty map[*node]bool) (*node
 }
 
 // flush writes the dirty indirect blocks to the device, deepest first, so
-// that no block on the device points at a child not written yet.
+// that no block on the device points at a child not written yet. On an
+// image it writes nothing: the change waits in memory for the next commit
+// (durable.go), which it queues.
 func (f *File) flush(dirty map[*node]bool) error {
+	if f.entry != nil {
+		f.changed(dirty)
+		return nil
+	}
 	ns := make([]*node, 0, len(dirty))
 	for n := range dirty {
 		ns = append(ns, n)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/meta"
 )
 
 // FS is the block-map store of one ext2fs filesystem: it creates the
@@ -14,8 +15,14 @@ import (
 // it also writes the files' indirect blocks. It implements blockmap.Store
 // and blockmap.NoFallocator, and is safe for concurrent use.
 type FS struct {
-	dev   blockdev.Device // holds data and indirect blocks; immutable
-	alloc *bitmap
+	dev     blockdev.Device // holds data and indirect blocks; immutable
+	alloc   *bitmap
+	journal *meta.Journal // images only (RestoreImage); immutable
+
+	// pendMu guards pending, the files with changes a commit must write
+	// out. It is a leaf, taken under map locks.
+	pendMu  sync.Mutex
+	pending map[*File]struct{} // +checklocks:pendMu
 
 	// filesMu guards files and nextID. Nothing is taken under it but by
 	// Check, which takes it outermost and then every map lock in id

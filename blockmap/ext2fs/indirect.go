@@ -12,10 +12,18 @@ import (
 type node struct {
 	block int64                // device block holding ptr
 	depth int                  // 1: ptr are data blocks; 2, 3: ptr are indirect blocks (kids)
-	ptr   [PtrsPerBlock]uint32 // what the block on the device holds
+	ptr   [PtrsPerBlock]uint32 // what the block on the device holds (images: once the next commit wrote it)
 	resv  []uint32             // depth 1: blocks Allocate reserved for holes, linked by MarkWritten; memory only
 	kids  []*node              // depth > 1: the nodes ptr points at
 	used  int                  // slots with a pointer or a reservation; 0: the block can go
+
+	// Images only (see durable.go): parent and slot locate the pointer
+	// to this block (parent nil: i_block); written says a commit may
+	// point at the block, so a change must go to a new block (File.dirty
+	// holds the nodes whose ptr changed since they were written).
+	parent  *node
+	slot    int
+	written bool
 }
 
 func newNode(block int64, depth int) *node {

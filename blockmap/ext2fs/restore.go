@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	"github.com/holefs/holefs/blockdev"
+	"github.com/holefs/holefs/meta"
 )
 
 // Restore returns the store of dev holding the given files, each named by
@@ -17,9 +18,33 @@ import (
 // allocated it but linked nothing before a crash) is dropped, its parent
 // rewritten on dev, and the block left free.
 func Restore(dev blockdev.Device, roots map[uint64][NRoots]uint32) (*FS, error) {
+	return restore(dev, roots, nil)
+}
+
+// RestoreImage is Restore for an image, whose changes commit through j
+// (see durable.go): indirect blocks change on the device only when a
+// commit writes them out, and freed blocks are quarantined until the
+// commit that freed them is durable (FS implements meta.Quarantine and
+// meta.Preparer). An empty indirect block is dropped by the next commit.
+func RestoreImage(dev blockdev.Device, roots map[uint64][NRoots]uint32, j *meta.Journal) (*FS, error) {
+	if j == nil {
+		return nil, fmt.Errorf("ext2fs: restore image: no journal: %w", syscall.EINVAL)
+	}
+	return restore(dev, roots, j)
+}
+
+func restore(dev blockdev.Device, roots map[uint64][NRoots]uint32, j *meta.Journal) (*FS, error) {
 	fs, err := New(dev)
 	if err != nil {
 		return nil, err
+	}
+	if j != nil {
+		fs.journal, fs.pending = j, make(map[*File]struct{})
+		fs.alloc.quarantine, fs.alloc.inHeld = true, make(map[int64]bool)
+		// A commit copies the committed indirect blocks it changes
+		// before it can release anything from the quarantine: on a
+		// full device it needs blocks nothing else may take.
+		fs.alloc.reserve = min(maxCommitReserve, fs.alloc.total/32)
 	}
 	bm := fs.alloc
 	type owner struct {
@@ -54,7 +79,7 @@ func Restore(dev blockdev.Device, roots map[uint64][NRoots]uint32) (*FS, error) 
 					return err
 				}
 				n := newNode(int64(b), d)
-				n.ptr = *ptr
+				n.ptr, n.written = *ptr, true
 				nodes[b] = n
 				return nil
 			})
@@ -70,13 +95,15 @@ func Restore(dev blockdev.Device, roots map[uint64][NRoots]uint32) (*FS, error) 
 				}
 				n.used++
 				if n.depth > 1 {
-					n.kids[i] = nodes[p]
+					k := nodes[p]
+					n.kids[i], k.parent, k.slot = k, n, i
 				}
 			}
 		}
 		for t := range f.top {
 			f.top[t] = nodes[r[NDirect+t]]
 		}
+		f.durRoots = r
 		if err := f.prune(); err != nil {
 			return nil, fmt.Errorf("ext2fs: restore: inode %d: %w", ino, err)
 		}

@@ -32,7 +32,8 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 		"(that one only, and that one and all after it)")
 	maxViol := fl.Int("max-violations", 20, "violations to print (all are counted)")
 	quiet := fl.Bool("quiet", false, "no progress output")
-	backend := fl.String("backend", "extentfs", "image kind: extentfs, or zonefs (zoned images: appends, resets, finishes and\n"+
+	backend := fl.String("backend", "extentfs", "image kind: extentfs; ext2 (indirect blocks written out copy on write at each commit;\n"+
+		"no fallocate in the workload; no --data-checksums); or zonefs (zoned images: appends, resets, finishes and\n"+
 		"conventional writes, every crash state's write pointers checked; --blocks, --data-checksums and --faults do not apply)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs crash [flags]\n\n"+
@@ -52,10 +53,11 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 	if err := parseNone(fl, args, stdout, stderr); err != nil {
 		return err
 	}
-	if *backend != "extentfs" && *backend != "zonefs" {
-		fmt.Fprintf(stderr, "holefs crash: --backend %q: want extentfs or zonefs\n", *backend)
+	if *backend != "extentfs" && *backend != "ext2" && *backend != "zonefs" {
+		fmt.Fprintf(stderr, "holefs crash: --backend %q: want extentfs, ext2 or zonefs\n", *backend)
 		return errUsage
 	}
+	ext2 := *backend == "ext2"
 	if *backend == "zonefs" && (*faults > 0 || *sums) {
 		fmt.Fprintf(stderr, "holefs crash: --faults and --data-checksums are for extentfs images, not zonefs\n")
 		return errUsage
@@ -65,11 +67,15 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 			"--ops and --max-violations must be positive, --blocks at least 16\n")
 		return errUsage
 	}
+	if ext2 && *sums {
+		fmt.Fprintf(stderr, "holefs crash: --backend ext2 and --data-checksums exclude each other: ext2 images have no data checksums\n")
+		return errUsage
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
 	cfg := crash.Config{Seed: *seed, Ops: *ops, Subsets: *subsets, States: *states, Blocks: *blocks,
-		DataChecksums: *sums, Workers: *workers, Dir: *dir, MaxViolations: *maxViol, Backend: *backend}
+		DataChecksums: *sums, Ext2: ext2, Workers: *workers, Dir: *dir, MaxViolations: *maxViol, Backend: *backend}
 	var prog *crashProgress
 	var onProgress func(crash.Progress)
 	if !*quiet {
@@ -91,7 +97,7 @@ func crashCmd(args []string, stdout, stderr io.Writer) error {
 
 	for i := range *faults * 2 {
 		fcfg := crash.FaultConfig{Seed: *seed + uint64(i/2), Ops: *ops, Blocks: *blocks, Transient: i%2 == 1,
-			DataChecksums: *sums, Dir: *dir}
+			DataChecksums: *sums, Ext2: ext2, Dir: *dir}
 		var fprog func(done, total int)
 		if !*quiet {
 			fprog = func(done, total int) {

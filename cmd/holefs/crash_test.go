@@ -18,7 +18,8 @@ func TestCrashFlagErrors(t *testing.T) {
 		{[]string{"--blocks", "8"}, "--blocks at least 16"},
 		{[]string{"--faults", "-1"}, "must not be negative"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
-		{[]string{"--backend", "ext2"}, `--backend "ext2": want extentfs or zonefs`},
+		{[]string{"--backend", "ext3"}, `--backend "ext3": want extentfs, ext2 or zonefs`},
+		{[]string{"--backend", "ext2", "--data-checksums"}, "ext2 images have no data checksums"},
 		{[]string{"--backend", "zonefs", "--faults", "1"}, "are for extentfs images, not zonefs"},
 	} {
 		var out, errb bytes.Buffer

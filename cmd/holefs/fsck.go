@@ -10,6 +10,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/holefs/holefs/blockmap/ext2fs"
 	"github.com/holefs/holefs/meta"
 )
 
@@ -115,7 +116,15 @@ func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress
 	if prog != nil {
 		opts.Progress = prog.update
 	}
+	closeDev, err := ext2fs.SetFsck(img, &opts)
+	if err != nil {
+		img.Close()
+		return fsckFailed, err
+	}
 	rep, err := check(img, opts)
+	if cerr := closeDev(); err == nil {
+		err = cerr
+	}
 	if prog != nil {
 		prog.finish()
 	}

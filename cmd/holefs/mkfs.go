@@ -28,6 +28,7 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	conv := fl.Int("conventional", 1, "with --zoned: how many of the first zones are conventional")
 	maxOpen := fl.Int("max-open", 0, "with --zoned: the most zones open at once (0: no limit)")
 	maxActive := fl.Int("max-active", 0, "with --zoned: the most zones active (open or closed) at once (0: no limit)")
+	backend := fl.String("backend", holefs.BackendExtent, "`backend` the image is for: extent, or ext2 (indirect blocks on the device; no reflink, no data checksums, at most 16 TiB)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs mkfs PATH [flags]\n\n"+
 			"Creates a holefs image at PATH, a directory holding the sparse data file (block 0\n"+
@@ -49,7 +50,7 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "holefs mkfs: --size: %v\n", err)
 		return errUsage
 	}
-	opts := holefs.MkfsOptions{SizeBytes: n, BlockSize: *blockSize, DataChecksums: *sums, NoReflink: *noReflink, Force: *force}
+	opts := holefs.MkfsOptions{SizeBytes: n, BlockSize: *blockSize, DataChecksums: *sums, NoReflink: *noReflink, Force: *force, Backend: *backend}
 	if *zoned {
 		return mkfsZoned(path, opts, *zoneSize, *zoneCap, *conv, *maxOpen, *maxActive, stdout, stderr)
 	}
@@ -137,7 +138,7 @@ func featureNames(sb meta.Superblock) string {
 	for _, f := range []struct {
 		name string
 		bit  uint64
-	}{{"data-checksums", meta.IncompatDataChecksums}, {"reflink", meta.IncompatReflink}, {"special-files", meta.IncompatSpecialFiles}} {
+	}{{"data-checksums", meta.IncompatDataChecksums}, {"reflink", meta.IncompatReflink}, {"special-files", meta.IncompatSpecialFiles}, {"ext2", meta.IncompatExt2}} {
 		if incompat&f.bit != 0 {
 			names = append(names, f.name)
 			incompat &^= f.bit

@@ -15,16 +15,19 @@ var (
 )
 
 // TestCrashStates records a random workload (more with -crash.states),
-// on an image without and with data checksums, and checks every crash
-// state of it.
+// on an image without and with data checksums and on an ext2 image, and
+// checks every crash state of it.
 func TestCrashStates(t *testing.T) {
-	for _, sums := range []bool{false, true} {
-		rep, err := Run(context.Background(), Config{Seed: *flagSeed, States: *flagStates, DataChecksums: sums, Dir: scratch(t)}, nil)
+	for _, c := range []struct {
+		name       string
+		sums, ext2 bool
+	}{{"extent", false, false}, {"extent, data checksums", true, false}, {"ext2", false, true}} {
+		rep, err := Run(context.Background(), Config{Seed: *flagSeed, States: *flagStates, DataChecksums: c.sums, Ext2: c.ext2, Dir: scratch(t)}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("data checksums %v: %d workloads, %d ops, %d commits, %d flushes, %d block writes: %d crash points, %d crash states checked in %v",
-			sums, rep.Workloads, rep.Ops, rep.Commits, rep.Flushes, rep.Writes, rep.Points, rep.States, rep.Elapsed)
+		t.Logf("%s: %d workloads, %d ops, %d commits, %d flushes, %d block writes: %d crash points, %d crash states checked in %v",
+			c.name, rep.Workloads, rep.Ops, rep.Commits, rep.Flushes, rep.Writes, rep.Points, rep.States, rep.Elapsed)
 		for _, v := range rep.Examples {
 			t.Error(v)
 		}

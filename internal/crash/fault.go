@@ -25,7 +25,9 @@ type FaultConfig struct {
 	Transient bool
 	// DataChecksums makes the image with data checksums.
 	DataChecksums bool
-	Dir           string // where images are made; default os.TempDir()
+	// Ext2 makes an ext2 image (see Config.Ext2).
+	Ext2 bool
+	Dir  string // where images are made; default os.TempDir()
 }
 
 // FaultReport is the result of RunFaults.
@@ -76,11 +78,12 @@ func RunFaults(ctx context.Context, cfg FaultConfig, progress func(done, total i
 	}
 	defer os.RemoveAll(root)
 	template := filepath.Join(root, "template")
-	if err := holefs.Mkfs(template, holefs.MkfsOptions{SizeBytes: cfg.Blocks * BlockSize, DataChecksums: cfg.DataChecksums}); err != nil {
+	if err := holefs.Mkfs(template, holefs.MkfsOptions{SizeBytes: cfg.Blocks * BlockSize, DataChecksums: cfg.DataChecksums,
+		Backend: spec{ext2: cfg.Ext2}.backend()}); err != nil {
 		return nil, err
 	}
 	rep := &FaultReport{Config: cfg}
-	c := spec{seed: cfg.Seed, ops: cfg.Ops, transient: cfg.Transient, checksums: cfg.DataChecksums}
+	c := spec{seed: cfg.Seed, ops: cfg.Ops, transient: cfg.Transient, checksums: cfg.DataChecksums, ext2: cfg.Ext2}
 	base, err := faultRun(root, template, c)
 	if err != nil {
 		return nil, err
@@ -160,6 +163,9 @@ type spec struct {
 	// checksums makes the image with data checksums (every block then
 	// written out of place, and checked on every read).
 	checksums bool
+	// ext2 makes an ext2 image (indirect blocks on the device, written
+	// out copy on write at each commit); the workload has no fallocate.
+	ext2 bool
 	// wrap, if set, wraps the device the filesystem sees, outside the
 	// recorder (a test's device that drops flushes).
 	wrap func(blockdev.Device) blockdev.Device
@@ -235,7 +241,7 @@ func faultRun(root, template string, c spec) (faultResult, error) {
 	w.fired = func() bool { return failAt > 0 && dev.Ops() >= failAt }
 	switch {
 	case err == nil:
-		w.fsys, w.budget = fsys, budget(nblocks, c.checksums)
+		w.fsys, w.budget, w.noFallocate = fsys, budget(nblocks, c.checksums || c.ext2), c.ext2
 		w.run(c.ops, c.script)
 	case !w.faulted():
 		return res, err
@@ -313,4 +319,12 @@ func copyImage(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// backend is the image's backend (holefs.MkfsOptions.Backend).
+func (c spec) backend() string {
+	if c.ext2 {
+		return holefs.BackendExt2
+	}
+	return holefs.BackendExtent
 }

@@ -1,6 +1,7 @@
 package crash
 
 import (
+	"github.com/holefs/holefs/blockmap/ext2fs"
 	"github.com/holefs/holefs/meta"
 )
 
@@ -15,7 +16,13 @@ func fsck(dir string, recovered bool) ([]string, error) {
 		return nil, err
 	}
 	defer img.Close()
-	rep, err := meta.Check(img, meta.CheckOptions{})
+	var opts meta.CheckOptions
+	closeDev, err := ext2fs.SetFsck(img, &opts)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDev()
+	rep, err := meta.Check(img, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -26,14 +26,18 @@ func (w *workload) generate() {
 	if len(live) < 3 {
 		create = 60
 	}
+	punch, zero, falloc := 6, 4, 5
+	if w.noFallocate {
+		punch, zero, falloc = 0, 0, 0
+	}
 	choices := []choice{
 		{create, w.genCreate},
 		{14, func() bool { return w.genWrite(pick(w, live), false) }},
 		{6, func() bool { return w.genWrite(pick(w, live), true) }},
-		{6, func() bool { return w.genRemove(pick(w, sized), opPunch) }},
-		{4, func() bool { return w.genRemove(pick(w, sized), opZero) }},
+		{punch, func() bool { return w.genRemove(pick(w, sized), opPunch) }},
+		{zero, func() bool { return w.genRemove(pick(w, sized), opZero) }},
 		{5, func() bool { return w.genTruncate(pick(w, live)) }},
-		{5, func() bool { return w.genFalloc(pick(w, live)) }},
+		{falloc, func() bool { return w.genFalloc(pick(w, live)) }},
 		{7, func() bool { return w.push(op{kind: opFsync, id: idOf(pick(w, live))}) }},
 		{4, func() bool { return w.push(op{kind: opFsyncDir, path: dirs[w.rng.IntN(len(dirs))]}) }},
 		{3, func() bool { return w.push(op{kind: opSync}) }},

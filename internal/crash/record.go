@@ -43,7 +43,7 @@ const cacheBytes = 256 << 10
 // returns the recording.
 func record(dir string, c spec, nblocks int64) (*recording, error) {
 	seed := c.seed
-	if err := holefs.Mkfs(dir, holefs.MkfsOptions{SizeBytes: nblocks * BlockSize, DataChecksums: c.checksums, Force: true}); err != nil {
+	if err := holefs.Mkfs(dir, holefs.MkfsOptions{SizeBytes: nblocks * BlockSize, DataChecksums: c.checksums, Force: true, Backend: c.backend()}); err != nil {
 		return nil, err
 	}
 	metaPath := filepath.Join(dir, meta.MetaFile)
@@ -60,7 +60,8 @@ func record(dir string, c spec, nblocks int64) (*recording, error) {
 			snap: snapshot{op: 0, before: nsState{names: map[string]uint64{}, sizes: map[uint64]int64{}}}}}}
 	r.commits[0].snap.after = r.commits[0].snap.before
 	var rec *blockdev.Recorder
-	w := newWorkload(seed, nil, budget(nblocks, c.checksums), func(label string) int { return rec.Mark(label) })
+	w := newWorkload(seed, nil, budget(nblocks, c.checksums || c.ext2), func(label string) int { return rec.Mark(label) })
+	w.noFallocate = c.ext2
 	w.expectErr = c.expect
 	readMeta := func() []byte {
 		b, err := os.ReadFile(metaPath)

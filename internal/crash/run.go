@@ -37,6 +37,10 @@ type Config struct {
 	// then written out of place, and a block that does not match its
 	// checksum reads as EIO (a violation).
 	DataChecksums bool
+	// Ext2 makes ext2 images instead (holefs mkfs --backend ext2): files
+	// past 12 blocks have a single-indirect block, which each commit
+	// writes out copy on write; the workload has no fallocate.
+	Ext2 bool
 	// Workers check crash states in parallel; default GOMAXPROCS.
 	Workers int
 	// Dir is where images are made (a directory per workload and per
@@ -46,7 +50,8 @@ type Config struct {
 	// counted. Default 20.
 	MaxViolations int
 	// Backend is the image kind: "" or holefs.BackendExtent for extentfs
-	// images (meta.db and a data file), holefs.BackendZonefs for zoned
+	// images (meta.db and a data file), holefs.BackendExt2 for ext2 images
+	// (the same as Ext2), holefs.BackendZonefs for zoned
 	// images (the data and zone state files of a zoned device; Blocks and
 	// DataChecksums do not apply).
 	Backend string
@@ -114,10 +119,12 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 	cfg = cfg.withDefaults()
 	switch cfg.Backend {
 	case "", holefs.BackendExtent:
+	case holefs.BackendExt2:
+		cfg.Ext2 = true
 	case holefs.BackendZonefs:
 		return runZoned(ctx, cfg, progress)
 	default:
-		return nil, fmt.Errorf("crash: backend %q: want %s or %s: %w", cfg.Backend, holefs.BackendExtent, holefs.BackendZonefs, syscall.EINVAL)
+		return nil, fmt.Errorf("crash: backend %q: want %s, %s or %s: %w", cfg.Backend, holefs.BackendExtent, holefs.BackendExt2, holefs.BackendZonefs, syscall.EINVAL)
 	}
 	start := time.Now()
 	root, err := os.MkdirTemp(cfg.Dir, "holefs-crash-")
@@ -142,7 +149,7 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 	for i := uint64(0); ctx.Err() == nil; i++ {
 		seed := cfg.Seed + i
 		dir := filepath.Join(root, fmt.Sprintf("w%d", seed))
-		r, err := record(dir, spec{seed: seed, ops: cfg.Ops, checksums: cfg.DataChecksums}, cfg.Blocks)
+		r, err := record(dir, spec{seed: seed, ops: cfg.Ops, checksums: cfg.DataChecksums, ext2: cfg.Ext2}, cfg.Blocks)
 		if err != nil {
 			return nil, fmt.Errorf("seed %d: record the workload: %w", seed, err)
 		}

@@ -137,6 +137,9 @@ type workload struct {
 	nextID uint64
 
 	queue []op // follow-up ops generated together
+	// noFallocate leaves out punch, zero range and fallocate (ext2 has
+	// none).
+	noFallocate bool
 	// runtime collects what went wrong while the workload ran (an op
 	// failing when nothing was injected, a read returning wrong data).
 	runtime []string
@@ -151,10 +154,11 @@ type workload struct {
 
 // budget returns how many blocks the workload's files may hold on a
 // device of nblocks blocks: enough to fill it, with room for the blocks
-// waiting in quarantine and, with data checksums, for the out-of-place
-// copies of blocks being rewritten or zeroed.
-func budget(nblocks int64, checksums bool) int64 {
-	if checksums {
+// waiting in quarantine and, with data checksums or ext2 (outOfPlace),
+// for the out-of-place copies of blocks being rewritten or zeroed, or
+// of ext2's indirect blocks.
+func budget(nblocks int64, outOfPlace bool) int64 {
+	if outOfPlace {
 		return nblocks / 2
 	}
 	return nblocks * 3 / 4

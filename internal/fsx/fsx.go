@@ -41,7 +41,7 @@ type Config struct {
 	// as it would any program's.
 	ReadaheadBytes int64
 	// ImageDir, if set, is an empty directory: the run uses a durable
-	// image made there (extentfs) and adds two operations, a remount
+	// image made there (extentfs or ext2) and adds two operations, a remount
 	// (close the filesystem, open the image again) and a crash check
 	// (fsync, copy the image's files as they are on disk, open the copy
 	// and compare).
@@ -116,7 +116,7 @@ func Run(cfg Config) error {
 	path := ""
 	if cfg.ImageDir != "" {
 		path = filepath.Join(cfg.ImageDir, "img")
-		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: opts.SizeBytes, DataChecksums: cfg.DataChecksums}); err != nil {
+		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: opts.SizeBytes, DataChecksums: cfg.DataChecksums, Backend: cfg.Backend}); err != nil {
 			return err
 		}
 		opts.SizeBytes, opts.UnsafeLockNone = 0, true

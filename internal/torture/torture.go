@@ -103,7 +103,7 @@ type Config struct {
 	// After the run the backing files are read directly and through the
 	// filesystem opened again on them.
 	BackingDir string
-	// Image runs on a durable image (extentfs) in a temporary directory,
+	// Image runs on a durable image (extentfs or ext2) in a temporary directory,
 	// committed every few milliseconds so that commits and the freed-block
 	// quarantine race the workers; after the run the image is closed,
 	// reopened, and every file checked again.
@@ -203,8 +203,8 @@ func (c Config) Validate() error {
 	if c.BackingDir != "" && c.Backend != holefs.BackendPassthrough {
 		errs = append(errs, fmt.Errorf("a backing directory needs the %s backend", holefs.BackendPassthrough))
 	}
-	if c.Image && (c.Target != "" || c.Backend != holefs.BackendExtent) {
-		errs = append(errs, fmt.Errorf("an image needs the %s backend and no target", holefs.BackendExtent))
+	if c.Image && (c.Target != "" || (c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendExt2)) {
+		errs = append(errs, fmt.Errorf("an image needs the %s or %s backend and no target", holefs.BackendExtent, holefs.BackendExt2))
 	}
 	if c.DAX && (c.Target != "" || c.Image || (c.Backend != holefs.BackendExtent && c.Backend != holefs.BackendExt2) || c.Latency != 0) {
 		errs = append(errs, fmt.Errorf("DAX needs the %s or %s backend on its memory device: no target, image or latency", holefs.BackendExtent, holefs.BackendExt2))
@@ -467,7 +467,7 @@ func (t *torture) openLib() error {
 			return err
 		}
 		t.imageDir, path = dir, filepath.Join(dir, "img")
-		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: opts.SizeBytes}); err != nil {
+		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: opts.SizeBytes, Backend: cfg.Backend}); err != nil {
 			return err
 		}
 		opts.SizeBytes = 0

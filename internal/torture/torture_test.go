@@ -154,33 +154,39 @@ func TestPassthrough(t *testing.T) {
 	}
 }
 
-// TestImage runs the full mix on a durable image, committed every 5 ms so
-// commits and the freed-block quarantine race the workers, then checks the
-// reopened image; and shows the same run in LockNone finds violations.
+// TestImage runs the full mix on a durable image of each backend that has
+// one (ext2's commits also write out indirect blocks, copy on write),
+// committed every 5 ms so commits and the freed-block quarantine race the
+// workers, then checks the reopened image; and shows the same run in
+// LockNone finds violations.
 func TestImage(t *testing.T) {
 	dur := 5 * time.Second
 	if testing.Short() {
 		dur = time.Second
 	}
-	for _, mode := range []holefs.LockMode{holefs.LockInvalidate, holefs.LockNone} {
-		t.Run(mode.String(), func(t *testing.T) {
-			cfg := Config{Backend: holefs.BackendExtent, Image: true, Mode: mode, Duration: dur, Seed: 11,
-				Files: 3, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 20 * time.Microsecond}
-			if mode == holefs.LockNone {
-				cfg.StopOnFirst, cfg.Duration = true, 10*time.Second
-			}
-			rep := run(t, cfg)
-			switch {
-			case mode == holefs.LockNone && rep.ViolationCount == 0:
-				t.Fatalf("LockNone on an image: no violation in %v:\n%s", cfg.Duration, report(&rep))
-			case mode != holefs.LockNone && rep.ViolationCount > 0:
-				t.Fatalf("%d violations:\n%s", rep.ViolationCount, report(&rep))
-			case mode != holefs.LockNone && rep.OpsByKind["final-read"] < 2*int64(cfg.Files):
-				t.Fatalf("the reopened image was not checked:\n%s", report(&rep))
-			}
-			t.Logf("%s", rep.Summary())
-		})
+	for _, backend := range []string{holefs.BackendExtent, holefs.BackendExt2} {
+		for _, mode := range []holefs.LockMode{holefs.LockInvalidate, holefs.LockNone} {
+			t.Run(backend+"/"+mode.String(), func(t *testing.T) { testImage(t, backend, mode, dur) })
+		}
 	}
+}
+
+func testImage(t *testing.T, backend string, mode holefs.LockMode, dur time.Duration) {
+	cfg := Config{Backend: backend, Image: true, Mode: mode, Duration: dur, Seed: 11,
+		Files: 3, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 20 * time.Microsecond}
+	if mode == holefs.LockNone {
+		cfg.StopOnFirst, cfg.Duration = true, 10*time.Second
+	}
+	rep := run(t, cfg)
+	switch {
+	case mode == holefs.LockNone && rep.ViolationCount == 0:
+		t.Fatalf("LockNone on an image: no violation in %v:\n%s", cfg.Duration, report(&rep))
+	case mode != holefs.LockNone && rep.ViolationCount > 0:
+		t.Fatalf("%d violations:\n%s", rep.ViolationCount, report(&rep))
+	case mode != holefs.LockNone && rep.OpsByKind["final-read"] < 2*int64(cfg.Files):
+		t.Fatalf("the reopened image was not checked:\n%s", report(&rep))
+	}
+	t.Logf("%s", rep.Summary())
 }
 
 // TestDetection proves the checker sees the race: with LockNone, each fill
@@ -236,6 +242,7 @@ func TestConfigValidate(t *testing.T) {
 		{"backing dir", func(c *Config) { c.BackingDir = os.TempDir() }, "a backing directory needs the passthrough backend"},
 		{"dax on memfs", func(c *Config) { c.DAX, c.Backend = true, holefs.BackendMemory }, "DAX needs the extentfs or ext2 backend"},
 		{"dax with latency", func(c *Config) { c.DAX, c.Latency = true, time.Millisecond }, "DAX needs the extentfs or ext2 backend"},
+		{"image on memfs", func(c *Config) { c.Image, c.Backend = true, holefs.BackendMemory }, "an image needs the extentfs or ext2 backend"},
 	} {
 		c := ok
 		tc.mod(&c)
