@@ -8,6 +8,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -660,5 +661,32 @@ func TestZonefsExplicitOpenTruncRefused(t *testing.T) {
 	got := make([]byte, blockdev.BlockSize)
 	if _, err := r.ReadAt(got, 0); err != nil || !bytes.Equal(got, page(7, 1)) {
 		t.Fatalf("seq/2's data after a refused O_TRUNC open: %v, want it kept", err)
+	}
+}
+
+// TestZonefsRemountROSetattr: once errors=remount-ro took effect, an
+// attribute change of any zone file is EROFS, as a setattr on a read-only
+// mount is on Linux (mnt_want_write), not only writes and truncation.
+func TestZonefsRemountROSetattr(t *testing.T) {
+	f, dev := openZonefsTest(t, Options{ZoneErrors: "remount-ro"})
+	w, err := f.OpenFile("seq/0", os.O_RDWR|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := f.Chmod("cnv/0", 0o600); err != nil {
+		t.Fatalf("chmod before any error: %v", err)
+	}
+	if err := dev.WriteBlocks(page(8, 1), 2*16); err != nil {
+		t.Fatal(err) // another writer moved the write pointer
+	}
+	if _, err := w.WriteAt(page(9, 1), 0); err == nil {
+		t.Fatal("the write at a stale write pointer succeeded")
+	}
+	if err := f.Chmod("cnv/0", 0o640); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("chmod after errors=remount-ro: %v, want EROFS", err)
+	}
+	if err := f.Chtimes("seq/1", time.Unix(1, 0), time.Unix(1, 0)); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("utimes after errors=remount-ro: %v, want EROFS", err)
 	}
 }
