@@ -8,6 +8,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -611,5 +612,81 @@ func TestZonefsWritebackError(t *testing.T) {
 	}
 	if fi, err := f.Stat("cnv/0"); err != nil || fi.Mode().Perm() != 0o440 || fi.Size() != ccap {
 		t.Fatalf("after the error: %v %v, want mode 0440, size %d", fi.Mode(), err, ccap)
+	}
+}
+
+// TestZonefsExplicitOpenTruncRefused: an O_TRUNC open that explicit-open
+// refuses (EBUSY past the max-open limit) leaves the zone as it was. Linux
+// runs ->open (zonefs_file_open) before the truncation O_TRUNC asks for
+// (do_open's handle_truncate), so a refused open resets nothing.
+func TestZonefsExplicitOpenTruncRefused(t *testing.T) {
+	geo := zonefsTestGeometry
+	geo.MaxOpen = 2
+	dev, err := blockdev.NewZoned(geo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open("", Options{Backend: BackendZonefs, Device: dev, ZoneExplicitOpen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	open := func(name string, flag int) (*File, error) { return f.OpenFile(name, flag|syscall.O_DIRECT, 0) }
+	w, err := open("seq/2", os.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(page(7, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	for _, name := range []string{"seq/0", "seq/1"} {
+		h, err := open(name, os.O_WRONLY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+	}
+	if _, err := open("seq/2", os.O_WRONLY|os.O_TRUNC); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("O_TRUNC open past the open-zone limit: %v, want EBUSY", err)
+	}
+	if fi, err := f.Stat("seq/2"); err != nil || fi.Size() != blockdev.BlockSize {
+		t.Fatalf("seq/2 after a refused O_TRUNC open: %v, %v; want its %d bytes kept", fi, err, blockdev.BlockSize)
+	}
+	r, err := open("seq/2", os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := make([]byte, blockdev.BlockSize)
+	if _, err := r.ReadAt(got, 0); err != nil || !bytes.Equal(got, page(7, 1)) {
+		t.Fatalf("seq/2's data after a refused O_TRUNC open: %v, want it kept", err)
+	}
+}
+
+// TestZonefsRemountROSetattr: once errors=remount-ro took effect, an
+// attribute change of any zone file is EROFS, as a setattr on a read-only
+// mount is on Linux (mnt_want_write), not only writes and truncation.
+func TestZonefsRemountROSetattr(t *testing.T) {
+	f, dev := openZonefsTest(t, Options{ZoneErrors: "remount-ro"})
+	w, err := f.OpenFile("seq/0", os.O_RDWR|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := f.Chmod("cnv/0", 0o600); err != nil {
+		t.Fatalf("chmod before any error: %v", err)
+	}
+	if err := dev.WriteBlocks(page(8, 1), 2*16); err != nil {
+		t.Fatal(err) // another writer moved the write pointer
+	}
+	if _, err := w.WriteAt(page(9, 1), 0); err == nil {
+		t.Fatal("the write at a stale write pointer succeeded")
+	}
+	if err := f.Chmod("cnv/0", 0o640); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("chmod after errors=remount-ro: %v, want EROFS", err)
+	}
+	if err := f.Chtimes("seq/1", time.Unix(1, 0), time.Unix(1, 0)); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("utimes after errors=remount-ro: %v, want EROFS", err)
 	}
 }

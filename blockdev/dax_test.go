@@ -14,8 +14,8 @@ var _ blockdev.DAXDevice = (*blockdev.Memory)(nil)
 
 // TestDirectAccessCoherent checks that stores through a block's memory and
 // the device's reads and writes see each other, and that a zero write
-// does not free memory that was handed out (a mapped view would keep
-// addressing a detached copy).
+// or a discard does not free memory that was handed out (a mapped view
+// would keep addressing a detached copy).
 func TestDirectAccessCoherent(t *testing.T) {
 	d := blockdev.NewMemory(8)
 	defer d.Close()
@@ -42,6 +42,14 @@ func TestDirectAccessCoherent(t *testing.T) {
 			b.Unlock()
 			return nil
 		}, pattern(5, 1), 1},
+		{"discard zeroes the memory in place", func(blockdev.DAXBlock) error { return d.Discard(3, 1) },
+			blocks(1), 1},
+		{"store after the discard still shows", func(b blockdev.DAXBlock) error {
+			b.Lock()
+			copy(b.Bytes(), pattern(6, 1))
+			b.Unlock()
+			return nil
+		}, pattern(6, 1), 1},
 	}
 	b, err := d.DirectAccess(3)
 	if err != nil {

@@ -117,6 +117,8 @@ func (m *Memory) WriteBlocks(p []byte, block int64) error {
 
 // Discard frees blocks [block, block+count): they read as zeros after,
 // as a discard (TRIM) leaves them on an SSD that zeroes discarded blocks.
+// A block DirectAccess handed out is zeroed in place instead, as a zero
+// write leaves it: its memory may be mapped.
 func (m *Memory) Discard(block, count int64) error {
 	if m.closed.Load() {
 		return errClosed("discard")
@@ -131,7 +133,11 @@ func (m *Memory) Discard(block, count int64) error {
 			s.mu.Unlock()
 			return errClosed("discard")
 		}
-		delete(s.blocks, b)
+		if mb := s.blocks[b]; mb != nil && mb.dax {
+			clear(mb.data[:])
+		} else {
+			delete(s.blocks, b)
+		}
 		s.mu.Unlock()
 	}
 	return nil

@@ -374,17 +374,24 @@ func (z *Zoned) openLocked(i int, cond ZoneCond) error {
 		return fmt.Errorf("blockdev: open zone %d: %d zones active, the device's limit: %w", i, z.active, syscall.EOVERFLOW)
 	}
 	if z.opts.MaxOpen > 0 && z.open >= z.opts.MaxOpen {
+		// The victim is an implicitly open zone with no write in flight
+		// (its wmu free): closed under a write that has not moved its
+		// write pointer yet, it would go back to empty and the write would
+		// then leave an empty zone with data. Only a try: the caller holds
+		// mu, which ranks below every wmu.
 		victim := -1
 		for j, o := range z.zones {
-			if o.Cond == CondImplicitOpen {
+			if o.Cond == CondImplicitOpen && z.wmu[j].TryLock() {
 				victim = j
 				break
 			}
 		}
 		if victim < 0 {
-			return fmt.Errorf("blockdev: open zone %d: %d zones explicitly open, the device's limit: %w", i, z.open, syscall.ETOOMANYREFS)
+			return fmt.Errorf("blockdev: open zone %d: %d zones open, the device's limit, none of them closable: %w", i, z.open, syscall.ETOOMANYREFS)
 		}
-		if err := z.closeLocked(victim); err != nil {
+		err := z.closeLocked(victim)
+		z.wmu[victim].Unlock()
+		if err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,9 @@ package blockdev
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -268,16 +270,34 @@ func FuzzDecodeZoneState(f *testing.F) {
 	f.Add(append(encodeZoneHeader(ZonedOptions{ZoneBlocks: 4, Zones: 1, CapacityBlocks: 4}),
 		encodeZoneRecord(Zone{Type: ZoneSequential, Cond: CondEmpty})...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		o, zones, err := DecodeZoneState(b)
-		if err != nil {
-			return
-		}
-		for i, zn := range zones {
-			if zn.WP < zn.Start || zn.WP > zn.Start+o.ZoneBlocks {
-				t.Fatalf("zone %d: write pointer %d outside [%d, %d]", i, zn.WP, zn.Start, zn.Start+o.ZoneBlocks)
+		// As given, and with every checksum made right, so that the
+		// mutations reach the geometry and record checks behind them.
+		for _, in := range [][]byte{b, fixZoneChecksums(b)} {
+			o, zones, err := DecodeZoneState(in)
+			if err != nil {
+				continue
+			}
+			for i, zn := range zones {
+				if zn.WP < zn.Start || zn.WP > zn.Start+o.ZoneBlocks {
+					t.Fatalf("zone %d: write pointer %d outside [%d, %d]", i, zn.WP, zn.Start, zn.Start+o.ZoneBlocks)
+				}
 			}
 		}
 	})
+}
+
+// fixZoneChecksums returns a copy of a zone state file with the header's
+// and every whole record's checksum recomputed.
+func fixZoneChecksums(b []byte) []byte {
+	b = append([]byte(nil), b...)
+	if len(b) < zoneHeaderSize {
+		return b
+	}
+	binary.LittleEndian.PutUint32(b[44:], crc32.Checksum(b[:44], castagnoli))
+	for r := b[zoneHeaderSize:]; len(r) >= zoneRecordSize; r = r[zoneRecordSize:] {
+		binary.LittleEndian.PutUint32(r[12:], crc32.Checksum(r[:12], castagnoli))
+	}
+	return b
 }
 
 // TestMemoryDiscard: discarded blocks read as zeros and hold no memory;
@@ -426,5 +446,70 @@ func TestZonedWritePointerRecorded(t *testing.T) {
 				t.Fatalf("the zone state records %d blocks written (%s), want %d", got, zones[1].Cond, tc.want)
 			}
 		})
+	}
+}
+
+// gatedMemory is a Memory whose writes to block gate wait, once entered is
+// closed, until release is.
+type gatedMemory struct {
+	*Memory
+	gate              int64
+	entered, released chan struct{}
+}
+
+func (g *gatedMemory) WriteBlocks(p []byte, block int64) error {
+	if block == g.gate {
+		close(g.entered)
+		<-g.released
+	}
+	return g.Memory.WriteBlocks(p, block)
+}
+
+// TestZonedVictimWriteInFlight: when a write needs an open zone past the
+// max-open limit, the implicitly open zone closed to make room is never
+// one whose first write is still in flight. Closed then, it would go back
+// to empty (nothing was written yet) and the write, completing, would
+// leave an empty zone with a moved write pointer: a state the report must
+// never give (and the state file's decoder refuses), with the zone's
+// active resource lost from the counts.
+func TestZonedVictimWriteInFlight(t *testing.T) {
+	opts := ZonedOptions{ZoneBlocks: 8, Zones: 2, CapacityBlocks: 8, MaxOpen: 1}
+	if err := opts.check(); err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedMemory{Memory: NewMemory(16), gate: 0, entered: make(chan struct{}), released: make(chan struct{})}
+	z := newZoned(g, nil, opts, nil)
+	defer z.Close()
+	first := make(chan error, 1)
+	go func() { first <- z.WriteBlocks(blocks(1, 1), 0) }() // opens zone 0, then waits in its data write
+	<-g.entered
+	err := z.WriteBlocks(blocks(1, 2), 8) // zone 1 needs zone 0's open resource
+	if err != nil && !errors.Is(err, syscall.ETOOMANYREFS) {
+		t.Fatalf("write to zone 1: %v, want success or ETOOMANYREFS", err)
+	}
+	close(g.released)
+	if err := <-first; err != nil {
+		t.Fatalf("write to zone 0: %v", err)
+	}
+	zones, err := z.ReportZones(0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open, active int
+	for i, zn := range zones {
+		if (zn.Cond == CondEmpty) != (zn.WP == zn.Start) {
+			t.Errorf("zone %d: %s with its write pointer %d blocks from its start", i, zn.Cond, zn.WP-zn.Start)
+		}
+		if zn.Cond.open() {
+			open++
+		}
+		if zn.Cond.active() {
+			active++
+		}
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.open != open || z.active != active {
+		t.Errorf("counts: %d open, %d active; the zones say %d, %d", z.open, z.active, open, active)
 	}
 }

@@ -62,18 +62,21 @@ func (f *FS) open(in *Inode, flags int, frontend bool) (*File, error) {
 	h := &File{in: in, flags: flags, frontend: frontend}
 	if in.mapping != nil {
 		h.errSince = in.mapping.ErrSample()
+		// ->open before O_TRUNC, as Linux's do_open runs vfs_open before
+		// handle_truncate: an open explicit-open refuses resets nothing.
+		if err := h.zoneOpenWrite(); err != nil {
+			_ = in.release()
+			return nil, err
+		}
 		// Linux truncates with O_TRUNC whatever the access mode (POSIX
 		// leaves O_RDONLY|O_TRUNC unspecified); the caller has checked
 		// write permission, as may_open does.
 		if flags&os.O_TRUNC != 0 {
 			if err := h.resize(0); err != nil {
+				h.zoneCloseWrite()
 				_ = in.release()
 				return nil, err
 			}
-		}
-		if err := h.zoneOpenWrite(); err != nil {
-			_ = in.release()
-			return nil, err
 		}
 	}
 	return h, nil

@@ -24,7 +24,7 @@ import (
 //   - no fallocate (EOPNOTSUPP), no clone;
 //   - a zone gone read-only or offline makes the file immutable (EPERM
 //     on open for writing, write and truncate; reads of an offline zone
-//     are EPERM too), and errors=remount-ro makes every write EROFS.
+//     are EPERM too), and errors=remount-ro makes every write and setattr EROFS.
 
 // zone returns the file's zone, nil if it is no zonefs file.
 func (in *Inode) zone() blockmap.Zone {
@@ -235,16 +235,16 @@ func zoneCopy(z blockmap.Zone, off, n int64) (int64, error) {
 }
 
 // zoneSetattr refuses what zonefs_inode_setattr refuses: any change of an
-// immutable (read-only or offline) zone file, and write bits on a
-// directory of a fixed namespace. The caller holds nsMu.
+// immutable (read-only or offline) zone file (EPERM), and write bits on a
+// directory of a fixed namespace; and, once errors=remount-ro took
+// effect, any change of a zone file (EROFS, mnt_want_write's answer on a
+// read-only mount). The caller holds nsMu.
 func (in *Inode) zoneSetattr(a SetAttr) error {
 	if in.IsDir() && in.fs.backend.FixedNamespace && a.Valid&SetMode != 0 && a.Mode&0o222 != 0 {
 		return syscall.EPERM
 	}
 	if z := in.zone(); z != nil {
-		if err := z.CheckWrite(); err != nil && errno(err) == syscall.EPERM {
-			return syscall.EPERM
-		}
+		return errno(z.CheckWrite())
 	}
 	return nil
 }

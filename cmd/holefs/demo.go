@@ -147,7 +147,7 @@ var protected = map[pagecache.LockMode]string{
 }
 
 var describe = map[repro.Verdict]string{
-	repro.Stale:   "STALE (punched data)",
+	repro.Stale:   "STALE (removed data)",
 	repro.Foreign: "FOREIGN (other file's data)",
 	repro.Corrupt: "CORRUPT (other file overwritten)",
 }
