@@ -40,7 +40,8 @@ func TestExt2(t *testing.T) {
 	t.Logf("%s", rep.Summary())
 }
 
-// TestExt2Detection: on ext2, LockNone must show stale or foreign data
+// TestExt2Detection: on ext2, LockNone must show stale, foreign, misplaced
+// or corrupt data (a freed data block may come back as an indirect block)
 // for each fill path alone racing truncate, within 10 s, as TestDetection
 // shows it for extentfs's removers. A truncate changes the size, which
 // fills check first, so its window is narrower than a punch's: EOFDelay
@@ -52,27 +53,35 @@ func TestExt2Detection(t *testing.T) {
 	// it: verifiers (which cannot race, being gated against removers)
 	// look for it, more of them where the fill path itself reads little.
 	verifiers := map[string]int{WorkRead: 1, WorkFault: 3, WorkReadahead: 1, WorkFadvise: 1, WorkMadvise: 1}
+	kinds := []string{KindStale, KindForeign, KindMisplaced, KindCorrupt}
 	for _, fill := range FillPaths {
 		t.Run(fill, func(t *testing.T) {
 			w := map[string]int{fill: 4, WorkRemove: 1, WorkWrite: 1, WorkNeighbour: 1, WorkVerify: verifiers[fill]}
-			cfg := Config{Backend: holefs.BackendExt2, Mode: holefs.LockNone, Duration: 10 * time.Second, Seed: 5,
-				Files: 2, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 500 * time.Microsecond,
-				FillDelay: 50 * time.Microsecond, EOFDelay: 500 * time.Microsecond, Workers: w,
-				StopOnFirst: true, StopKinds: []string{KindStale, KindForeign}}
-			rep := run(t, cfg)
-			if rep.ByKind[KindStale]+rep.ByKind[KindForeign] == 0 {
-				t.Fatalf("no stale or foreign data in %v with only %s racing truncate:\n%s", rep.Elapsed, fill, report(&rep))
+			// The race is caught within 10 s on almost every run, but a
+			// 2-core machine under load sometimes schedules the window
+			// away for the whole run: a second seed gets a second 10 s.
+			var rep Report
+			for _, seed := range []uint64{5, 6} {
+				cfg := Config{Backend: holefs.BackendExt2, Mode: holefs.LockNone, Duration: 10 * time.Second, Seed: seed,
+					Files: 2, FileBlocks: 16, CacheBytes: 256 << 10, RemoveDelay: 500 * time.Microsecond,
+					FillDelay: 50 * time.Microsecond, EOFDelay: 500 * time.Microsecond, Workers: w,
+					StopOnFirst: true, StopKinds: kinds}
+				rep = run(t, cfg)
+				if rep.ViolationCount > 0 {
+					break
+				}
+				t.Logf("seed %d: nothing caught in %v; trying the next seed", seed, rep.Elapsed)
 			}
-			t.Logf("%s: detected after %v (%d ops); violations by kind %v", fill,
-				min(nonzero(rep.FirstByKind[KindStale]), nonzero(rep.FirstByKind[KindForeign])).Round(time.Microsecond), rep.Ops, rep.ByKind)
+			first := time.Duration(0)
+			for _, k := range kinds {
+				if d, ok := rep.FirstByKind[k]; ok && (first == 0 || d < first) {
+					first = d
+				}
+			}
+			if first == 0 {
+				t.Fatalf("no %v data in two runs of %v with only %s racing truncate:\n%s", kinds, rep.Elapsed, fill, report(&rep))
+			}
+			t.Logf("%s: detected after %v (%d ops); violations by kind %v", fill, first.Round(time.Microsecond), rep.Ops, rep.ByKind)
 		})
 	}
-}
-
-// nonzero maps an unset duration to the largest one, for min.
-func nonzero(d time.Duration) time.Duration {
-	if d == 0 {
-		return time.Duration(1<<63 - 1)
-	}
-	return d
 }
