@@ -155,52 +155,20 @@ func Run(cfg Config) error {
 	// An unaligned clone fails with EINVAL where clones work and with
 	// EOPNOTSUPP where they cannot, before anything is touched.
 	t.cloneOK = !errors.Is(t.other.Clone(t.f, 1, 0, 0), syscall.EOPNOTSUPP)
-	ops := []struct {
-		weight int
-		fn     func() error
-	}{
+	ops := []weightedOp{
 		{20, t.write}, {20, t.read}, {6, t.mapRead}, {6, t.mapWrite}, {6, t.truncate},
 		{6, t.punch}, {5, t.zero}, {4, t.collapse}, {4, t.insert}, {4, t.allocate},
 		{4, t.seek}, {4, t.copyRange}, {3, t.direct}, {3, t.reopen}, {3, t.sync},
 		{3, t.dropCache}, {2, t.remap}, {3, t.clone}, {2, t.dedupe},
 	}
 	if cfg.Backend == holefs.BackendPassthrough {
-		ops = append(ops, struct {
-			weight int
-			fn     func() error
-		}{2, t.backingCheck}, struct {
-			weight int
-			fn     func() error
-		}{2, t.outsideChange})
+		ops = append(ops, weightedOp{2, t.backingCheck}, weightedOp{2, t.outsideChange})
 	}
 	if path != "" {
-		ops = append(ops, struct {
-			weight int
-			fn     func() error
-		}{2, t.remount}, struct {
-			weight int
-			fn     func() error
-		}{1, t.crashCheck})
+		ops = append(ops, weightedOp{2, t.remount}, weightedOp{1, t.crashCheck})
 	}
-	total := 0
-	for _, o := range ops {
-		total += o.weight
-	}
-	for t.op = 0; t.op < cfg.Ops; t.op++ {
-		pick := t.r.IntN(total)
-		for _, o := range ops {
-			if pick -= o.weight; pick < 0 {
-				if err := o.fn(); err != nil {
-					return err
-				}
-				break
-			}
-		}
-		if t.op%64 == 63 {
-			if err := t.compareAll("periodic check"); err != nil {
-				return err
-			}
-		}
+	if err := runOps(t.r, ops, cfg.Ops, &t.op, 64, func() error { return t.compareAll("periodic check") }); err != nil {
+		return err
 	}
 	if t.view != nil {
 		_ = t.view.Unmap()

@@ -73,43 +73,17 @@ func RunZonefs(cfg Config) error {
 	if err := t.openFiles(); err != nil {
 		return err
 	}
-	ops := []struct {
-		weight int
-		fn     func() error
-	}{
+	ops := []weightedOp{
 		{20, t.appendSeq}, {15, t.readSeq}, {6, t.directReadSeq}, {6, t.mapRead}, {3, t.readahead},
 		{5, t.reset}, {2, t.finish}, {6, t.refused},
 		{10, t.writeCnv}, {6, t.readCnv}, {3, t.directCnv}, {3, t.mapWriteCnv},
 		{3, t.dropCache}, {2, t.reopen},
 	}
 	if path != "" {
-		ops = append(ops, struct {
-			weight int
-			fn     func() error
-		}{2, t.remount}, struct {
-			weight int
-			fn     func() error
-		}{1, t.crashCheck})
+		ops = append(ops, weightedOp{2, t.remount}, weightedOp{1, t.crashCheck})
 	}
-	total := 0
-	for _, o := range ops {
-		total += o.weight
-	}
-	for t.op = 0; t.op < cfg.Ops; t.op++ {
-		pick := t.r.IntN(total)
-		for _, o := range ops {
-			if pick -= o.weight; pick < 0 {
-				if err := o.fn(); err != nil {
-					return err
-				}
-				break
-			}
-		}
-		if t.op%32 == 31 {
-			if err := t.compareAll("periodic check"); err != nil {
-				return err
-			}
-		}
+	if err := runOps(t.r, ops, cfg.Ops, &t.op, 32, func() error { return t.compareAll("periodic check") }); err != nil {
+		return err
 	}
 	t.unmap()
 	return t.compareAll("final check")
