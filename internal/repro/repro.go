@@ -199,25 +199,7 @@ func newEnv(backend string, mode pagecache.LockMode, dax bool) (*env, error) {
 	default:
 		return nil, fmt.Errorf("repro: unknown backend %q", backend)
 	}
-	isVictim := func(m *pagecache.Mapping) bool { return uint64(m.Key()) == atomic.LoadUint64(&e.victimIno) }
-	hooks := &pagecache.Hooks{
-		BeforeFill: func(m *pagecache.Mapping, index, n int64) {
-			if isVictim(m) && index <= victim && victim < index+n {
-				e.beforeFill.hit()
-			}
-		},
-		AfterMapRead: func(m *pagecache.Mapping, x blockmap.Extent) {
-			if isVictim(m) && x.Page <= victim && victim < x.End() {
-				e.afterMap.hit()
-			}
-		},
-	}
-	e.fs = vfs.New(be, pagecache.Options{CacheBytes: 4 << 20, LockMode: mode, Hooks: hooks},
-		&vfs.Hooks{AfterTruncatePages: func(ino uint64, op string) {
-			if ino == atomic.LoadUint64(&e.victimIno) {
-				e.afterTrunc.hit()
-			}
-		}})
+	e.mount(be, mode)
 	return e, nil
 }
 
@@ -270,11 +252,6 @@ func Run(s Scenario) (Outcome, error) {
 		}
 		defer view.Unmap()
 	}
-	atomic.StoreUint64(&e.victimIno, a.Inode().Ino())
-	inodeLock := a.Inode().Lock()
-	invLock := a.Inode().Mapping().InvalidateLock()
-	waiters := func() int { return inodeLock.Waiters() + invLock.Waiters() }
-
 	filled := make([]byte, pg) // what the fill path returned, if it returns data
 	fill, err := fillFunc(s.Fill, a, view, filled)
 	if err != nil {
@@ -285,47 +262,31 @@ func Run(s Scenario) (Outcome, error) {
 		return Outcome{}, err
 	}
 
-	// 1. The filler starts and stops before it creates the victim page.
-	e.beforeFill.armed.Store(true)
-	e.afterMap.armed.Store(true)
-	fillDone := make(chan struct{})
-	go func() { defer close(fillDone); fill() }()
-	if _, err := waitUntil(e.beforeFill.wasReached, func() bool { return closed(fillDone) }); err != nil {
+	// 1 and 2. The filler stops before it creates the victim page, the
+	// remover after it truncated the page cache (or on the filler's lock).
+	r, err := e.startRace(a, fill, remove)
+	if err != nil {
 		return Outcome{}, err
 	}
-	// 2. The remover truncates the page cache and stops before it changes
-	// the block map, unless a lock the filler holds stops it first.
-	e.afterTrunc.armed.Store(true)
-	var removeErr error
-	removeDone := make(chan struct{})
-	go func() { defer close(removeDone); removeErr = remove() }()
-	if _, err := waitUntil(e.afterTrunc.wasReached, func() bool { return waiters() > 0 },
-		func() bool { return closed(removeDone) }); err != nil {
-		return Outcome{}, err
-	}
-	if closed(removeDone) && errors.Is(removeErr, syscall.EOPNOTSUPP) {
+	if closed(r.removeDone) && errors.Is(r.removeErr, syscall.EOPNOTSUPP) {
 		// Let the filler run to the end: it must not stop after its
 		// lookup (a backend with a device reaches that stop).
 		e.afterMap.armed.Store(false)
 		close(e.beforeFill.release)
-		<-fillDone
+		<-r.fillDone
 		return Outcome{}, ErrUnsupported
 	}
-	// 3. The filler goes on: it looks up the block and stops before reading
-	// it, or blocks on a lock the remover holds, or finishes.
-	base := waiters()
-	close(e.beforeFill.release)
-	if _, err := waitUntil(e.afterMap.wasReached, func() bool { return closed(fillDone) },
-		func() bool { return waiters() > base }); err != nil {
+	// 3. The filler looks up the block and stops before reading it, or
+	// blocks on a lock the remover holds, or finishes.
+	interleaved, err := r.toLookup()
+	if err != nil {
 		return Outcome{}, err
 	}
-	interleaved := e.afterMap.wasReached() && e.afterTrunc.wasReached() && !closed(removeDone)
 	// 4. The remover finishes (if the filler's locks let it), another file
 	// takes the freed blocks and writes a secret, then the filler reads.
-	e.afterTrunc.armed.Store(false)
-	close(e.afterTrunc.release)
-	i, err := waitUntil(func() bool { return closed(removeDone) },
-		func() bool { return e.afterMap.wasReached() && waiters() > 0 })
+	r.releaseRemover()
+	i, err := waitUntil(func() bool { return closed(r.removeDone) },
+		func() bool { return e.afterMap.wasReached() && r.waiters() > 0 })
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -334,13 +295,12 @@ func Run(s Scenario) (Outcome, error) {
 			return Outcome{}, err
 		}
 	}
-	e.afterMap.armed.Store(false)
-	close(e.afterMap.release)
-	if _, err := waitUntil(func() bool { return closed(fillDone) && closed(removeDone) }); err != nil {
+	r.releaseFiller()
+	if err := r.finish(); err != nil {
 		return Outcome{}, err
 	}
-	if removeErr != nil {
-		return Outcome{}, fmt.Errorf("%s: %w", s.Remove, removeErr)
+	if r.removeErr != nil {
+		return Outcome{}, fmt.Errorf("%s: %w", s.Remove, r.removeErr)
 	}
 	if i != 0 {
 		if err := e.neighbour(); err != nil {

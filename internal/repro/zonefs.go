@@ -3,11 +3,9 @@ package repro
 import (
 	"fmt"
 	"os"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/holefs/holefs/blockdev"
-	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/blockmap/zonefs"
 	"github.com/holefs/holefs/pagecache"
 	"github.com/holefs/holefs/vfs"
@@ -47,60 +45,40 @@ func runZonefs(s Scenario) (Outcome, error) {
 		}
 		defer view.Unmap()
 	}
-	atomic.StoreUint64(&e.victimIno, a.Inode().Ino())
-	inodeLock := a.Inode().Lock()
-	invLock := a.Inode().Mapping().InvalidateLock()
-	waiters := func() int { return inodeLock.Waiters() + invLock.Waiters() }
 	fill, err := fillFunc(s.Fill, a, view, make([]byte, pg))
 	if err != nil {
 		return Outcome{}, err
 	}
 
-	// 1. The filler stops before it creates the victim page.
-	e.beforeFill.armed.Store(true)
-	e.afterMap.armed.Store(true)
-	fillDone := make(chan struct{})
-	go func() { defer close(fillDone); fill() }()
-	if _, err := waitUntil(e.beforeFill.wasReached, func() bool { return closed(fillDone) }); err != nil {
-		return Outcome{}, err
-	}
-	// 2. The reset truncates the page cache and stops before the zone
-	// command, unless a lock the filler holds stops it first.
-	e.afterTrunc.armed.Store(true)
-	var removeErr error
-	removeDone := make(chan struct{})
-	go func() { defer close(removeDone); removeErr = w.Truncate(0) }()
-	if _, err := waitUntil(e.afterTrunc.wasReached, func() bool { return waiters() > 0 },
-		func() bool { return closed(removeDone) }); err != nil {
+	// 1 and 2. The filler stops before it creates the victim page; the
+	// reset truncates the page cache and stops before the zone command,
+	// unless a lock the filler holds stops it first.
+	r, err := e.startRace(a, fill, func() error { return w.Truncate(0) })
+	if err != nil {
 		return Outcome{}, err
 	}
 	// 3. The filler goes on: it looks the zone up and stops before reading
 	// it, or blocks on the lock the reset holds.
-	base := waiters()
-	close(e.beforeFill.release)
-	if _, err := waitUntil(e.afterMap.wasReached, func() bool { return closed(fillDone) },
-		func() bool { return waiters() > base }); err != nil {
+	interleaved, err := r.toLookup()
+	if err != nil {
 		return Outcome{}, err
 	}
-	interleaved := e.afterMap.wasReached() && e.afterTrunc.wasReached() && !closed(removeDone)
 	// 4. The filler reads the zone, still holding its old data, and
 	// caches it (unless it is blocked); then the reset's zone command runs.
 	// The filler may also block behind the reset after its lookup: a fault
 	// whose view entry the reset zapped before the fault's read of it
 	// returned faults again, and waits for the lock the reset holds.
-	e.afterMap.armed.Store(false)
-	close(e.afterMap.release)
-	if _, err := waitUntil(func() bool { return closed(fillDone) },
-		func() bool { return waiters() > 0 && (!e.afterMap.wasReached() || e.afterTrunc.wasReached()) }); err != nil {
+	r.releaseFiller()
+	if _, err := waitUntil(func() bool { return closed(r.fillDone) },
+		func() bool { return r.waiters() > 0 && (!e.afterMap.wasReached() || e.afterTrunc.wasReached()) }); err != nil {
 		return Outcome{}, err
 	}
-	e.afterTrunc.armed.Store(false)
-	close(e.afterTrunc.release)
-	if _, err := waitUntil(func() bool { return closed(fillDone) && closed(removeDone) }); err != nil {
+	r.releaseRemover()
+	if err := r.finish(); err != nil {
 		return Outcome{}, err
 	}
-	if removeErr != nil {
-		return Outcome{}, fmt.Errorf("reset: %w", removeErr)
+	if r.removeErr != nil {
+		return Outcome{}, fmt.Errorf("reset: %w", r.removeErr)
 	}
 	// 5. Finish the zone: the whole capacity is the file now, and the
 	// victim page, never written since the reset, must read as zeros.
@@ -135,26 +113,7 @@ func newZoneEnv(mode pagecache.LockMode) (*env, *vfs.File, *vfs.File, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	isVictim := func(m *pagecache.Mapping) bool { return uint64(m.Key()) == atomic.LoadUint64(&e.victimIno) }
-	hooks := &pagecache.Hooks{
-		BeforeFill: func(m *pagecache.Mapping, index, n int64) {
-			if isVictim(m) && index <= victim && victim < index+n {
-				e.beforeFill.hit()
-			}
-		},
-		AfterMapRead: func(m *pagecache.Mapping, x blockmap.Extent) {
-			if isVictim(m) && x.Page <= victim && victim < x.End() {
-				e.afterMap.hit()
-			}
-		},
-	}
-	e.fs = vfs.New(vfs.Backend{Store: store, Device: dev, FixedNamespace: true},
-		pagecache.Options{CacheBytes: 4 << 20, LockMode: mode, Hooks: hooks},
-		&vfs.Hooks{AfterTruncatePages: func(ino uint64, op string) {
-			if ino == atomic.LoadUint64(&e.victimIno) {
-				e.afterTrunc.hit()
-			}
-		}})
+	e.mount(vfs.Backend{Store: store, Device: dev, FixedNamespace: true}, mode)
 	zf := store.Files()[0]
 	in, err := e.fs.AddFixed(e.fs.Root(), "0", syscall.S_IFREG|0o640, zf.Ino(), 0)
 	if err != nil {
