@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/holefs/holefs"
 )
@@ -27,24 +26,15 @@ var cachedBackends = []string{holefs.BackendExtent, holefs.BackendExt2}
 // for every buffered write; with the invalidate lock a cache hit takes
 // nothing.
 func runCachedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
-	var rows []Result
+	var configs []mixedConfig
 	for _, b := range cachedBackends {
 		for _, mode := range holefs.LockModes {
-			name := mode.String()
-			if b != holefs.BackendExtent {
-				name = b + " " + name
-			}
-			p.Step("cached-rw " + name)
-			r, err := mixedOnce(ctx, cfg, b, mode, p, true)
-			if err != nil {
-				return rows, fmt.Errorf("%s: %w", name, err)
-			}
-			r.Config = name
-			rows = append(rows, r)
-			if ctx.Err() != nil {
-				return rows, ctx.Err()
-			}
+			configs = append(configs, mixedConfig{b, mode})
 		}
+	}
+	rows, err := runMixedConfigs(ctx, cfg, p, "cached-rw", configs, true)
+	if err != nil {
+		return rows, err
 	}
 	rows = addRatio(rows, "cached-rw", "reader_ops", "invalidate", "rwsem", "", 0)
 	rows = addRatio(rows, "cached-rw", "reader_ops", "ext2 invalidate", "ext2 rwsem", "", 0)

@@ -43,26 +43,30 @@ func (f *firstErr) set(err error) {
 // beside extentfs in every lock mode; daxBackend is extentfs in DAX mode.
 var mixedBackends = []string{holefs.BackendLog, holefs.BackendPassthrough, daxBackend}
 
-func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
+// mixedConfig is one backend in one lock mode, as mixed-rw and cached-rw
+// run it.
+type mixedConfig struct {
+	backend string
+	mode    holefs.LockMode
+}
+
+// name is the row's config: the lock mode, after the backend where it is
+// not extentfs (the ratios name extentfs's rows by the mode alone).
+func (c mixedConfig) name() string {
+	if c.backend == holefs.BackendExtent {
+		return c.mode.String()
+	}
+	return c.backend + " " + c.mode.String()
+}
+
+// runMixedConfigs runs mixedOnce in each config (cached as mixedOnce
+// takes it) and gives a row each, named by the config.
+func runMixedConfigs(ctx context.Context, cfg Config, p Progress, workload string, configs []mixedConfig, cached bool) ([]Result, error) {
 	var rows []Result
-	type config struct {
-		backend string
-		mode    holefs.LockMode
-	}
-	var configs []config
-	for _, mode := range holefs.LockModes {
-		configs = append(configs, config{holefs.BackendExtent, mode})
-	}
-	for _, b := range mixedBackends {
-		configs = append(configs, config{b, holefs.LockInvalidate})
-	}
 	for _, c := range configs {
-		name := c.mode.String()
-		if c.backend != holefs.BackendExtent {
-			name = c.backend + " " + name
-		}
-		p.Step("mixed-rw " + name)
-		r, err := mixedOnce(ctx, cfg, c.backend, c.mode, p, false)
+		name := c.name()
+		p.Step(workload + " " + name)
+		r, err := mixedOnce(ctx, cfg, c.backend, c.mode, p, cached)
 		if err != nil {
 			return rows, fmt.Errorf("%s: %w", name, err)
 		}
@@ -71,6 +75,21 @@ func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 		if ctx.Err() != nil {
 			return rows, ctx.Err()
 		}
+	}
+	return rows, nil
+}
+
+func runMixedRW(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
+	var configs []mixedConfig
+	for _, mode := range holefs.LockModes {
+		configs = append(configs, mixedConfig{holefs.BackendExtent, mode})
+	}
+	for _, b := range mixedBackends {
+		configs = append(configs, mixedConfig{b, holefs.LockInvalidate})
+	}
+	rows, err := runMixedConfigs(ctx, cfg, p, "mixed-rw", configs, false)
+	if err != nil {
+		return rows, err
 	}
 	rows = addRatio(rows, "mixed-rw", "reader_ops", "invalidate", "rwsem", ">=", 3)
 	rows = addRatio(rows, "mixed-rw", "reader_ops", "invalidate", "none", ">=", 0.9)

@@ -72,60 +72,21 @@ func punchCached(ctx context.Context, cfg Config, p Progress) ([]Result, error) 
 		if err := rd.Fadvise(0, 0, unix.FADV_RANDOM); err != nil { // read exactly the P pages
 			return err
 		}
-		buf := make([]byte, pageSize)
-		var zero float64 // median ns of P = 0, for the marginal cost
-		for _, P := range ps {
-			name := "P=" + countName(P)
-			p.Step("punch-scale " + name)
-			var times []float64
-			var cached int64
-			start := time.Now()
-			for it := 0; it < 3 || (time.Since(start) < cfg.Duration && it < 10000); it++ {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
+		c := removeCost{workload: "punch-scale", op: "punch", ops: "punches", perPage: true,
+			note:  fmt.Sprintf("range %s (%s pages) written and clean; median of the iterations", fmtBytes(rangeBytes), countName(rng)),
+			pages: rng, rd: rd, cached: func() int64 { return e.stats().Pages },
+			prepare: func(it int) error {
 				if err := fillFile(f, rangeBytes, cfg.Seed+uint64(it)); err != nil {
 					return err
 				}
 				if err := f.Sync(); err != nil {
 					return err
 				}
-				if err := f.Fadvise(0, 0, unix.FADV_DONTNEED); err != nil {
-					return err
-				}
-				for i := int64(0); i < P; i++ {
-					if _, err := rd.ReadAt(buf, i*rng/P*pageSize); err != nil {
-						return err
-					}
-				}
-				cached = e.stats().Pages
-				t := time.Now()
-				if err := f.Fallocate(punchMode, 0, rangeBytes); err != nil {
-					return err
-				}
-				times = append(times, float64(time.Since(t).Nanoseconds()))
-				if left := e.stats().Pages; left != 0 {
-					return fmt.Errorf("%d pages still cached after the punch", left)
-				}
-				p.Fraction(min(float64(time.Since(start))/float64(cfg.Duration), 1))
-			}
-			slices.Sort(times)
-			med := times[len(times)/2]
-			r := row("punch-scale", name)
-			r.add("cached_pages", "pages", float64(cached))
-			r.add("ns_per_punch", "ns", med)
-			r.add("min", "ns", times[0])
-			if P == 0 {
-				zero = med
-			} else {
-				r.add("ns_per_page", "ns", med/float64(P))
-				r.add("marginal_ns_per_page", "ns", (med-zero)/float64(P))
-			}
-			r.add("iterations", "punches", float64(len(times)))
-			r.Note = fmt.Sprintf("range %s (%s pages) written and clean; median of the iterations", fmtBytes(rangeBytes), countName(rng))
-			rows = append(rows, r)
-		}
-		return nil
+				return f.Fadvise(0, 0, unix.FADV_DONTNEED)
+			},
+			remove: func() error { return f.Fallocate(punchMode, 0, rangeBytes) }}
+		rows, err = c.run(ctx, cfg, p, ps)
+		return err
 	}()
 	if cerr := e.close(); err == nil {
 		err = cerr

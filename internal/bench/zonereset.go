@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -53,53 +52,13 @@ func runZoneReset(ctx context.Context, cfg Config, p Progress) ([]Result, error)
 		if err := rd.Fadvise(0, 0, unix.FADV_RANDOM); err != nil { // read exactly the P pages
 			return err
 		}
-		buf := make([]byte, pageSize)
-		var zero float64
-		for _, P := range ps {
-			name := "P=" + countName(P)
-			p.Step("zone-reset " + name)
-			var times []float64
-			var cached int64
-			start := time.Now()
-			for it := 0; it < 3 || (time.Since(start) < cfg.Duration && it < 10000); it++ {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if err := fillFile(w, rng*pageSize, cfg.Seed+uint64(it)); err != nil {
-					return err
-				}
-				for i := int64(0); i < P; i++ {
-					if _, err := rd.ReadAt(buf, i*rng/P*pageSize); err != nil {
-						return err
-					}
-				}
-				cached = fsys.CacheStats().Pages
-				t := time.Now()
-				if err := w.Truncate(0); err != nil {
-					return err
-				}
-				times = append(times, float64(time.Since(t).Nanoseconds()))
-				if left := fsys.CacheStats().Pages; left != 0 {
-					return fmt.Errorf("%d pages still cached after the reset", left)
-				}
-				p.Fraction(min(float64(time.Since(start))/float64(cfg.Duration), 1))
-			}
-			slices.Sort(times)
-			med := times[len(times)/2]
-			r := row("zone-reset", name)
-			r.add("cached_pages", "pages", float64(cached))
-			r.add("ns_per_reset", "ns", med)
-			r.add("min", "ns", times[0])
-			if P == 0 {
-				zero = med
-			} else {
-				r.add("marginal_ns_per_page", "ns", (med-zero)/float64(P))
-			}
-			r.add("iterations", "resets", float64(len(times)))
-			r.Note = fmt.Sprintf("zone of %s (%s pages) written to capacity; median of the iterations", fmtBytes(rng*pageSize), countName(rng))
-			rows = append(rows, r)
-		}
-		return nil
+		c := removeCost{workload: "zone-reset", op: "reset", ops: "resets",
+			note:  fmt.Sprintf("zone of %s (%s pages) written to capacity; median of the iterations", fmtBytes(rng*pageSize), countName(rng)),
+			pages: rng, rd: rd, cached: func() int64 { return fsys.CacheStats().Pages },
+			prepare: func(it int) error { return fillFile(w, rng*pageSize, cfg.Seed+uint64(it)) },
+			remove:  func() error { return w.Truncate(0) }}
+		rows, err = c.run(ctx, cfg, p, ps)
+		return err
 	}()
 	if cerr := fsys.Close(); err == nil {
 		err = cerr
