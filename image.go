@@ -79,13 +79,9 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 		}
 		files[ino] = xs
 	}
-	file, err := blockdev.OpenFile(img.DataPath(), img.SB.Blocks)
+	file, dev, err := openImageData(img, opts)
 	if err != nil {
 		return nil, err
-	}
-	dev := withLatency(file, opts)
-	if opts.WrapDevice != nil {
-		dev = opts.WrapDevice(dev)
 	}
 	// Block 0 is written below the checksums: it is no data block.
 	raw := dev
@@ -95,13 +91,9 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 		sums = blockdev.NewChecksummed(dev, img.Checksum)
 		dev = sums
 	}
-	jopts := meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval,
-		WriteBlock0: func(p []byte) error { return raw.WriteBlocks(p, 0) }}
+	jopts := journalOptions(opts, dev, raw)
 	if withSums {
 		jopts.Checksums = sums
-	}
-	if h := opts.Hooks; h != nil {
-		jopts.BeforeCommit, jopts.AfterCommit = h.BeforeCommit, h.AfterCommit
 	}
 	j := img.Journal(jopts)
 	store, err := extentfs.Restore(img.SB.Blocks, files, j, withSums, img.SB.Incompat&meta.IncompatReflink != 0)
@@ -112,25 +104,11 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 	if !opts.NoDiscard {
 		store.SetDiscard(file.Discard)
 	}
-	lookup := func(ino uint64) blockmap.File {
-		if f, ok := store.File(ino); ok {
-			return f
-		}
-		return nil
-	}
-	copts, vhooks := engineOptions(opts)
-	backend := vfs.Backend{Store: store, Device: dev, Journal: j,
-		NoSpecialFiles: img.SB.Incompat&meta.IncompatSpecialFiles == 0}
-	v, err := vfs.Restore(backend, copts, vhooks, snap, lookup)
-	if err != nil {
-		dev.Close()
-		return nil, err
-	}
-	j.Start(store)
 	// Orphans (files unlinked while open when the image was last used)
-	// were dropped by Restore: commit that now, so their blocks are free.
-	if err := j.Commit(); err != nil {
-		return nil, errors.Join(err, v.Close())
+	// are dropped by Restore and committed there, so their blocks are free.
+	v, err := restoreVFS(img, opts, snap, store, dev, j, storeFiles(store.File))
+	if err != nil {
+		return nil, err
 	}
 	if !opts.NoDiscard && len(orphans) > 0 {
 		// Their blocks were free from the start, so no commit releases
@@ -139,6 +117,74 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 		_, _ = store.TrimExtents(orphans, file.Discard)
 	}
 	return &FS{v: v, name: img.Dir, img: img, sums: sums, store: store, data: file}, nil
+}
+
+// openImageData opens an image's data file and returns it (for discards)
+// and the device the backend writes through: the file with Options'
+// latency and WrapDevice, the same for every image backend.
+func openImageData(img *meta.Image, opts Options) (*blockdev.File, blockdev.Device, error) {
+	file, err := blockdev.OpenFile(img.DataPath(), img.SB.Blocks)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev := withLatency(file, opts)
+	if opts.WrapDevice != nil {
+		dev = opts.WrapDevice(dev)
+	}
+	return file, dev, nil
+}
+
+// journalOptions are an image journal's options: dev is flushed at each
+// commit, raw takes the superblock (block 0, below any checksums), and
+// Options' commit interval and hooks apply.
+func journalOptions(opts Options, dev, raw blockdev.Device) meta.JournalOptions {
+	jopts := meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval,
+		WriteBlock0: func(p []byte) error { return raw.WriteBlocks(p, 0) }}
+	if h := opts.Hooks; h != nil {
+		jopts.BeforeCommit, jopts.AfterCommit = h.BeforeCommit, h.AfterCommit
+	}
+	return jopts
+}
+
+// storeFiles adapts a store's File method to the lookup vfs.Restore
+// takes, where a missing file must be a nil blockmap.File, not a typed nil
+// pointer.
+func storeFiles[F blockmap.File](file func(ino uint64) (F, bool)) func(ino uint64) blockmap.File {
+	return func(ino uint64) blockmap.File {
+		if f, ok := file(ino); ok {
+			return f
+		}
+		return nil
+	}
+}
+
+// restoredStore is a backend restored from an image: it maps the files and
+// keeps freed blocks quarantined until the journal commits.
+type restoredStore interface {
+	blockmap.Store
+	meta.Quarantine
+}
+
+// restoreVFS builds the vfs of a restored image over store (files gives
+// each inode's block map), starts its journal and commits at once what
+// Restore changed (orphans dropped, and what the backend pruned), so that
+// none of it is left for a crash to bring back. It closes dev if the vfs
+// cannot be built.
+func restoreVFS(img *meta.Image, opts Options, snap *meta.Snapshot, store restoredStore, dev blockdev.Device,
+	j *meta.Journal, files func(ino uint64) blockmap.File) (*vfs.FS, error) {
+	copts, vhooks := engineOptions(opts)
+	backend := vfs.Backend{Store: store, Device: dev, Journal: j,
+		NoSpecialFiles: img.SB.Incompat&meta.IncompatSpecialFiles == 0}
+	v, err := vfs.Restore(backend, copts, vhooks, snap, files)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	j.Start(store)
+	if err := j.Commit(); err != nil {
+		return nil, errors.Join(err, v.Close())
+	}
+	return v, nil
 }
 
 // Discarded returns how many freed blocks of an image were punched out of

@@ -1,15 +1,12 @@
 package holefs
 
 import (
-	"errors"
 	"fmt"
 	"syscall"
 
-	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/blockmap"
 	"github.com/holefs/holefs/blockmap/ext2fs"
 	"github.com/holefs/holefs/meta"
-	"github.com/holefs/holefs/vfs"
 )
 
 // restoreExt2Image opens an image made with MkfsOptions.Backend ext2: the
@@ -29,21 +26,11 @@ func restoreExt2Image(img *meta.Image, opts Options) (*FS, error) {
 			roots[ino] = in.IBlock
 		}
 	}
-	file, err := blockdev.OpenFile(img.DataPath(), img.SB.Blocks)
+	_, dev, err := openImageData(img, opts)
 	if err != nil {
 		return nil, err
 	}
-	dev := withLatency(file, opts)
-	if opts.WrapDevice != nil {
-		dev = opts.WrapDevice(dev)
-	}
-	raw := dev
-	jopts := meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval,
-		WriteBlock0: func(p []byte) error { return raw.WriteBlocks(p, 0) }}
-	if h := opts.Hooks; h != nil {
-		jopts.BeforeCommit, jopts.AfterCommit = h.BeforeCommit, h.AfterCommit
-	}
-	j := img.Journal(jopts)
+	j := img.Journal(journalOptions(opts, dev, dev))
 	store, err := ext2fs.RestoreImage(dev, roots, j)
 	if err != nil {
 		dev.Close()
@@ -63,25 +50,11 @@ func restoreExt2Image(img *meta.Image, opts Options) (*FS, error) {
 			return nil, fmt.Errorf("inode %d: drop blocks past its size: %w (run holefs fsck)", ino, err)
 		}
 	}
-	lookup := func(ino uint64) blockmap.File {
-		if f, ok := store.File(ino); ok {
-			return f
-		}
-		return nil
-	}
-	copts, vhooks := engineOptions(opts)
-	backend := vfs.Backend{Store: store, Device: dev, Journal: j,
-		NoSpecialFiles: img.SB.Incompat&meta.IncompatSpecialFiles == 0}
-	v, err := vfs.Restore(backend, copts, vhooks, snap, lookup)
+	// Orphans dropped and empty indirect blocks pruned by Restore are
+	// committed there.
+	v, err := restoreVFS(img, opts, snap, store, dev, j, storeFiles(store.File))
 	if err != nil {
-		dev.Close()
 		return nil, err
-	}
-	j.Start(store)
-	// Orphans dropped and empty indirect blocks pruned by Restore: make
-	// that durable now.
-	if err := j.Commit(); err != nil {
-		return nil, errors.Join(err, v.Close())
 	}
 	return &FS{v: v, name: img.Dir, img: img}, nil
 }
