@@ -28,14 +28,11 @@ func stateBlocks(zones int) int64 {
 // (WriteZonedImage turns a replayed crash state into an image). It
 // flushes dev once made; closing the device closes dev.
 func NewZonedOn(dev Device, opts ZonedOptions) (*Zoned, error) {
-	if err := opts.check(); err != nil {
+	st, err := newDeviceState(dev, opts)
+	if err != nil {
 		return nil, err
 	}
-	if want := ZonedOnBlocks(opts); dev.NumBlocks() != want {
-		return nil, fmt.Errorf("blockdev: zoned device on a device of %d blocks, want %d: %w", dev.NumBlocks(), want, syscall.EINVAL)
-	}
-	data := opts.ZoneBlocks * int64(opts.Zones)
-	st := &deviceState{dev: dev, first: data, buf: make([]byte, stateBlocks(opts.Zones)*BlockSize)}
+	data := st.first
 	copy(st.buf, encodeZoneHeader(opts))
 	z := newZoned(dev, st, opts, nil)
 	for i, zn := range z.zones {
@@ -55,14 +52,11 @@ func NewZonedOn(dev Device, opts ZonedOptions) (*Zoned, error) {
 // OpenZonedFile: a reopen is a power cycle). A zone state that is not
 // one, or of another geometry, is EUCLEAN.
 func OpenZonedOn(dev Device, opts ZonedOptions) (*Zoned, error) {
-	if err := opts.check(); err != nil {
+	st, err := newDeviceState(dev, opts)
+	if err != nil {
 		return nil, err
 	}
-	if want := ZonedOnBlocks(opts); dev.NumBlocks() != want {
-		return nil, fmt.Errorf("blockdev: zoned device on a device of %d blocks, want %d: %w", dev.NumBlocks(), want, syscall.EINVAL)
-	}
-	data := opts.ZoneBlocks * int64(opts.Zones)
-	st := &deviceState{dev: dev, first: data, buf: make([]byte, stateBlocks(opts.Zones)*BlockSize)}
+	data := st.first
 	if err := dev.ReadBlocks(st.buf, data); err != nil {
 		return nil, err
 	}
@@ -84,6 +78,20 @@ type deviceState struct {
 	first int64
 	mu    sync.Mutex // leaf: buf
 	buf   []byte     // +checklocks:mu
+}
+
+// newDeviceState checks that dev is the size ZonedOnBlocks gives for
+// opts and returns its zone state, kept in the blocks after the zones'
+// data, with an empty buffer.
+func newDeviceState(dev Device, opts ZonedOptions) (*deviceState, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if want := ZonedOnBlocks(opts); dev.NumBlocks() != want {
+		return nil, fmt.Errorf("blockdev: zoned device on a device of %d blocks, want %d: %w", dev.NumBlocks(), want, syscall.EINVAL)
+	}
+	data := opts.ZoneBlocks * int64(opts.Zones)
+	return &deviceState{dev: dev, first: data, buf: make([]byte, stateBlocks(opts.Zones)*BlockSize)}, nil
 }
 
 func (s *deviceState) put(i int, zn Zone) error {
