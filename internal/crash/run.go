@@ -104,6 +104,33 @@ type Report struct {
 	Elapsed    time.Duration
 }
 
+// checked counts one crash state checked with the violations vs, and
+// reports the progress. The caller serializes it.
+func (rep *Report) checked(vs []Violation, start time.Time, progress func(Progress)) {
+	rep.States++
+	if len(vs) > 0 {
+		rep.BadStates++
+	}
+	for _, v := range vs {
+		rep.add(v)
+	}
+	if progress != nil {
+		progress(Progress{Workloads: rep.Workloads, States: rep.States, Violations: rep.Violations, Elapsed: time.Since(start)})
+	}
+}
+
+// countLog counts the flushes and writes of a recorded workload's log.
+func (rep *Report) countLog(log []blockdev.Entry) {
+	for _, e := range log {
+		switch e.Kind {
+		case blockdev.EntryFlush:
+			rep.Flushes++
+		case blockdev.EntryWrite:
+			rep.Writes++
+		}
+	}
+}
+
 func (rep *Report) add(v Violation) {
 	rep.Violations++
 	rep.Kinds[v.Kind]++
@@ -134,18 +161,7 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 	defer os.RemoveAll(root)
 	rep := &Report{Config: cfg, Kinds: map[string]int{}}
 	// add is called by one worker at a time (checkAll serializes it).
-	add := func(vs []Violation) {
-		rep.States++
-		if len(vs) > 0 {
-			rep.BadStates++
-		}
-		for _, v := range vs {
-			rep.add(v)
-		}
-		if progress != nil {
-			progress(Progress{Workloads: rep.Workloads, States: rep.States, Violations: rep.Violations, Elapsed: time.Since(start)})
-		}
-	}
+	add := func(vs []Violation) { rep.checked(vs, start, progress) }
 	for i := uint64(0); ctx.Err() == nil; i++ {
 		seed := cfg.Seed + i
 		dir := filepath.Join(root, fmt.Sprintf("w%d", seed))
@@ -157,14 +173,7 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 		rep.Workloads++
 		rep.Ops += len(r.w.ops) - 1
 		rep.Commits += len(r.commits) - 1
-		for _, e := range r.log {
-			switch e.Kind {
-			case blockdev.EntryFlush:
-				rep.Flushes++
-			case blockdev.EntryWrite:
-				rep.Writes++
-			}
-		}
+		rep.countLog(r.log)
 		for _, p := range r.runtime {
 			rep.add(Violation{Kind: "RUNTIME", Where: fmt.Sprintf("seed %d, while recording", seed), Detail: p})
 		}

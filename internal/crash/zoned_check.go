@@ -295,14 +295,7 @@ func runZonedWith(ctx context.Context, cfg Config, wrap func(blockdev.Device) bl
 		}
 		rep.Workloads++
 		rep.Ops += len(r.w.ops) - 1
-		for _, e := range r.log {
-			switch e.Kind {
-			case blockdev.EntryFlush:
-				rep.Flushes++
-			case blockdev.EntryWrite:
-				rep.Writes++
-			}
-		}
+		rep.countLog(r.log)
 		for _, p := range r.w.runtime {
 			rep.add(Violation{Kind: "RUNTIME", Where: fmt.Sprintf("zonefs seed %d, while recording", seed), Detail: p})
 		}
@@ -319,16 +312,7 @@ func runZonedWith(ctx context.Context, cfg Config, wrap func(blockdev.Device) bl
 				for s := range states {
 					vs := r.check(dir, s)
 					mu.Lock()
-					rep.States++
-					if len(vs) > 0 {
-						rep.BadStates++
-					}
-					for _, v := range vs {
-						rep.add(v)
-					}
-					if progress != nil {
-						progress(Progress{Workloads: rep.Workloads, States: rep.States, Violations: rep.Violations, Elapsed: time.Since(start)})
-					}
+					rep.checked(vs, start, progress)
 					mu.Unlock()
 				}
 			})
