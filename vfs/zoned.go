@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"os"
 	"syscall"
 
@@ -169,12 +170,15 @@ func (in *Inode) truncateZone(z blockmap.Zone, size int64) error {
 	} else {
 		err = z.Finish()
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, blockmap.ErrZoneReopen) {
 		return errno(err)
 	}
+	// A reset that failed only to re-open the zone still emptied it:
+	// the size follows the zone, the error is returned
+	// (zonefs_file_truncate).
 	in.setSize(size)
 	in.touch()
-	return nil
+	return errno(err)
 }
 
 // zoneIOError handles an I/O error of a zone file as zonefs's
