@@ -10,6 +10,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/holefs/holefs"
 	"github.com/holefs/holefs/blockmap/ext2fs"
 	"github.com/holefs/holefs/meta"
 )
@@ -81,7 +82,7 @@ func (e exitStatus) Unwrap() error { return e.err }
 // fsck checks (or repairs) the image at path, prints the findings and
 // returns the exit status.
 func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress) (int, error) {
-	if data := zonedState(path); data != "" {
+	if data := holefs.ZonedImageData(path); data != "" {
 		return fsckZoned(data, repair, stdout)
 	}
 	img, err := openForFsck(path, repair, accept)
