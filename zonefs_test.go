@@ -740,3 +740,41 @@ func TestZonefsResetReopenFails(t *testing.T) {
 		t.Fatalf("write at the reset zone's write pointer: %v", err)
 	}
 }
+
+// TestZonefsFallocateImmutable: fallocate on a handle open for writing of
+// a zone that went read-only or offline is EPERM, vfs_fallocate's
+// IS_IMMUTABLE check, which precedes the EOPNOTSUPP of zonefs having no
+// ->fallocate; a healthy zone's is EOPNOTSUPP.
+func TestZonefsFallocateImmutable(t *testing.T) {
+	tests := []struct {
+		name   string
+		errors string
+		cond   blockdev.ZoneCond // 0: the zone stays healthy
+		want   syscall.Errno
+	}{
+		{"healthy", "zone-ro", 0, syscall.EOPNOTSUPP},
+		{"read-only", "zone-ro", blockdev.CondReadOnly, syscall.EPERM},
+		{"offline", "zone-offline", blockdev.CondOffline, syscall.EPERM},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, dev := openZonefsTest(t, Options{ZoneErrors: tc.errors})
+			h, err := f.OpenFile("seq/0", os.O_RDWR|syscall.O_DIRECT, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			if tc.cond != 0 {
+				if err := dev.SetZoneCondition(2, tc.cond); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := h.WriteAt(page(1, 1), 0); !errors.Is(err, syscall.EIO) {
+					t.Fatalf("write to a %s zone: %v, want EIO", tc.cond, err)
+				}
+			}
+			if err := h.Fallocate(0, 0, 4096); !errors.Is(err, tc.want) {
+				t.Fatalf("fallocate: %v, want %v", err, tc.want)
+			}
+		})
+	}
+}

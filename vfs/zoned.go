@@ -22,7 +22,7 @@ import (
 //     the write pointer (EINVAL), no writable shared mapping (EINVAL);
 //     truncation only to 0 (zone reset) or to the capacity (zone
 //     finish), EPERM otherwise;
-//   - no fallocate (EOPNOTSUPP), no clone;
+//   - no fallocate (EOPNOTSUPP, EPERM once the file is immutable), no clone;
 //   - a zone gone read-only or offline makes the file immutable (EPERM
 //     on open for writing, write and truncate; reads of an offline zone
 //     are EPERM too), and errors=remount-ro makes every write and setattr EROFS.
