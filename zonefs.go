@@ -102,9 +102,18 @@ const zonedData = "data"
 
 // isZonedImage reports whether the image directory at path holds a zoned
 // device.
-func isZonedImage(path string) bool {
-	_, err := os.Stat(blockdev.ZoneStatePath(filepath.Join(path, zonedData)))
-	return err == nil
+func isZonedImage(path string) bool { return ZonedImageData(path) != "" }
+
+// ZonedImageData returns the data file of the zoned device of the zoned
+// image at path (holefs mkfs --zoned), which blockdev.OpenZonedFile
+// opens, or "" if path is no zoned image: the one place that knows the
+// layout, for tools that open the device themselves (holefs fsck).
+func ZonedImageData(path string) string {
+	data := filepath.Join(path, zonedData)
+	if _, err := os.Stat(blockdev.ZoneStatePath(data)); err != nil {
+		return ""
+	}
+	return data
 }
 
 // mkfsZoned makes a zoned image: the directory path holding a

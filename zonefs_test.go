@@ -690,3 +690,91 @@ func TestZonefsRemountROSetattr(t *testing.T) {
 		t.Errorf("utimes after errors=remount-ro: %v, want EROFS", err)
 	}
 }
+
+// TestZonefsResetReopenFails: with explicit-open, a reset whose re-open of
+// the zone fails still empties the zone, so the file's size becomes 0 and
+// the open's error is returned, as zonefs_file_truncate does; a file kept
+// at its old size would read past an empty zone's write pointer.
+func TestZonefsResetReopenFails(t *testing.T) {
+	geo := zonefsTestGeometry
+	fdev := blockdev.NewFaulty(blockdev.NewMemory(blockdev.ZonedOnBlocks(geo)), blockdev.FaultOptions{})
+	dev, err := blockdev.NewZonedOn(fdev, geo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open("", Options{Backend: BackendZonefs, Device: dev, ZoneExplicitOpen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := f.OpenFile("seq/0", os.O_WRONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.WriteAt(page(3, 2), 0); err != nil {
+		t.Fatal(err)
+	}
+	// The device operations of a reset of a zone holding as much: the
+	// re-open after them is the first to fail.
+	if err := dev.WriteBlocks(page(4, 2), 4*geo.ZoneBlocks); err != nil {
+		t.Fatal(err)
+	}
+	ops := fdev.Ops()
+	if err := dev.ResetZone(4); err != nil {
+		t.Fatal(err)
+	}
+	fdev.FailAfter(fdev.Ops()-ops, syscall.EIO)
+	err = w.Truncate(0)
+	fdev.Clear()
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("reset whose re-open fails: %v, want EIO", err)
+	}
+	if zn, err := dev.Report(2); err != nil || zn.WP != zn.Start {
+		t.Fatalf("seq/0's zone after the reset: %+v, %v; want its write pointer at its start", zn, err)
+	}
+	if fi, err := f.Stat("seq/0"); err != nil || fi.Size() != 0 {
+		t.Fatalf("seq/0 after a reset whose re-open failed: %v, %v; want size 0", fi, err)
+	}
+	if _, err := w.WriteAt(page(5, 1), 0); err != nil {
+		t.Fatalf("write at the reset zone's write pointer: %v", err)
+	}
+}
+
+// TestZonefsFallocateImmutable: fallocate on a handle open for writing of
+// a zone that went read-only or offline is EPERM, vfs_fallocate's
+// IS_IMMUTABLE check, which precedes the EOPNOTSUPP of zonefs having no
+// ->fallocate; a healthy zone's is EOPNOTSUPP.
+func TestZonefsFallocateImmutable(t *testing.T) {
+	tests := []struct {
+		name   string
+		errors string
+		cond   blockdev.ZoneCond // 0: the zone stays healthy
+		want   syscall.Errno
+	}{
+		{"healthy", "zone-ro", 0, syscall.EOPNOTSUPP},
+		{"read-only", "zone-ro", blockdev.CondReadOnly, syscall.EPERM},
+		{"offline", "zone-offline", blockdev.CondOffline, syscall.EPERM},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, dev := openZonefsTest(t, Options{ZoneErrors: tc.errors})
+			h, err := f.OpenFile("seq/0", os.O_RDWR|syscall.O_DIRECT, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			if tc.cond != 0 {
+				if err := dev.SetZoneCondition(2, tc.cond); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := h.WriteAt(page(1, 1), 0); !errors.Is(err, syscall.EIO) {
+					t.Fatalf("write to a %s zone: %v, want EIO", tc.cond, err)
+				}
+			}
+			if err := h.Fallocate(0, 0, 4096); !errors.Is(err, tc.want) {
+				t.Fatalf("fallocate: %v, want %v", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,5 +1,14 @@
 package blockmap
 
+import "errors"
+
+// ErrZoneReopen marks the error of a Zone's Reset whose reset succeeded
+// but whose re-open of the zone (explicit-open keeps it open for its
+// writers) failed: the zone is empty, so the file's size must become 0
+// although the error is returned, as Linux's zonefs_file_truncate sets
+// the size once the reset command succeeded and returns the open's error.
+var ErrZoneReopen = errors.New("zone reset, but re-opening it failed")
+
 // Zone is the block map of a file that is one zone of a zoned device
 // (zonefs): page i is block i of the zone, the file's own device. The VFS
 // checks for it to apply zonefs's rules: a fixed size for a conventional
@@ -14,7 +23,8 @@ type Zone interface {
 	Capacity() int64
 	// Reset rewinds the zone's write pointer: its data is gone. The
 	// caller holds the inode and invalidate locks exclusive and has
-	// truncated the file's pages.
+	// truncated the file's pages. An error wrapping ErrZoneReopen
+	// reports a reset done but the zone not re-opened.
 	Reset() error
 	// Finish moves the write pointer to the capacity: the zone is full.
 	// The caller holds the inode and invalidate locks exclusive.

@@ -117,6 +117,7 @@ type Report struct {
 	Orphans  int64 // inodes with no links, freed at the next mount
 	Extents  int64
 	Owned    int64 // data blocks owned by extents, or on ext2 images by the block maps (indirect blocks included)
+	Indirect int64 // ext2 images: the indirect blocks among Owned (they have no extents)
 	Free     int64 // data blocks owned by none: SB.Blocks - 1 - Owned
 	Repaired bool  // Repair committed its fixes
 }
@@ -176,6 +177,7 @@ type BlockMapCheck struct {
 	Findings []Finding
 	Roots    map[uint64][NRoots]uint32 // changed i_block roots, by inode
 	Owned    int64                     // data and indirect blocks owned
+	Indirect int64                     // the indirect blocks among Owned
 }
 
 // Check verifies every invariant of an image and reports what is wrong,
@@ -305,6 +307,7 @@ type fsck struct {
 	added    map[uint64]int64 // subdirectories fsck linked into a directory
 	visited  int64            // directories walked
 	mapOwned int64            // blocks ext2 block maps own (CheckOptions.BlockMaps)
+	mapInd   int64            // the indirect blocks among mapOwned
 	ndirs    int64            // of all directories
 }
 
@@ -1105,6 +1108,7 @@ func (c *fsck) count() {
 	}
 	// The state record counts extents only: an ext2 image's is 0.
 	r.Owned += c.mapOwned
+	r.Indirect = c.mapInd
 	r.Free = c.img.SB.Blocks - 1 - r.Owned
 }
 
@@ -1124,7 +1128,7 @@ func (c *fsck) checkBlockMaps(repair bool) error {
 		return fmt.Errorf("fsck: block maps: %w", err)
 	}
 	c.rep.Findings = append(c.rep.Findings, res.Findings...)
-	c.mapOwned = res.Owned
+	c.mapOwned, c.mapInd = res.Owned, res.Indirect
 	for ino, r := range res.Roots {
 		if in, ok := c.inodes[ino]; ok && in.IBlock != r {
 			in.IBlock = r

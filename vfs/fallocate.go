@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -107,6 +108,14 @@ func (h *File) checkFallocate(mode uint32, off, n int64) error {
 	}
 	if !h.writable() {
 		return syscall.EBADF
+	}
+	// vfs_fallocate (fs/open.c, from memory of Linux) checks FMODE_WRITE
+	// (EBADF), then IS_IMMUTABLE (EPERM), before EFBIG and a missing
+	// ->fallocate (EOPNOTSUPP): a zone gone read-only or offline is an
+	// immutable file (zonefs_inode_update_mode), so its fallocate is
+	// EPERM, not zonefs's EOPNOTSUPP.
+	if z := h.in.zone(); z != nil && errors.Is(z.CheckWrite(), syscall.EPERM) {
+		return syscall.EPERM
 	}
 	if off+n > MaxFileSize || off+n < 0 {
 		return syscall.EFBIG

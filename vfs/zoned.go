@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"os"
 	"syscall"
 
@@ -21,7 +22,7 @@ import (
 //     the write pointer (EINVAL), no writable shared mapping (EINVAL);
 //     truncation only to 0 (zone reset) or to the capacity (zone
 //     finish), EPERM otherwise;
-//   - no fallocate (EOPNOTSUPP), no clone;
+//   - no fallocate (EOPNOTSUPP, EPERM once the file is immutable), no clone;
 //   - a zone gone read-only or offline makes the file immutable (EPERM
 //     on open for writing, write and truncate; reads of an offline zone
 //     are EPERM too), and errors=remount-ro makes every write and setattr EROFS.
@@ -169,12 +170,15 @@ func (in *Inode) truncateZone(z blockmap.Zone, size int64) error {
 	} else {
 		err = z.Finish()
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, blockmap.ErrZoneReopen) {
 		return errno(err)
 	}
+	// A reset that failed only to re-open the zone still emptied it:
+	// the size follows the zone, the error is returned
+	// (zonefs_file_truncate).
 	in.setSize(size)
 	in.touch()
-	return nil
+	return errno(err)
 }
 
 // zoneIOError handles an I/O error of a zone file as zonefs's

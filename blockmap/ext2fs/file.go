@@ -351,7 +351,11 @@ func (f *File) Insert(index, n int64) error { return errNoFallocate("insert") }
 // and reservations, writes the indirect blocks that keep some pointer,
 // and then frees the data blocks and the indirect blocks left empty
 // (Linux's ext2_truncate_blocks: pointers are cleared before the blocks
-// they pointed at are freed).
+// they pointed at are freed). A failed write of an indirect block leaves
+// the file as it was: the map is restored, and the indirect blocks
+// written before the failure are written back, so nothing is freed that
+// the map or the device still points at, and nothing is lost that
+// neither does.
 func (f *File) Truncate(index int64) error {
 	if index < 0 {
 		return fmt.Errorf("ext2fs: truncate(index=%d): negative index: %w", index, syscall.EINVAL)
@@ -367,6 +371,15 @@ func (f *File) Truncate(index int64) error {
 			freed = append(freed, int64(b))
 		}
 	}
+	direct, dresv, top := f.direct, f.dresv, f.top
+	saved := make(map[*node]node)
+	save := func(n *node) {
+		if _, ok := saved[n]; !ok {
+			c := *n
+			c.resv, c.kids = slices.Clone(n.resv), slices.Clone(n.kids)
+			saved[n] = c
+		}
+	}
 	for p := index; p < NDirect; p++ {
 		add(f.direct[p])
 		add(f.dresv[p])
@@ -377,14 +390,22 @@ func (f *File) Truncate(index int64) error {
 		if n == nil || index >= treeBase[t]+span(n.depth+1) {
 			continue
 		}
-		if truncNode(n, treeBase[t], index, add, dirty) {
+		if truncNode(n, treeBase[t], index, add, save, dirty) {
 			add(uint32(n.block))
 			f.top[t] = nil
 		}
 	}
 	if err := f.flush(dirty); err != nil {
-		// The blocks stay allocated: an indirect block on the device may
-		// still point at them.
+		// Undo: the blocks stay allocated and linked. Every changed node
+		// gets its old pointers back in memory and on the device (a
+		// failed write changed nothing there; rewriting it is harmless).
+		f.direct, f.dresv, f.top = direct, dresv, top
+		for n, c := range saved {
+			*n = c
+		}
+		if rerr := f.flush(dirty); rerr != nil {
+			err = fmt.Errorf("%w; restoring the indirect blocks: %w", err, rerr)
+		}
 		return fmt.Errorf("ext2fs: truncate(index=%d): %w", index, err)
 	}
 	f.blocks -= int64(len(freed))
@@ -397,8 +418,10 @@ func (f *File) Truncate(index int64) error {
 // truncNode clears the slots of n (whose first page is base) at and past
 // page lo, passing the blocks to free to add, and reports whether n is
 // left empty (its own block is then the caller's to free); a node kept
-// with changed pointers goes in dirty.
-func truncNode(n *node, base, lo int64, add func(uint32), dirty map[*node]bool) bool {
+// with changed pointers goes in dirty. save is called with every node
+// before it changes, for the caller to undo a failed truncate.
+func truncNode(n *node, base, lo int64, add func(uint32), save func(*node), dirty map[*node]bool) bool {
+	save(n)
 	s := span(n.depth)
 	changed := false
 	for i := max(lo-base, 0) / s; i < PtrsPerBlock; i++ {
@@ -414,7 +437,7 @@ func truncNode(n *node, base, lo int64, add func(uint32), dirty map[*node]bool) 
 			n.used--
 			continue
 		}
-		if k := n.kids[i]; k != nil && truncNode(k, pb, lo, add, dirty) {
+		if k := n.kids[i]; k != nil && truncNode(k, pb, lo, add, save, dirty) {
 			add(uint32(k.block))
 			n.kids[i], n.ptr[i] = nil, 0
 			n.used--

@@ -360,3 +360,62 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	check(t, fs)
 }
+
+// TestTruncateWriteError: a truncate whose write of an indirect block
+// fails changes nothing: the map, the device's tree and the free count
+// are as before, Check finds no leaked or dangling block, and the same
+// truncate succeeds once the device does. Failing the double-indirect
+// root, written after the leaf below it, makes the undo write the leaf
+// back.
+func TestTruncateWriteError(t *testing.T) {
+	const n = dind + 1500 // two leaves under the double-indirect root
+	tests := []struct {
+		name string
+		fail func(f *ext2fs.File, dev blockdev.Device) int64 // the block whose write fails
+	}{
+		{"double-indirect root", func(f *ext2fs.File, _ blockdev.Device) int64 { return int64(f.Roots()[ext2fs.NDirect+1]) }},
+		{"its first leaf", func(f *ext2fs.File, dev blockdev.Device) int64 {
+			buf := make([]byte, blockmap.PageSize)
+			if err := dev.ReadBlocks(buf, int64(f.Roots()[ext2fs.NDirect+1])); err != nil {
+				t.Fatal(err)
+			}
+			ptr, err := ext2fs.DecodeIndirect(buf, dev.NumBlocks())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int64(ptr[0])
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := blockdev.NewFaulty(blockdev.NewMemory(4096), blockdev.FaultOptions{})
+			fs, err := ext2fs.New(dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := fs.NewFile(1)
+			write(t, f, 0, n)
+			blocks := f.Blocks()
+			_, free := fs.Statfs()
+			dev.FailWrite(tc.fail(f.(*ext2fs.File), dev), syscall.EIO)
+			if err := f.Truncate(dind + 10); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("truncate with a failing indirect block: %v, want EIO", err)
+			}
+			dev.Clear()
+			if _, nfree := fs.Statfs(); f.Blocks() != blocks || nfree != free {
+				t.Errorf("after the failed truncate: %d blocks, %d free; want %d, %d", f.Blocks(), nfree, blocks, free)
+			}
+			if pages, _ := walk(t, dev, f); int64(len(pages)) != n {
+				t.Errorf("after the failed truncate the device maps %d pages, want %d", len(pages), n)
+			}
+			if next, _ := f.NextData(n - 1); next != n-1 {
+				t.Errorf("after the failed truncate the last page is gone: NextData = %d", next)
+			}
+			check(t, fs)
+			if err := f.Truncate(dind + 10); err != nil {
+				t.Fatal(err)
+			}
+			check(t, fs)
+		})
+	}
+}

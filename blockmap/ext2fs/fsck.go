@@ -189,6 +189,7 @@ func (c *mapCheck) indirect(b uint32, d int, base int64, path string) (bool, err
 	}
 	c.owner[b] = fmt.Sprintf("inode %d's indirect block (depth %d) at page %d", c.ino, d, base)
 	c.res.Owned++
+	c.res.Indirect++
 	here := fmt.Sprintf("%s -> block %d", path, b)
 	changed, used := false, 0
 	for i, p := range ptr {
@@ -218,6 +219,7 @@ func (c *mapCheck) indirect(b uint32, d int, base int64, path string) (bool, err
 			"%s: indirect block %d (depth %d) has no pointer", path, b, d)
 		delete(c.owner, b)
 		c.res.Owned--
+		c.res.Indirect--
 		return false, nil
 	}
 	if changed && c.repair {

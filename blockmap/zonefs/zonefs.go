@@ -309,7 +309,12 @@ func (zf *File) Reset() error {
 		return err
 	}
 	if zf.open {
-		return zf.fs.dev.OpenZone(zf.zone)
+		// zonefs keeps the zone open flag after a failed re-open, so
+		// the last writer's close still closes it (a no-op for an empty
+		// zone).
+		if err := zf.fs.dev.OpenZone(zf.zone); err != nil {
+			return fmt.Errorf("zonefs: reset %s: %w: %w", zf.Name(), blockmap.ErrZoneReopen, err)
+		}
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/holefs/holefs"
 	"github.com/holefs/holefs/blockmap/ext2fs"
 	"github.com/holefs/holefs/meta"
 )
@@ -81,7 +82,7 @@ func (e exitStatus) Unwrap() error { return e.err }
 // fsck checks (or repairs) the image at path, prints the findings and
 // returns the exit status.
 func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress) (int, error) {
-	if data := zonedState(path); data != "" {
+	if data := holefs.ZonedImageData(path); data != "" {
 		return fsckZoned(data, repair, stdout)
 	}
 	img, err := openForFsck(path, repair, accept)
@@ -141,9 +142,15 @@ func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress
 	if !repair && left > 0 {
 		when = "after --repair: "
 	}
+	// An ext2 image maps its files with block maps, not extents: say
+	// what they hold.
+	maps := plural(rep.Extents, "extent", "extents")
+	if img.SB.Incompat&meta.IncompatExt2 != 0 {
+		maps = plural(rep.Owned-rep.Indirect, "mapped block", "mapped blocks") + " and " + plural(rep.Indirect, "indirect block", "indirect blocks")
+	}
 	fmt.Fprintf(stdout, "%s: %s%s (%s, %s, %s, %s, %s), %s, %d of %d data blocks in use (%s)\n", path, when,
 		plural(rep.Inodes, "inode", "inodes"), plural(rep.Dirs, "directory", "directories"), plural(rep.Files, "file", "files"),
-		plural(rep.Symlinks, "symlink", "symlinks"), plural(rep.Special, "special file", "special files"), plural(rep.Orphans, "orphan", "orphans"), plural(rep.Extents, "extent", "extents"),
+		plural(rep.Symlinks, "symlink", "symlinks"), plural(rep.Special, "special file", "special files"), plural(rep.Orphans, "orphan", "orphans"), maps,
 		rep.Owned, img.SB.Blocks-1, formatBytes(rep.Owned*meta.BlockSize))
 	all := append(pre, rep.Findings...)
 	summarize(stdout, path, fixed, left, rep.Count(meta.Warning), repair || !repairable(all))

@@ -330,3 +330,43 @@ func TestFsckZoned(t *testing.T) {
 		t.Errorf("fsck of a damaged zone state: code %d, want %d\n%s", code, fsckLeft, out.String())
 	}
 }
+
+// TestFsckExt2Summary: an ext2 image's summary counts what its block maps
+// hold, data and indirect blocks, not extents it never has; an extent
+// image's counts extents.
+func TestFsckExt2Summary(t *testing.T) {
+	tests := []struct {
+		backend string
+		want    string
+	}{
+		// 20 pages: 12 direct, 8 under the single-indirect block.
+		{holefs.BackendExt2, "1 file, 0 symlinks, 0 special files, 0 orphans), 20 mapped blocks and 1 indirect block, 21 of 255 data blocks in use"},
+		{holefs.BackendExtent, "1 file, 0 symlinks, 0 special files, 0 orphans), 1 extent, 20 of 255 data blocks in use"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.backend, func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "img")
+			if err := holefs.Mkfs(img, holefs.MkfsOptions{SizeBytes: 1 << 20, Backend: tc.backend}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := holefs.Open(img, holefs.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := f.Create("f")
+			if err == nil {
+				_, err = h.WriteAt(bytes.Repeat([]byte{1}, 20*4096), 0)
+			}
+			if err == nil {
+				err = h.Close()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			fsckRun(t, []string{"fsck", img}, 0, []string{tc.want, img + ": clean"}, "")
+		})
+	}
+}

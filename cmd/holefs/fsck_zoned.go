@@ -4,22 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"syscall"
 
 	"github.com/holefs/holefs/blockdev"
 )
-
-// zonedState returns the zone state file of the zoned image at path, ""
-// if path is no zoned image.
-func zonedState(path string) string {
-	data := filepath.Join(path, "data")
-	if _, err := os.Stat(blockdev.ZoneStatePath(data)); err != nil {
-		return ""
-	}
-	return data
-}
 
 // fsckZoned checks a zoned image: its zone state decodes (every record's
 // checksum, conditions valid for the zone types, write pointers within the

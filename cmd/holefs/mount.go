@@ -84,6 +84,17 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	case (set["zone-errors"] || *zoneExplicit) && *memory:
 		return usageErr("--zone-errors and --zone-explicit-open are for zoned images (holefs mkfs --zoned)")
 	}
+	if (set["zone-errors"] || *zoneExplicit) && !*memory {
+		// An image that does not exist yet is left to the "no image"
+		// error, except the default one, which mount makes unzoned.
+		path := *image
+		if path == "" {
+			path = defaultImagePath()
+		}
+		if _, err := os.Stat(path); (err == nil || *image == "") && holefs.ZonedImageData(path) == "" {
+			return usageErr("--zone-errors and --zone-explicit-open are for zoned images (holefs mkfs --zoned); %s is not one", path)
+		}
+	}
 	if _, err := zonefs.ParseErrors(*zoneErrors); err != nil {
 		return usageErr("--zone-errors: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/internal/lockcheck"
 )
 
@@ -69,6 +71,10 @@ func TestMountBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	zoned := filepath.Join(dir, "zoned.img")
+	if err := holefs.Mkfs(zoned, holefs.MkfsOptions{Zoned: &blockdev.ZonedOptions{ZoneBlocks: 16, Zones: 4, Conventional: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	mnt := filepath.Join(dir, "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
@@ -89,6 +95,11 @@ func TestMountBadInput(t *testing.T) {
 		{"size with an image", []string{"mount", "--image", corrupt, "--size", "1GiB", mnt}, 2, "--size is the size of a --memory filesystem"},
 		{"size of the default image", []string{"mount", "--size", "1GiB", mnt}, 2, "--size is the size of a --memory filesystem"},
 		{"no-discard in memory", []string{"mount", "--memory", "--no-discard", mnt}, 2, "--no-discard is for images"},
+		{"zone-errors in memory", []string{"mount", "--memory", "--zone-errors", "zone-ro", mnt}, 2, "are for zoned images"},
+		{"zone-errors on an unzoned image", []string{"mount", "--image", corrupt, "--zone-errors", "zone-ro", mnt}, 2, corrupt + " is not one"},
+		{"explicit-open on the default image", []string{"mount", "--zone-explicit-open", mnt}, 2, "are for zoned images"},
+		{"zone-errors on a zoned image", []string{"mount", "--image", zoned, "--zone-errors", "zone-ro", "--zone-explicit-open", filepath.Join(dir, "nope")}, 1, "does not exist"},
+		{"zone-errors on a missing image", []string{"mount", "--image", filepath.Join(dir, "none.img"), "--zone-errors", "zone-ro", mnt}, 1, "no image at"},
 		{"flags after the mount point", []string{"mount", mnt, "--memory", "--cache-mode", "fast"}, 2, `unknown cache mode "fast"`},
 		{"help after the mount point", []string{"mount", mnt, "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"non-loopback metrics", []string{"mount", "--memory", "--metrics", "0.0.0.0:9100", mnt}, 2, "not a loopback"},
