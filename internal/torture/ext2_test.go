@@ -52,10 +52,17 @@ func TestExt2Detection(t *testing.T) {
 	// only once the size is restored and before the next truncate drops
 	// it: verifiers (which cannot race, being gated against removers)
 	// look for it, more of them where the fill path itself reads little.
-	verifiers := map[string]int{WorkRead: 1, WorkFault: 3, WorkReadahead: 1, WorkFadvise: 1, WorkMadvise: 1}
+	verifiers := map[string]int{WorkRead: 1, WorkReadahead: 1, WorkFadvise: 1, WorkMadvise: 1}
 	kinds := []string{KindStale, KindForeign, KindMisplaced, KindCorrupt}
 	for _, fill := range FillPaths {
 		t.Run(fill, func(t *testing.T) {
+			if fill == WorkFault {
+				// Measured: caught after 0.4–5.4 s on most runs, but 1 run
+				// in 3 under -race caught nothing in 2 × 10 s. The fault
+				// row of internal/repro's TestRaceExt2 proves it
+				// deterministically (none: foreign data, every run).
+				t.Skip("ext2 fault vs truncate under LockNone is caught too rarely by the random mix to assert in CI; repro TestRaceExt2 proves it")
+			}
 			w := map[string]int{fill: 4, WorkRemove: 1, WorkWrite: 1, WorkNeighbour: 1, WorkVerify: verifiers[fill]}
 			// The race is caught within 10 s on almost every run, but a
 			// 2-core machine under load sometimes schedules the window
