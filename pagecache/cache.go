@@ -96,6 +96,7 @@ type Cache struct {
 	// a page is created or removed.
 	clockMu  lockcheck.Mutex
 	mappings []*Mapping // evictable mappings; +checklocks:clockMu
+	pinned   []*Mapping // unevictable mappings, for Close to free their pages; +checklocks:clockMu
 	hand     int        // the mapping the clock's hand is in; +checklocks:clockMu
 	handPage int64      // the page index the hand points at; +checklocks:clockMu
 
@@ -185,8 +186,11 @@ func (c *Cache) Stats() Stats {
 	}
 }
 
-// Close writes back every dirty page, stops the flusher and waits for
-// async readahead. Mappings must not be used after.
+// Close writes back every dirty page, stops the flusher, waits for async
+// readahead and frees every page: their frames are outside the Go heap,
+// and a mapping dropped with pages in it would leak them. Mappings must
+// not be used after; a page a view or caller still references keeps its
+// frame until that reference goes.
 func (c *Cache) Close() error {
 	c.asyncMu.Lock()
 	already := c.closed.Swap(true)
@@ -197,19 +201,50 @@ func (c *Cache) Close() error {
 	err := c.writebackAll(true)
 	close(c.stop)
 	c.wg.Wait()
+	c.clockMu.Lock()
+	all := append(append([]*Mapping(nil), c.mappings...), c.pinned...)
+	c.clockMu.Unlock()
+	for _, m := range all {
+		m.drop()
+	}
 	return err
 }
 
-// addMapping puts an evictable mapping on the clock.
+// drop frees the pages of a mapping as its cache closes, and marks it dead
+// so that no fill adds one after.
+func (m *Mapping) drop() {
+	m.indexMu.Lock()
+	m.dead.Store(true)
+	m.indexMu.Unlock()
+	m.zapRange(0, maxPageIdx+1)
+	m.truncatePages(0, maxPageIdx+1)
+}
+
+// addMapping puts an evictable mapping on the clock, an unevictable one
+// on the pinned list.
 func (c *Cache) addMapping(m *Mapping) {
 	c.clockMu.Lock()
-	c.mappings = append(c.mappings, m)
+	if m.unevictable {
+		c.pinned = append(c.pinned, m)
+	} else {
+		c.mappings = append(c.mappings, m)
+	}
 	c.clockMu.Unlock()
 }
 
-// removeMapping takes a mapping off the clock.
+// removeMapping takes a mapping off the clock or the pinned list.
 func (c *Cache) removeMapping(m *Mapping) {
 	c.clockMu.Lock()
+	defer c.clockMu.Unlock()
+	if m.unevictable {
+		for i, x := range c.pinned {
+			if x == m {
+				c.pinned = append(c.pinned[:i], c.pinned[i+1:]...)
+				break
+			}
+		}
+		return
+	}
 	for i, x := range c.mappings {
 		if x == m {
 			c.mappings = append(c.mappings[:i], c.mappings[i+1:]...)
@@ -221,7 +256,6 @@ func (c *Cache) removeMapping(m *Mapping) {
 			break
 		}
 	}
-	c.clockMu.Unlock()
 }
 
 // reserve makes room for n new pages before a fill or write creates them:
@@ -300,11 +334,11 @@ func (c *Cache) reclaim(want int64) (freed int64, sawDirty bool) {
 	return freed, sawDirty
 }
 
-// freePage recycles the memory of a page whose reference count is frozen.
+// freePage recycles the frame of a page whose reference count is frozen.
 func freePage(p *Page) {
 	data := p.data
 	p.data = nil
-	dataPool.Put(data)
+	frames.release(data)
 }
 
 // markMappingDirty queues m for the flusher when it gets its first dirty page.

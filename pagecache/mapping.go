@@ -94,9 +94,7 @@ func (c *Cache) NewMapping(o MappingOptions) *Mapping {
 			m.daxLocks[i].Init(lockcheck.RankPage)
 		}
 	}
-	if !m.unevictable {
-		c.addMapping(m)
-	}
+	c.addMapping(m)
 	return m
 }
 
@@ -108,9 +106,7 @@ func (m *Mapping) Release() {
 	m.indexMu.Lock()
 	m.dead.Store(true)
 	m.indexMu.Unlock()
-	if !m.unevictable {
-		m.c.removeMapping(m)
-	}
+	m.c.removeMapping(m)
 }
 
 // Cache returns the cache the mapping belongs to.
@@ -213,14 +209,17 @@ func (m *Mapping) findGet(index int64) *Page {
 }
 
 // addLocked inserts a new page, locked by the caller, into the index. It
-// returns false if another page got there first.
+// returns false if another page got there first, or the mapping is dead;
+// the page's frame is then freed and the caller may only unlock it.
 func (m *Mapping) addLocked(p *Page) bool {
 	p.mapping.Store(m)
 	m.indexMu.Lock()
 	ok := !m.dead.Load() && m.index.insert(p)
 	m.indexMu.Unlock()
 	if !ok {
+		// Nobody saw the page: dropping the index's reference frees its frame.
 		p.mapping.Store(nil)
+		p.put()
 		return false
 	}
 	m.nrPages.Add(1)

@@ -40,7 +40,7 @@ type Page struct {
 	ref     atomic.Int32            // 0 means frozen: being freed, lookups must not pin it
 	content atomic.Int32            // content lock: >0 readers copying out, -1 a writer copying in
 	block   int64                   // device block this page was read from or written to, -1 if unknown; +checklocks:page lock, or the Writeback flag (writeback sets it after its I/O)
-	data    *[PageSize]byte         // contents; +checklocks:content lock for copies
+	data    *[PageSize]byte         // contents, a frame of the arena (frames.go) until the last reference goes; +checklocks:content lock for copies
 }
 
 // Index returns the page's offset in its file, in pages.
@@ -81,10 +81,15 @@ func (p *Page) tryGet() bool {
 
 func (p *Page) get() { p.ref.Add(1) }
 
-// put drops a reference. Page memory is recycled only by eviction and
-// truncation, which freeze the reference count first, so put never frees.
+// put drops a reference. The last one, which goes once the page has left
+// the index (truncation, or a page that lost the race to be added), frees
+// the page's frame: no one holds the page and no lookup can pin it (ref 0
+// is frozen). Eviction frees the frame itself after freezing the count.
 func (p *Page) put() {
-	if p.ref.Add(-1) < 0 {
+	switch r := p.ref.Add(-1); {
+	case r == 0:
+		freePage(p)
+	case r < 0:
 		panic("pagecache: page reference count below zero")
 	}
 }
@@ -220,11 +225,8 @@ func (p *Page) zero(from, to int) {
 	p.wunlockContent()
 }
 
-var dataPool = sync.Pool{New: func() any { return new([PageSize]byte) }}
-
 func newPage(index int64) *Page {
-	p := &Page{index: index, block: -1, data: dataPool.Get().(*[PageSize]byte)}
-	clear(p.data[:]) // a recycled buffer holds another page's bytes
-	p.ref.Store(1)   // the index's reference
+	p := &Page{index: index, block: -1, data: frames.alloc()}
+	p.ref.Store(1) // the index's reference
 	return p
 }
