@@ -66,6 +66,10 @@ type Stats struct {
 	Pages, DirtyPages     int64 // current
 	UnevictablePages      int64 // current (memfs pages)
 	LimitPages, SlackPage int64
+	// FrameBytes and FrameMappedBytes are the page-frame arena's (frames.go,
+	// shared by every Cache in the process): frames holding pages, and
+	// chunks mapped for them.
+	FrameBytes, FrameMappedBytes int64
 	// InvalidateWaits counts acquisitions of the mappings' invalidate
 	// locks that found them taken, shared (fills) and exclusive
 	// (removers) apart; InvalidateWait* is the time those waited. Cache
@@ -173,7 +177,9 @@ func (c *Cache) LockMode() LockMode { return c.opts.LockMode }
 // Stats returns a snapshot of the counters.
 func (c *Cache) Stats() Stats {
 	s := &c.stats
+	frameBytes, frameMapped := FrameStats()
 	return Stats{
+		FrameBytes: frameBytes, FrameMappedBytes: frameMapped,
 		Hits: c.hitCount(), Misses: s.misses.Load(), FillPages: s.fill.Load(),
 		ReadaheadPages: s.ra.Load(), AsyncReadaheads: s.asyncRA.Load(),
 		WritebackPages: s.wbPages.Load(), WritebackIOs: s.wbIOs.Load(),

@@ -46,9 +46,6 @@ const (
 	framePoison = 0xaa
 )
 
-// memCheck is the checking mode, read from HOLEFS_MEMCHECK once at start.
-var memCheck = os.Getenv("HOLEFS_MEMCHECK") == "1"
-
 // chunk is one mmap'd run of frames.
 type chunk struct {
 	mem  []byte
@@ -73,6 +70,7 @@ func (c *chunk) frame(n int) *[PageSize]byte {
 // (LOCKING.md): taken under any engine lock, it takes none and makes only
 // mmap, munmap, madvise and mprotect calls under it.
 type frameArena struct {
+	check  bool // memcheck mode; set before first use
 	mu     sync.Mutex
 	slots  []*chunk // chunks by slot, nil where one was unmapped; +checklocks:mu
 	byAddr []*chunk // mapped chunks ordered by address, to find a frame's chunk; +checklocks:mu
@@ -93,7 +91,7 @@ type qframe struct {
 
 // frames is the one arena: page memory is a process resource, as it is
 // the kernel's, and a chunk shared by several caches frees whole sooner.
-var frames frameArena
+var frames = frameArena{check: os.Getenv("HOLEFS_MEMCHECK") == "1"}
 
 // FrameStats reports the page-frame arena shared by every Cache in the
 // process: the bytes of frames holding pages (in use, including pages
@@ -196,7 +194,7 @@ func (a *frameArena) release(f *[PageSize]byte) {
 	c.used[n/64] &^= 1 << (n % 64)
 	c.inUse--
 	a.inUse.Add(-1)
-	if !memCheck {
+	if !a.check {
 		a.putFree(c, n)
 		return
 	}

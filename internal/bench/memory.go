@@ -20,7 +20,7 @@ import (
 var memory = Workload{
 	Name: "memory",
 	Brief: "engine heap per cached 4 KiB page beyond its 4096 data bytes, and peak RSS while random reads " +
-		"churn a file twice the cache, for three cache sizes (device in a file, outside the Go heap)",
+		"churn a file twice the cache, for three cache sizes (device in a file; page frames mmap'd outside the Go heap)",
 	Steps: func(cfg Config) int { return len(cfg.memoryCacheBytes()) },
 	Run:   runMemory,
 	Plots: []PlotSpec{
@@ -121,16 +121,21 @@ func memoryOnce(ctx context.Context, cfg Config, p Progress, devPath string, cac
 	// `pages` pages cached (the first bytes of the file, which fit without
 	// eviction). Readahead(2) fills synchronously: no async readahead is
 	// in flight, holding a bounce buffer, when the heap is measured.
-	h0 := heapAlloc()
+	// Page contents live in frames outside the Go heap (pagecache's
+	// arena): memory per page is the heap's growth plus the frames'.
+	h0 := heapAlloc() + e.stats().FrameBytes
 	if err := f.Readahead(0, cache/2); err != nil {
 		return Result{}, err
 	}
-	hHalf, half := heapAlloc(), e.stats().Pages
+	hHalf := heapAlloc()
+	st := e.stats()
+	hHalf, half := hHalf+st.FrameBytes, st.Pages
 	if err := f.Readahead(cache/2, cache-cache/2); err != nil {
 		return Result{}, err
 	}
 	h1 := heapAlloc()
-	cached := e.stats().Pages
+	st = e.stats()
+	h1, cached := h1+st.FrameBytes, st.Pages
 	overhead := float64(h1-h0-cached*pageSize) / float64(max(cached, 1))
 	marginal := float64(h1-hHalf-(cached-half)*pageSize) / float64(max(cached-half, 1))
 
@@ -186,7 +191,7 @@ func memoryOnce(ctx context.Context, cfg Config, p Progress, devPath string, cac
 	if hwm, ok := procStatus("VmHWM"); ok && hwmOK && hwm > peak.Load() {
 		peak.Store(hwm)
 	}
-	st := e.stats()
+	st = e.stats()
 
 	r := row("memory", "cache "+fmtBytes(cache))
 	r.add("cached_pages", "pages", float64(cached))
@@ -202,9 +207,10 @@ func memoryOnce(ctx context.Context, cfg Config, p Progress, devPath string, cac
 	r.addT("rss_growth_vs_target", "x", float64(peak.Load()-base)/(1<<20)/lim, &Target{Op: "<=", Bound: 1})
 	r.add("reads", "ops/s", float64(reads.Load())/tm.seconds())
 	r.add("over_limit", "allocs", float64(st.OverLimit))
+	r.add("frames_mapped_mib", "MiB", float64(st.FrameMappedBytes)/(1<<20))
 	r.add("other_cpu", "cores", tm.otherCPU)
 	var notes []string
-	notes = append(notes, fmt.Sprintf("file twice the cache on a file device in %s; rss_growth_vs_target = (peak RSS - base RSS) / (cache x 1.1 + 8 MiB); overhead_per_page = (heap with the cache full - heap with it empty)/pages - 4096, marginal_per_page the same between half and full", filepath.Dir(filepath.Dir(devPath))))
+	notes = append(notes, fmt.Sprintf("file twice the cache on a file device in %s; rss_growth_vs_target = (peak RSS - base RSS) / (cache x 1.1 + 8 MiB); overhead_per_page = (heap + page frames with the cache full - the same with it empty)/pages - 4096, marginal_per_page the same between half and full", filepath.Dir(filepath.Dir(devPath))))
 	if !haveRSS {
 		notes = append(notes, "no /proc/self/status: RSS not measured")
 	} else if !hwmOK {
