@@ -213,6 +213,7 @@ func (c *Cache) Close() error {
 	for _, m := range all {
 		m.drop()
 	}
+	frames.dropSpare()
 	return err
 }
 

@@ -232,17 +232,31 @@ func (a *frameArena) putFree(c *chunk, n int) {
 		return
 	}
 	if a.spare == nil {
-		// Keep it mapped but drop its memory: its frames become fresh.
-		if err := syscall.Madvise(c.mem, syscall.MADV_DONTNEED); err != nil {
-			panic(fmt.Sprintf("pagecache: madvise: %v", err))
-		}
-		c.free, c.fresh = c.free[:0], 0
-		clearBit(a.recycled, c.slot)
-		setBit(a.fresh, c.slot)
+		// Keep it, memory and all: a cache that empties and refills one
+		// chunk (a file read, dropped, read again) must not pay a page
+		// fault per frame each time.
 		a.spare = c
 		return
 	}
 	a.unmap(c)
+}
+
+// dropSpare gives the spare chunk's memory back to the kernel, keeping it
+// mapped: its frames become fresh. Cache.Close calls it, so a process that
+// closed its caches holds no page memory.
+func (a *frameArena) dropSpare() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.spare
+	if c == nil {
+		return
+	}
+	if err := syscall.Madvise(c.mem, syscall.MADV_DONTNEED); err != nil {
+		panic(fmt.Sprintf("pagecache: madvise: %v", err))
+	}
+	c.free, c.fresh = c.free[:0], 0
+	clearBit(a.recycled, c.slot)
+	setBit(a.fresh, c.slot)
 }
 
 // unmap returns an empty chunk to the kernel.

@@ -114,9 +114,9 @@ func statmRSS(t *testing.T) int64 {
 }
 
 // TestFrameChunkReturn: when the frames of chunks are all released, the
-// chunks go back to the kernel (one is kept mapped, its memory dropped),
-// and the resident memory falls by what they held. The last chunk to
-// empty is the spare, whatever the order of the releases.
+// chunks go back to the kernel but one, the spare, and the resident memory
+// falls by what they held, whatever the order of the releases; dropping
+// the spare (Cache.Close) frees its memory too.
 func TestFrameChunkReturn(t *testing.T) {
 	const chunks = 8
 	for _, order := range []string{"in order", "reversed", "interleaved"} {
@@ -162,6 +162,17 @@ func TestFrameChunkReturn(t *testing.T) {
 			}
 			if a.inUse.Load() != 0 {
 				t.Fatalf("%d frames in use after releasing all", a.inUse.Load())
+			}
+			// The spare keeps its memory until a Cache closes.
+			kept := statmRSS(t)
+			a.dropSpare()
+			if dropped := kept - statmRSS(t); dropped < chunkBytes*3/4 {
+				t.Fatalf("dropping the spare chunk freed %d bytes, want about %d", dropped, chunkBytes)
+			}
+			if f := a.alloc(); f[0] != 0 || f[PageSize-1] != 0 || a.mapped.Load() != 1 {
+				t.Fatal("the dropped spare does not hand out zeroed frames")
+			} else {
+				a.release(f)
 			}
 		})
 	}
