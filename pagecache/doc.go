@@ -23,6 +23,19 @@
 // content lock, a short reader/writer spin lock that only orders memory
 // copies (a data race in Go's memory model otherwise) and never blocks I/O.
 //
+// # Page memory
+//
+// A page's bytes live in a frame outside the Go heap (frames.go): mmap'd
+// chunks cut into 4 KiB frames, recycled through free lists when the
+// page's last reference goes, so the cache's resident memory follows the
+// pages it holds instead of the garbage collector's pacing. The reference
+// count is what keeps a frame alive: whoever reads or writes a page's
+// bytes holds a reference (or, while it fills a new page, the page lock
+// and the invalidate lock that keep eviction and truncation away). With
+// HOLEFS_MEMCHECK=1 a released frame is poisoned and made inaccessible for
+// a while, so a touch after release faults instead of reading another
+// page's data.
+//
 // # DAX
 //
 // A Mapping made with MappingOptions.DAX caches no pages (dax.go, after
