@@ -95,6 +95,8 @@ func newCollector(src *statsSource) *collector {
 			gauge("cache_dirty_pages", "Dirty pages.", func(s pagecache.Stats) int64 { return s.DirtyPages }),
 			gauge("cache_unevictable_pages", "Pages that are the storage (memory backend).", func(s pagecache.Stats) int64 { return s.UnevictablePages }),
 			gauge("cache_limit_pages", "The cache limit in pages.", func(s pagecache.Stats) int64 { return s.LimitPages }),
+			gauge("cache_frame_bytes", "Bytes of page frames holding pages (outside the Go heap; shared by the process's caches).", func(s pagecache.Stats) int64 { return s.FrameBytes }),
+			gauge("cache_frame_mapped_bytes", "Bytes of page-frame chunks mapped (shared by the process's caches).", func(s pagecache.Stats) int64 { return s.FrameMappedBytes }),
 		},
 		invWaits:      desc("invalidate_lock_waits_total", "Acquisitions of an invalidate lock that found it taken, by mode (shared: fills; exclusive: punch, truncate and the other block removers).", "mode"),
 		invWaitSecs:   desc("invalidate_lock_wait_seconds_total", "Time blocked taking invalidate locks, by mode.", "mode"),
