@@ -48,8 +48,8 @@ const (
 
 // chunk is one mmap'd run of frames.
 type chunk struct {
-	mem  []byte
-	slot int // index in frameArena.slots; +checklocks:frameArena.mu
+	mem  []byte // set when mapped; nil once unmapped, which no frame in use sees
+	slot int    // index in frameArena.slots; +checklocks:frameArena.mu
 	// free is a stack of released frame numbers, resident in memory.
 	free []uint16 // +checklocks:frameArena.mu
 	// fresh frames, [fresh, chunkFrames), were never handed out since the
