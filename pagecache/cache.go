@@ -218,8 +218,11 @@ func (c *Cache) Close() error {
 }
 
 // drop frees the pages of a mapping as its cache closes, and marks it dead
-// so that no fill adds one after.
+// so that no fill adds one after. A DAX mapping has no pages.
 func (m *Mapping) drop() {
+	if m.dax != nil {
+		return
+	}
 	m.indexMu.Lock()
 	m.dead.Store(true)
 	m.indexMu.Unlock()
