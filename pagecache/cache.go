@@ -213,7 +213,7 @@ func (c *Cache) Close() error {
 	for _, m := range all {
 		m.drop()
 	}
-	frames.dropSpare()
+	frames.shrink()
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -19,14 +20,17 @@ import (
 // the pages it holds, not the garbage collector's pacing: with page buffers
 // on the heap, the heap grew to about twice the live cache before the GC
 // reclaimed evicted pages. A chunk whose frames are all free is returned to
-// the kernel: one empty chunk is kept (its memory dropped with
-// MADV_DONTNEED) so a cache hovering at a chunk boundary does not map and
-// unmap at every eviction; the others are unmapped.
+// the kernel (munmap), except one, the spare, kept so that a cache
+// hovering at a chunk boundary does not map and unmap at every eviction.
+// Free frames scattered over chunks still in use hold memory too: when
+// they pass shrinkFrames and a quarter of the frames in use (a file
+// truncated, a cache closed), their memory is dropped with MADV_DONTNEED
+// (shrink), and Cache.Close drops all of it.
 //
 // Allocation prefers a frame that was used before (resident) over one never
 // touched or dropped, and the lowest chunk over higher ones: the resident
-// memory is then the peak number of frames in use, and high chunks drain
-// and are unmapped when the cache shrinks.
+// memory is then at most the peak number of frames in use, and high chunks
+// drain and are unmapped when the cache shrinks.
 //
 // The race detector does not see memory outside the Go heap, so a use after
 // release would go unnoticed: with HOLEFS_MEMCHECK=1 in the environment a
@@ -38,6 +42,9 @@ import (
 const (
 	chunkFrames = 1024 // frames per chunk: 4 MiB
 	chunkBytes  = chunkFrames * PageSize
+	// shrinkFrames is how many resident free frames (8 MiB) the arena
+	// keeps at least before it drops their memory.
+	shrinkFrames = 2048
 	// frameQuarantine is how many released frames memcheck keeps
 	// inaccessible before the oldest may be reused (16 MiB).
 	frameQuarantine = 4096
@@ -52,8 +59,11 @@ type chunk struct {
 	slot int    // index in frameArena.slots; +checklocks:frameArena.mu
 	// free is a stack of released frame numbers, resident in memory.
 	free []uint16 // +checklocks:frameArena.mu
+	// cold is a stack of released frames whose memory was dropped: like
+	// fresh frames, not resident and known to be zero.
+	cold []uint16 // +checklocks:frameArena.mu
 	// fresh frames, [fresh, chunkFrames), were never handed out since the
-	// chunk was mapped or dropped: not resident, and known to be zero.
+	// chunk was mapped: not resident, and known to be zero.
 	fresh int                      // +checklocks:frameArena.mu
 	used  [chunkFrames / 64]uint64 // frames handed out; +checklocks:frameArena.mu
 	inUse int                      // +checklocks:frameArena.mu
@@ -75,8 +85,9 @@ type frameArena struct {
 	slots  []*chunk // chunks by slot, nil where one was unmapped; +checklocks:mu
 	byAddr []*chunk // mapped chunks ordered by address, to find a frame's chunk; +checklocks:mu
 	// recycled and fresh are bitmaps over slots: chunks with resident free
-	// frames, and chunks with fresh frames.
+	// frames, and chunks with cold or fresh frames.
 	recycled, fresh []uint64 // +checklocks:mu
+	residentFree    int      // frames on the chunks' free stacks; +checklocks:mu
 	spare           *chunk   // the one empty chunk kept mapped; +checklocks:mu
 	quarantine      []qframe // memcheck: released frames, oldest first; +checklocks:mu
 
@@ -114,14 +125,16 @@ func (a *frameArena) alloc() *[PageSize]byte {
 	return f
 }
 
-// take picks a frame: a resident free one if any, else a fresh one, else
-// one of a new chunk. It reports whether the frame is known to be zero.
+// take picks a frame: a resident free one if any, else a cold or fresh
+// one, else one of a new chunk. It reports whether the frame is known to be
+// zero.
 // +checklocks:a.mu
 func (a *frameArena) take() (c *chunk, n int, zero bool) {
 	if s, ok := firstSet(a.recycled); ok {
 		c = a.slots[s]
 		n = int(c.free[len(c.free)-1])
 		c.free = c.free[:len(c.free)-1]
+		a.residentFree--
 		if len(c.free) == 0 {
 			clearBit(a.recycled, s)
 		}
@@ -131,9 +144,14 @@ func (a *frameArena) take() (c *chunk, n int, zero bool) {
 			s = a.mapChunk()
 		}
 		c = a.slots[s]
-		n = c.fresh
-		c.fresh++
-		if c.fresh == chunkFrames {
+		if k := len(c.cold); k > 0 {
+			n = int(c.cold[k-1])
+			c.cold = c.cold[:k-1]
+		} else {
+			n = c.fresh
+			c.fresh++
+		}
+		if len(c.cold) == 0 && c.fresh == chunkFrames {
 			clearBit(a.fresh, s)
 		}
 		zero = true
@@ -222,46 +240,72 @@ func (a *frameArena) unquarantine(k int) {
 	a.quarantine = append(a.quarantine[:0], a.quarantine[k:]...)
 }
 
-// putFree puts frame n on its chunk's free list, and returns the chunk to
-// the kernel when that empties it.
+// putFree puts frame n on its chunk's free list, returns the chunk to the
+// kernel when that empties it, and drops the memory of the free frames
+// when they are many.
 // +checklocks:a.mu
 func (a *frameArena) putFree(c *chunk, n int) {
 	c.free = append(c.free, uint16(n))
+	a.residentFree++
 	setBit(a.recycled, c.slot)
-	if c.inUse > 0 || c.held > 0 {
-		return
+	if c.inUse == 0 && c.held == 0 {
+		if a.spare == nil {
+			// Keep it, memory and all: a cache that empties and refills
+			// one chunk (a file read, dropped, read again) must not pay a
+			// page fault per frame each time.
+			a.spare = c
+		} else {
+			a.unmap(c)
+		}
 	}
-	if a.spare == nil {
-		// Keep it, memory and all: a cache that empties and refills one
-		// chunk (a file read, dropped, read again) must not pay a page
-		// fault per frame each time.
-		a.spare = c
-		return
+	// A few free frames are the churn of eviction, reused at once; many
+	// are a cache that shrank, and their memory would otherwise stay
+	// resident until the cache grows back.
+	if a.residentFree > shrinkFrames && int64(a.residentFree) > a.inUse.Load()/4 {
+		a.shrinkLocked()
 	}
-	a.unmap(c)
 }
 
-// dropSpare gives the spare chunk's memory back to the kernel, keeping it
-// mapped: its frames become fresh. Cache.Close calls it, so a process that
-// closed its caches holds no page memory.
-func (a *frameArena) dropSpare() {
+// shrink drops the memory of every free frame: Cache.Close calls it, so a
+// process that closed its caches holds no page memory.
+func (a *frameArena) shrink() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c := a.spare
-	if c == nil {
-		return
+	a.shrinkLocked()
+}
+
+// shrinkLocked moves the free frames of every chunk to its cold stack,
+// dropping their memory with one madvise per run of adjacent frames.
+// +checklocks:a.mu
+func (a *frameArena) shrinkLocked() {
+	for _, c := range a.slots {
+		if c == nil || len(c.free) == 0 {
+			continue
+		}
+		slices.Sort(c.free)
+		for i := 0; i < len(c.free); {
+			j := i + 1
+			for j < len(c.free) && c.free[j] == c.free[j-1]+1 {
+				j++
+			}
+			run := c.mem[int(c.free[i])*PageSize : (int(c.free[j-1])+1)*PageSize]
+			if err := syscall.Madvise(run, syscall.MADV_DONTNEED); err != nil {
+				panic(fmt.Sprintf("pagecache: madvise: %v", err))
+			}
+			i = j
+		}
+		c.cold = append(c.cold, c.free...)
+		a.residentFree -= len(c.free)
+		c.free = c.free[:0]
+		clearBit(a.recycled, c.slot)
+		setBit(a.fresh, c.slot)
 	}
-	if err := syscall.Madvise(c.mem, syscall.MADV_DONTNEED); err != nil {
-		panic(fmt.Sprintf("pagecache: madvise: %v", err))
-	}
-	c.free, c.fresh = c.free[:0], 0
-	clearBit(a.recycled, c.slot)
-	setBit(a.fresh, c.slot)
 }
 
 // unmap returns an empty chunk to the kernel.
 // +checklocks:a.mu
 func (a *frameArena) unmap(c *chunk) {
+	a.residentFree -= len(c.free)
 	clearBit(a.recycled, c.slot)
 	clearBit(a.fresh, c.slot)
 	a.slots[c.slot] = nil

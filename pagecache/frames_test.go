@@ -115,8 +115,8 @@ func statmRSS(t *testing.T) int64 {
 
 // TestFrameChunkReturn: when the frames of chunks are all released, the
 // chunks go back to the kernel but one, the spare, and the resident memory
-// falls by what they held, whatever the order of the releases; dropping
-// the spare (Cache.Close) frees its memory too.
+// falls by what they held, whatever the order of the releases; shrinking
+// (Cache.Close) frees the spare's memory too.
 func TestFrameChunkReturn(t *testing.T) {
 	const chunks = 8
 	for _, order := range []string{"in order", "reversed", "interleaved"} {
@@ -163,18 +163,72 @@ func TestFrameChunkReturn(t *testing.T) {
 			if a.inUse.Load() != 0 {
 				t.Fatalf("%d frames in use after releasing all", a.inUse.Load())
 			}
-			// The spare keeps its memory until a Cache closes.
-			kept := statmRSS(t)
-			a.dropSpare()
-			if dropped := kept - statmRSS(t); dropped < chunkBytes*3/4 {
-				t.Fatalf("dropping the spare chunk freed %d bytes, want about %d", dropped, chunkBytes)
+			// The spare keeps its memory (unless the free frames were many
+			// while it emptied) until a Cache closes and shrinks the arena.
+			a.shrink()
+			if dropped := full - statmRSS(t); dropped < chunks*chunkBytes-chunkBytes/2 {
+				t.Fatalf("after shrink the RSS fell %d bytes, want about %d", dropped, chunks*chunkBytes)
 			}
 			if f := a.alloc(); f[0] != 0 || f[PageSize-1] != 0 || a.mapped.Load() != 1 {
-				t.Fatal("the dropped spare does not hand out zeroed frames")
+				t.Fatal("the shrunk spare does not hand out zeroed frames")
 			} else {
 				a.release(f)
 			}
 		})
+	}
+}
+
+// TestFrameShrink: free frames scattered over chunks still in use (no
+// chunk empties) have their memory dropped once they are many, and come
+// back zeroed; a few free frames, the churn of eviction, keep theirs.
+func TestFrameShrink(t *testing.T) {
+	const chunks = 6
+	a := &frameArena{}
+	defer a.trim()
+	var fs []*[PageSize]byte
+	for i := 0; i < chunks*chunkFrames; i++ {
+		f := a.alloc()
+		fill(f, 0x77)
+		fs = append(fs, f)
+	}
+	churn := func() {
+		for i := 0; i < 64; i++ {
+			a.release(fs[2*i])
+		}
+		for i := 0; i < 64; i++ {
+			fs[2*i] = a.alloc()
+		}
+	}
+	churn()
+	a.mu.Lock()
+	resident := a.residentFree
+	a.mu.Unlock()
+	if resident != 0 {
+		t.Fatalf("%d free frames resident after churn that reused them all", resident)
+	}
+	before := statmRSS(t)
+	for i := 0; i < len(fs); i += 2 {
+		a.release(fs[i])
+	}
+	freed := int64(len(fs) / 2 * PageSize)
+	if got := a.mapped.Load(); got != chunks {
+		t.Fatalf("%d chunks mapped, want %d: none is empty", got, chunks)
+	}
+	if dropped := before - statmRSS(t); dropped < freed/2 {
+		t.Fatalf("releasing %d bytes of scattered frames dropped %d bytes of RSS", freed, dropped)
+	}
+	for i := 0; i < len(fs); i += 2 {
+		f := a.alloc()
+		if f[0] != 0 || f[PageSize-1] != 0 {
+			t.Fatal("a frame whose memory was dropped came back not zeroed")
+		}
+		fs[i] = f
+	}
+	if got := a.mapped.Load(); got != chunks {
+		t.Fatalf("%d chunks mapped after reallocating the freed frames, want %d", got, chunks)
+	}
+	for _, f := range fs {
+		a.release(f)
 	}
 }
 
