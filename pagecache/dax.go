@@ -68,8 +68,16 @@ func (m *Mapping) daxRead(dst []byte, off int64) (int, error) {
 	// The end-of-file check is made under the fill lock, as Linux's
 	// dax_iomap_rw makes it under its caller's lock; a remover that starts
 	// after it is the lock's business, not the check's.
-	m.lockFill(false)
-	defer m.unlockFill(false)
+	if len(dst) == 0 {
+		// Nothing to lock: only the end-of-file check, without the lock.
+		if off >= m.Size() {
+			return 0, io.EOF
+		}
+		return 0, nil
+	}
+	// The pages the bytes [off, off+len(dst)) touch, without overflowing.
+	first := off / PageSize
+	defer m.lockFill(first, first+(int64(len(dst))+PageSize-1)/PageSize+1, false).Unlock()
 	size := m.Size()
 	if off >= size {
 		return 0, io.EOF
@@ -252,8 +260,7 @@ func (m *Mapping) daxTruncateRange(lstart, lend, first, last int64) error {
 func (v *MappedView) daxFault(i int64, write bool) (*pte, error) {
 	m := v.m
 	idx := v.start + i
-	m.lockFill(true)
-	defer m.unlockFill(true)
+	defer m.lockFill(idx, idx+1, true).Unlock()
 	// The end-of-file check defines SIGBUS (EFAULT here); it is made once,
 	// before the lookup, as Linux makes it: keeping a remover out between
 	// the lookup and the install is the fill lock's job, not this check's.

@@ -3,8 +3,6 @@ package pagecache
 import (
 	"bytes"
 	"testing"
-
-	"github.com/holefs/holefs/internal/lockcheck"
 )
 
 func TestParseLockMode(t *testing.T) {
@@ -142,11 +140,9 @@ func TestLockModeBlocking(t *testing.T) {
 					data := pattern(60, 8*pg)
 					e.populate(t, data)
 					run := o.setup(t, e, data)
-					var l *lockcheck.RWMutex
-					if lk == host {
-						l = e.host
-					} else {
-						l = e.m.InvalidateLock()
+					var l heldLock = e.host
+					if lk == inval {
+						l = &wholeRange{l: e.m.InvalidateLock()}
 					}
 					mustWait := false
 					for _, n := range blocks[mode][lk] {
@@ -181,3 +177,21 @@ func TestLockModeBlocking(t *testing.T) {
 		}
 	}
 }
+
+// heldLock is what TestLockModeBlocking holds: the inode lock, or the
+// invalidate lock over the whole file.
+type heldLock interface {
+	Lock()
+	Unlock()
+	Waiters() int
+}
+
+// wholeRange holds a RangeLock exclusive over every page.
+type wholeRange struct {
+	l *RangeLock
+	h RangeHold
+}
+
+func (w *wholeRange) Lock()        { w.h = w.l.Lock(0, maxPageIdx+1) }
+func (w *wholeRange) Unlock()      { w.h.Unlock() }
+func (w *wholeRange) Waiters() int { return w.l.Waiters() }
