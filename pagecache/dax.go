@@ -16,7 +16,8 @@ import (
 // that memory, so no page of a DAX file is ever in the cache: nothing to
 // fill, write back, evict or truncate.
 //
-// The invalidate lock keeps its job. A read and a view fault hold it shared
+// The invalidate lock keeps its job. A read and a view fault hold it shared,
+// over the pages they touch
 // (the fill lock, per lock mode) from the block lookup until the copy is
 // done or the entry installed; every remover holds it exclusive while it
 // unmaps the views of its range (TruncateRange) and frees the blocks. A

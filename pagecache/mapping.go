@@ -145,7 +145,8 @@ func (m *Mapping) LockRemove(lstart, lend int64) RangeHold {
 // waits for their writeback in flight, so that every later write asks the
 // block map where to go: a clone is about to share those blocks, and a page
 // must not write into a shared block in place. The caller holds the
-// invalidate lock exclusive, so no fill can remember a block again.
+// invalidate lock exclusive over [first, last), so no fill can remember a
+// block there again.
 func (m *Mapping) ForgetBlocks(first, last int64) {
 	m.index.walk(first, last, func(p *Page) bool {
 		if !p.tryGet() {
