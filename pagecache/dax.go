@@ -16,13 +16,13 @@ import (
 // that memory, so no page of a DAX file is ever in the cache: nothing to
 // fill, write back, evict or truncate.
 //
-// The invalidate lock keeps its job. A read and a view fault hold it shared,
-// over the pages they touch
-// (the fill lock, per lock mode) from the block lookup until the copy is
-// done or the entry installed; every remover holds it exclusive while it
-// unmaps the views of its range (TruncateRange) and frees the blocks. A
-// view entry installed before the remover took the lock is zapped by it; a
-// fault after it finds the new block map.
+// The invalidate lock keeps its job. A read and a view fault hold it shared
+// over the pages they touch (the fill lock, per lock mode) from the block
+// lookup until the copy is done or the entry installed; every remover holds
+// it exclusive over its range while it unmaps the views of the range
+// (TruncateRange) and frees the blocks. A view entry installed before the
+// remover took the lock is zapped by it; a fault after it finds the new
+// block map.
 //
 // The page lock has no page to live in. Its replacement is the DAX entry
 // lock (Linux: the lock bit of the DAX entry in the mapping's xarray), a
@@ -69,14 +69,8 @@ func (m *Mapping) daxRead(dst []byte, off int64) (int, error) {
 	// The end-of-file check is made under the fill lock, as Linux's
 	// dax_iomap_rw makes it under its caller's lock; a remover that starts
 	// after it is the lock's business, not the check's.
-	if len(dst) == 0 {
-		// Nothing to lock: only the end-of-file check, without the lock.
-		if off >= m.Size() {
-			return 0, io.EOF
-		}
-		return 0, nil
-	}
-	// The pages the bytes [off, off+len(dst)) touch, without overflowing.
+	// The pages the bytes [off, off+len(dst)) touch (one more at most),
+	// counted without computing off+len(dst), which may overflow.
 	first := off / PageSize
 	defer m.lockFill(first, first+(int64(len(dst))+PageSize-1)/PageSize+1, false).Unlock()
 	size := m.Size()

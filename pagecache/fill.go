@@ -21,7 +21,8 @@ var bouncePool = sync.Pool{New: func() any { b := make([]byte, maxClusterPages*P
 // looking up their blocks happens under the fill lock (the invalidate lock
 // shared over [start, start+n): a window crossing a range being removed
 // waits for the whole removal) unless the caller already holds what the
-// mode requires over the range (lockHeld). The page at mark, if created, gets the async readahead marker.
+// mode requires over the range (lockHeld). The page at mark, if created,
+// gets the async readahead marker.
 //
 // It returns the error of reading page want (if want is in range and was
 // created here); errors on other pages only leave them not uptodate.

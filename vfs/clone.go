@@ -182,9 +182,9 @@ func (h *File) Dedupe(dst *File, srcOff, dstOff, n int64) (int64, bool, error) {
 		return 0, err == nil, err
 	}
 	defer unlockTwoInvalidate(lockTwoInvalidate(src, srcOff, di, dstOff, r.pages*pageSize))
-	// With both invalidate locks held no page can be dirtied (a mapped
-	// write faults into page_mkwrite, which waits for the lock): after
-	// writeback the device holds what the files hold.
+	// With both ranges of the invalidate locks held no page of them can
+	// be dirtied (a mapped write faults into page_mkwrite, which waits for
+	// the range): after writeback the device holds what the files hold.
 	for _, x := range []struct {
 		in  *Inode
 		off int64

@@ -166,9 +166,10 @@ func (in *Inode) allocate(off, n int64, keepSize bool) error {
 // (end == maxOffset: to EOF and beyond) in the protocol's order: with the
 // inode lock held by the caller (so direct I/O, which holds it shared, has
 // drained), take the invalidate lock exclusive over the pages of the range
-// (its partial edge pages included; fills elsewhere go on), optionally write back the
-// range, truncate its page cache (which unmaps views and waits for
-// writeback), run change on the block map, and only then let fills in.
+// (its partial edge pages included; fills elsewhere go on), optionally
+// write back the range, truncate its page cache (which unmaps views and
+// waits for writeback), run change on the block map, and only then let
+// fills in.
 func (in *Inode) removing(op string, off, end int64, writeback bool, change func() error) error {
 	m := in.mapping
 	defer m.LockRemove(off, end).Unlock()
