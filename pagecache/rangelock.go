@@ -124,8 +124,8 @@ func (l *RangeLock) acquire(e *rangeEntry) *rangeEntry {
 		return e
 	}
 	e.ready = make(chan struct{})
+	l.waiters.Add(1) // before mu is dropped: counted as waiting only while it can wait
 	l.mu.Unlock()
-	l.waiters.Add(1)
 	start := time.Now()
 	<-e.ready
 	if l.wait != nil {
