@@ -105,6 +105,12 @@ type Options struct {
 	CacheBytes int64
 	// LockMode selects the fill-path protection; default LockInvalidate.
 	LockMode LockMode
+	// FileInvalidateLock makes each file's invalidate lock one lock for the
+	// whole file, as Linux's mapping->invalidate_lock, instead of a range
+	// lock: a punch, zero range, collapse or truncate then stalls every
+	// cache miss in the file, not only those of the range it removes.
+	// For comparison (holefs bench range-punch).
+	FileInvalidateLock bool
 	// ReadaheadBytes is the largest readahead window; default 128 KiB.
 	ReadaheadBytes int64
 	// Hooks stop operations at chosen points, for tests that force an
@@ -301,7 +307,7 @@ func withLatency(d blockdev.Device, opts Options) blockdev.Device {
 
 // engineOptions returns the page cache options and VFS hooks of opts.
 func engineOptions(opts Options) (pagecache.Options, *vfs.Hooks) {
-	copts := pagecache.Options{CacheBytes: opts.CacheBytes, LockMode: opts.LockMode,
+	copts := pagecache.Options{CacheBytes: opts.CacheBytes, LockMode: opts.LockMode, FileInvalidateLock: opts.FileInvalidateLock,
 		ReadaheadPages: int(opts.ReadaheadBytes / blockmap.PageSize)}
 	var vhooks *vfs.Hooks
 	if h := opts.Hooks; h != nil {

@@ -17,6 +17,11 @@ type Options struct {
 	CacheBytes int64
 	// LockMode selects the fill-path protection; default LockInvalidate.
 	LockMode LockMode
+	// FileInvalidateLock makes each mapping's invalidate lock one lock for
+	// the whole file, as Linux's mapping->invalidate_lock is, instead of
+	// locking page ranges (RangeLock): a remover then stalls every fill of
+	// the file, not only those of its own range. For comparison.
+	FileInvalidateLock bool
 	// ReadaheadPages is the largest readahead window in pages; default 32
 	// (128 KiB, Linux's default read_ahead_kb).
 	ReadaheadPages int

@@ -17,11 +17,12 @@ import (
 // fill, write back, evict or truncate.
 //
 // The invalidate lock keeps its job. A read and a view fault hold it shared
-// (the fill lock, per lock mode) from the block lookup until the copy is
-// done or the entry installed; every remover holds it exclusive while it
-// unmaps the views of its range (TruncateRange) and frees the blocks. A
-// view entry installed before the remover took the lock is zapped by it; a
-// fault after it finds the new block map.
+// over the pages they touch (the fill lock, per lock mode) from the block
+// lookup until the copy is done or the entry installed; every remover holds
+// it exclusive over its range while it unmaps the views of the range
+// (TruncateRange) and frees the blocks. A view entry installed before the
+// remover took the lock is zapped by it; a fault after it finds the new
+// block map.
 //
 // The page lock has no page to live in. Its replacement is the DAX entry
 // lock (Linux: the lock bit of the DAX entry in the mapping's xarray), a
@@ -68,8 +69,10 @@ func (m *Mapping) daxRead(dst []byte, off int64) (int, error) {
 	// The end-of-file check is made under the fill lock, as Linux's
 	// dax_iomap_rw makes it under its caller's lock; a remover that starts
 	// after it is the lock's business, not the check's.
-	m.lockFill(false)
-	defer m.unlockFill(false)
+	// The pages the bytes [off, off+len(dst)) touch (one more at most),
+	// counted without computing off+len(dst), which may overflow.
+	first := off / PageSize
+	defer m.lockFill(first, first+(int64(len(dst))+PageSize-1)/PageSize+1, false).Unlock()
 	size := m.Size()
 	if off >= size {
 		return 0, io.EOF
@@ -252,8 +255,7 @@ func (m *Mapping) daxTruncateRange(lstart, lend, first, last int64) error {
 func (v *MappedView) daxFault(i int64, write bool) (*pte, error) {
 	m := v.m
 	idx := v.start + i
-	m.lockFill(true)
-	defer m.unlockFill(true)
+	defer m.lockFill(idx, idx+1, true).Unlock()
 	// The end-of-file check defines SIGBUS (EFAULT here); it is made once,
 	// before the lookup, as Linux makes it: keeping a remover out between
 	// the lookup and the install is the fill lock's job, not this check's.

@@ -142,8 +142,7 @@ func TestDAXNewBlocksZeroed(t *testing.T) {
 			if _, err := other.Write(secret, 0); err != nil {
 				t.Fatal(err)
 			}
-			inv := other.InvalidateLock()
-			inv.Lock()
+			inv := other.LockRemove(0, math.MaxInt64)
 			other.SetSize(0)
 			if err := other.TruncateRange(0, math.MaxInt64); err != nil {
 				t.Fatal(err)
@@ -280,8 +279,7 @@ func TestDAXRace(t *testing.T) {
 				for !stop.Load() {
 					ohost.Lock()
 					_, err := other.Write(secret, 0)
-					inv := other.InvalidateLock()
-					inv.Lock()
+					inv := other.LockRemove(0, math.MaxInt64)
 					other.SetSize(0)
 					if err == nil {
 						err = other.TruncateRange(0, math.MaxInt64)

@@ -12,6 +12,17 @@
 // looked up, between the truncation of the page cache and the freeing of the
 // blocks. TruncateRange asserts the exclusive hold in every build.
 //
+// Unlike Linux's, the lock is held over page ranges (RangeLock, a design
+// beyond Linux's per-mapping rw_semaphore): a fill holds shared the pages
+// it creates, a remover exclusive the pages it removes (Mapping.LockRemove:
+// its partial edge pages included, everything from the offset on for a
+// truncate, collapse or insert), so a punch stalls the fills of its own
+// range only. Ranges are granted in arrival order among those that
+// conflict, which gives a waiting remover preference over later fills of
+// its range, as RWMutex gives writers; with no remover about, a fill's
+// shared range is one atomic add. Options.FileInvalidateLock widens every
+// range to the whole file: Linux's lock, kept for comparison.
+//
 // The order of these locks and the others — the inode lock (Mapping.host)
 // above the invalidate lock, then the view lock (Mapping.viewMu), the page
 // lock, and this package's index, dirty-set and eviction-clock leaves, with

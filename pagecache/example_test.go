@@ -52,9 +52,8 @@ func ExampleMapping_Read() {
 	n, _ = m.Read(buf[:5], 7, &ra)
 	fmt.Printf("%q (device reads: %d)\n", buf[:n], dev.Reads())
 
-	inv := m.InvalidateLock()
 	host.Lock()
-	inv.Lock()
+	inv := m.LockRemove(5, math.MaxInt64)
 	m.SetSize(5)
 	if err := m.TruncateRange(5, math.MaxInt64); err != nil {
 		panic(err)

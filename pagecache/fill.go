@@ -19,8 +19,10 @@ var bouncePool = sync.Pool{New: func() any { b := make([]byte, maxClusterPages*P
 // the heart of every fill path (buffered read miss, sync and async
 // readahead, fadvise/madvise WILLNEED, fault). Creating the pages and
 // looking up their blocks happens under the fill lock (the invalidate lock
-// shared) unless the caller already holds what the mode requires
-// (lockHeld). The page at mark, if created, gets the async readahead marker.
+// shared over [start, start+n): a window crossing a range being removed
+// waits for the whole removal) unless the caller already holds what the
+// mode requires over the range (lockHeld). The page at mark, if created,
+// gets the async readahead marker.
 //
 // It returns the error of reading page want (if want is in range and was
 // created here); errors on other pages only leave them not uptodate.
@@ -35,8 +37,7 @@ func (m *Mapping) fillRange(start, n, want, mark int64, lockHeld bool) error {
 		h.BeforeFill(m, start, n)
 	}
 	if !lockHeld {
-		m.lockFill(false)
-		defer m.unlockFill(false)
+		defer m.lockFill(start, start+n, false).Unlock()
 	}
 	if m.dead.Load() {
 		return syscall.EIO
@@ -204,8 +205,7 @@ func (m *Mapping) isHole(idx int64) bool {
 // updatePage reads a cached page that is not uptodate.
 func (m *Mapping) updatePage(p *Page, fillLocked bool) error {
 	if !fillLocked {
-		m.lockFill(false)
-		defer m.unlockFill(false)
+		defer m.lockFill(p.index, p.index+1, false).Unlock()
 	}
 	p.lock()
 	if p.Mapping() != m {

@@ -113,9 +113,7 @@ func (e *env) truncate(t testing.TB, size int64) {
 	t.Helper()
 	e.host.Lock()
 	defer e.host.Unlock()
-	inv := e.m.InvalidateLock()
-	inv.Lock()
-	defer inv.Unlock()
+	defer e.m.LockRemove(size, math.MaxInt64).Unlock()
 	e.m.SetSize(size)
 	if err := e.m.TruncateRange(size, math.MaxInt64); err != nil {
 		t.Fatalf("TruncateRange(%d, max): %v", size, err)
@@ -130,9 +128,7 @@ func (e *env) punch(t testing.TB, first, n int64) {
 	t.Helper()
 	e.host.Lock()
 	defer e.host.Unlock()
-	inv := e.m.InvalidateLock()
-	inv.Lock()
-	defer inv.Unlock()
+	defer e.m.LockRemove(first*pg, (first+n)*pg).Unlock()
 	if err := e.m.TruncateRange(first*pg, (first+n)*pg); err != nil {
 		t.Fatalf("TruncateRange: %v", err)
 	}

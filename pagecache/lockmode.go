@@ -7,8 +7,9 @@ type LockMode uint8
 
 const (
 	// LockInvalidate is the invalidate-lock protocol (the default): fill
-	// paths take the mapping's invalidate lock shared on a cache miss, cache
-	// hits take nothing, and readers never wait behind writers.
+	// paths take the mapping's invalidate lock shared over the pages they
+	// fill on a cache miss, cache hits take nothing, and readers never wait
+	// behind writers, nor behind removers of other ranges.
 	LockInvalidate LockMode = iota
 	// LockRWSem is the XFS-style fix: buffered reads, readahead and
 	// fadvise/madvise hold the inode lock shared for the whole call, and

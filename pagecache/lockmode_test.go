@@ -3,8 +3,6 @@ package pagecache
 import (
 	"bytes"
 	"testing"
-
-	"github.com/holefs/holefs/internal/lockcheck"
 )
 
 func TestParseLockMode(t *testing.T) {
@@ -120,6 +118,10 @@ func TestLockModeBlocking(t *testing.T) {
 	const (
 		host lockKind = iota
 		inval
+		// invalElsewhere holds the invalidate lock exclusive over pages
+		// 2-4, which no operation touches (they use pages 0, 1, 5, 6
+		// and 7): a removal of another range, which stalls no fill.
+		invalElsewhere
 	)
 	// blocks[mode][lock] lists the operations that must wait.
 	blocks := map[LockMode]map[lockKind][]string{
@@ -134,19 +136,20 @@ func TestLockModeBlocking(t *testing.T) {
 		LockNone: {host: nil, inval: nil},
 	}
 	for _, mode := range LockModes {
-		for _, lk := range []lockKind{host, inval} {
+		for _, lk := range []lockKind{host, inval, invalElsewhere} {
 			for _, o := range ops {
-				lname := map[lockKind]string{host: "inode", inval: "invalidate"}[lk]
+				lname := map[lockKind]string{host: "inode", inval: "invalidate", invalElsewhere: "invalidate elsewhere"}[lk]
 				t.Run(mode.String()+"/"+lname+"/"+o.name, func(t *testing.T) {
 					e := newEnv(t, Options{LockMode: mode}, 64)
 					data := pattern(60, 8*pg)
 					e.populate(t, data)
 					run := o.setup(t, e, data)
-					var l *lockcheck.RWMutex
-					if lk == host {
-						l = e.host
-					} else {
-						l = e.m.InvalidateLock()
+					var l heldLock = e.host
+					switch lk {
+					case inval:
+						l = &heldRange{l: e.m.InvalidateLock(), first: 0, last: maxPageIdx + 1}
+					case invalElsewhere:
+						l = &heldRange{l: e.m.InvalidateLock(), first: 2, last: 5}
 					}
 					mustWait := false
 					for _, n := range blocks[mode][lk] {
@@ -181,3 +184,22 @@ func TestLockModeBlocking(t *testing.T) {
 		}
 	}
 }
+
+// heldLock is what TestLockModeBlocking holds: the inode lock, or the
+// invalidate lock over a range.
+type heldLock interface {
+	Lock()
+	Unlock()
+	Waiters() int
+}
+
+// heldRange holds a RangeLock exclusive over the pages [first, last).
+type heldRange struct {
+	l           *RangeLock
+	first, last int64
+	h           RangeHold
+}
+
+func (r *heldRange) Lock()        { r.h = r.l.Lock(r.first, r.last) }
+func (r *heldRange) Unlock()      { r.h.Unlock() }
+func (r *heldRange) Waiters() int { return r.l.Waiters() }

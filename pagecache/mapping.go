@@ -51,10 +51,10 @@ type Mapping struct {
 	dax      blockdev.DAXDevice
 	daxLocks *[daxEntryLocks]lockcheck.Mutex
 
-	// invalidate is held shared by fill paths while they create pages and
-	// look up their blocks, exclusive by every path that truncates pages
-	// and changes the block map.
-	invalidate lockcheck.RWMutex
+	// invalidate is held shared by fill paths over the pages they create
+	// and whose blocks they look up, exclusive by every path that truncates
+	// pages and changes the block map, over the pages it removes.
+	invalidate RangeLock
 
 	size atomic.Int64 // i_size in bytes; written under the host lock exclusive
 
@@ -82,8 +82,7 @@ func (c *Cache) NewMapping(o MappingOptions) *Mapping {
 	if r, ok := o.Blocks.(blockmap.Remapper); ok {
 		m.remap, m.cacheBlocks = r, r.WritesInPlace()
 	}
-	m.invalidate.Init(lockcheck.RankInvalidate, o.Key)
-	m.invalidate.SetWaitStats(&c.invWait)
+	m.invalidate.init(o.Key, c.opts.FileInvalidateLock, &c.invWait)
 	m.indexMu.Init(lockcheck.RankCache)
 	m.dirtyMu.Init(lockcheck.RankCache)
 	m.viewMu.Init(lockcheck.RankView)
@@ -127,13 +126,23 @@ func (m *Mapping) NrDirty() int64 { return m.nrDirty.Load() }
 
 // InvalidateLock returns the mapping's invalidate lock, for the VFS's
 // block-removing operations and two-file locking.
-func (m *Mapping) InvalidateLock() *lockcheck.RWMutex { return &m.invalidate }
+func (m *Mapping) InvalidateLock() *RangeLock { return &m.invalidate }
+
+// LockRemove takes the invalidate lock exclusive over the pages the byte
+// range [lstart, lend) touches, its partial edge pages included (the
+// pages TruncateRange zeroes); lend == math.MaxInt64 means to the end of
+// the file and beyond, as for a truncate, collapse or insert, which change
+// or shift everything past lstart. Fills of other pages go on meanwhile.
+func (m *Mapping) LockRemove(lstart, lend int64) RangeHold {
+	return m.invalidate.Lock(pageSpan(lstart, lend))
+}
 
 // ForgetBlocks makes the pages of [first, last) forget their blocks and
 // waits for their writeback in flight, so that every later write asks the
 // block map where to go: a clone is about to share those blocks, and a page
 // must not write into a shared block in place. The caller holds the
-// invalidate lock exclusive, so no fill can remember a block again.
+// invalidate lock exclusive over [first, last), so no fill can remember a
+// block there again.
 func (m *Mapping) ForgetBlocks(first, last int64) {
 	m.index.walk(first, last, func(p *Page) bool {
 		if !p.tryGet() {
@@ -151,28 +160,22 @@ func (m *Mapping) ForgetBlocks(first, last int64) {
 // Blocks returns the mapping's block map.
 func (m *Mapping) Blocks() blockmap.File { return m.blocks }
 
-// lockFill takes what a fill path needs before it creates pages and looks
-// up their blocks. fault is true for the fault and page_mkwrite paths.
-func (m *Mapping) lockFill(fault bool) {
+// lockFill takes what a fill path needs before it creates the pages
+// [first, last) and looks up their blocks: the invalidate lock shared over
+// exactly those pages, so that a fill never creates a page, or looks up a
+// block, in a range a remover holds. fault is true for the fault and
+// page_mkwrite paths. The zero hold is returned where the mode takes
+// nothing; its Unlock does nothing.
+func (m *Mapping) lockFill(first, last int64, fault bool) RangeHold {
 	switch m.c.opts.LockMode {
 	case LockInvalidate:
-		m.invalidate.RLock()
+		return m.invalidate.RLock(first, last)
 	case LockRWSem:
 		if fault {
-			m.invalidate.RLock()
+			return m.invalidate.RLock(first, last)
 		}
 	}
-}
-
-func (m *Mapping) unlockFill(fault bool) {
-	switch m.c.opts.LockMode {
-	case LockInvalidate:
-		m.invalidate.RUnlock()
-	case LockRWSem:
-		if fault {
-			m.invalidate.RUnlock()
-		}
-	}
+	return RangeHold{}
 }
 
 // lockRead takes the inode lock shared for a whole read-side call in

@@ -62,8 +62,7 @@ func TestFillVersusPunch(t *testing.T) {
 
 				// First half of the punch: both locks, truncate the cache.
 				e.host.Lock()
-				inv := e.m.InvalidateLock()
-				inv.Lock()
+				inv := e.m.LockRemove(pg, 2*pg)
 				if err := e.m.TruncateRange(pg, 2*pg); err != nil {
 					t.Fatal(err)
 				}
@@ -80,7 +79,7 @@ func TestFillVersusPunch(t *testing.T) {
 					within(t, "the unprotected filler to reach its block read", func() { <-inHook })
 				} else {
 					eventually(t, "the filler to wait for the punch", func() bool {
-						return e.host.Waiters() > 0 || inv.Waiters() > 0
+						return e.host.Waiters() > 0 || e.m.InvalidateLock().Waiters() > 0
 					})
 					select {
 					case <-inHook:

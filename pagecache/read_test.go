@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"syscall"
 	"testing"
 
@@ -218,8 +219,7 @@ func TestReadWhileFileShrinks(t *testing.T) {
 			return
 		}
 		fired = true
-		inv := m.InvalidateLock()
-		inv.Lock()
+		inv := m.LockRemove(0, math.MaxInt64)
 		defer inv.Unlock()
 		m.SetSize(pg)
 		if err := m.TruncateRange(pg, 1<<62); err != nil {

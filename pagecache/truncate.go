@@ -13,12 +13,13 @@ import (
 // pages under writeback are waited for; dirty pages are discarded. A
 // zeroed edge page backed by storage is marked dirty so the zeros reach it.
 //
-// The caller holds the invalidate lock exclusive, and keeps holding it
-// until the blocks of the range are removed from the block map: that is the
-// whole protocol, and this function panics if it is not so, in every build.
+// The caller holds the invalidate lock exclusive over every page the range
+// touches (LockRemove(lstart, lend)), and keeps holding it until the blocks
+// of the range are removed from the block map: that is the whole protocol,
+// and this function panics if it is not so, in every build.
 func (m *Mapping) TruncateRange(lstart, lend int64) error {
-	if !m.invalidate.HeldExclusive() {
-		panic("pagecache: TruncateRange called without the invalidate lock held exclusive")
+	if !m.invalidate.HeldExclusive(pageSpan(lstart, lend)) {
+		panic("pagecache: TruncateRange called without the invalidate lock held exclusive over its range")
 	}
 	if lstart >= lend {
 		return nil

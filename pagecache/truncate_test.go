@@ -26,14 +26,16 @@ func TestTruncateRangeNeedsInvalidateLock(t *testing.T) {
 		_ = e.m.TruncateRange(0, math.MaxInt64)
 	}
 	try("without the invalidate lock")
-	inv := e.m.InvalidateLock()
-	inv.RLock()
+	sh := e.m.InvalidateLock().RLock(0, maxPageIdx+1)
 	try("with the invalidate lock shared")
-	inv.RUnlock()
+	sh.Unlock()
+	other := e.m.LockRemove(0, pg)
+	try("with the invalidate lock exclusive over another range")
+	other.Unlock()
 	if e.m.NrPages() != 4 || e.m.NrDirty() != 4 {
 		t.Fatalf("a refused TruncateRange changed the cache: %d pages, %d dirty", e.m.NrPages(), e.m.NrDirty())
 	}
-	inv.Lock()
+	inv := e.m.LockRemove(0, math.MaxInt64)
 	if err := e.m.TruncateRange(0, math.MaxInt64); err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +48,7 @@ func TestTruncateRangeNeedsInvalidateLock(t *testing.T) {
 // truncateRange runs TruncateRange under the invalidate lock.
 func (e *env) truncateRange(t *testing.T, lstart, lend int64) {
 	t.Helper()
-	inv := e.m.InvalidateLock()
-	inv.Lock()
-	defer inv.Unlock()
+	defer e.m.LockRemove(lstart, lend).Unlock()
 	if err := e.m.TruncateRange(lstart, lend); err != nil {
 		t.Fatalf("TruncateRange(%d, %d): %v", lstart, lend, err)
 	}
@@ -186,8 +186,7 @@ func TestTruncateRangeWaitsForWriteback(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		inv := e.m.InvalidateLock()
-		inv.Lock()
+		inv := e.m.LockRemove(0, math.MaxInt64)
 		defer inv.Unlock()
 		if err := e.m.TruncateRange(2*pg, math.MaxInt64); err != nil {
 			t.Error(err)
@@ -229,8 +228,7 @@ func TestTruncateRangeFailedEdgePage(t *testing.T) {
 	// zero it. It may fail (and the caller then leaves the blocks alone),
 	// or succeed; if it succeeds, the zeroed part must stay zero once the
 	// device recovers.
-	inv := e.m.InvalidateLock()
-	inv.Lock()
+	inv := e.m.LockRemove(0, math.MaxInt64)
 	err := e.m.TruncateRange(2*pg+100, 5*pg)
 	inv.Unlock()
 	if err != nil {

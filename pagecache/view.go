@@ -277,22 +277,22 @@ func (v *MappedView) fault(i int64) (*pte, error) {
 			}
 			p.put()
 		}
-		m.lockFill(true)
+		fill := m.lockFill(idx, idx+1, true)
 		p, err := m.getUptodate(idx, nil, 1, true)
 		if err != nil {
-			m.unlockFill(true)
+			fill.Unlock()
 			return nil, err
 		}
 		p.lock()
 		if p.Mapping() != m || m.beyondEOF(idx) {
 			p.unlock()
 			p.put()
-			m.unlockFill(true)
+			fill.Unlock()
 			continue
 		}
 		e := v.install(i, p)
 		p.unlock()
-		m.unlockFill(true)
+		fill.Unlock()
 		if e != nil {
 			return e, nil
 		}
@@ -318,30 +318,30 @@ func (v *MappedView) mkwrite(i int64) (*pte, error) {
 		if e.writable {
 			return e, nil
 		}
-		m.lockFill(true)
 		p := e.page
+		fill := m.lockFill(p.index, p.index+1, true)
 		p.lock()
 		if p.Mapping() != m || v.ptes[i].Load() != e {
 			// Truncated or zapped meanwhile: retry from the fault (VM_FAULT_NOPAGE).
 			p.unlock()
-			m.unlockFill(true)
+			fill.Unlock()
 			continue
 		}
 		if m.beyondEOF(p.index) {
 			p.unlock()
-			m.unlockFill(true)
+			fill.Unlock()
 			return nil, syscall.EFAULT
 		}
 		if err := m.blocks.Allocate(p.index, 1); err != nil {
 			p.unlock()
-			m.unlockFill(true)
+			fill.Unlock()
 			return nil, err
 		}
 		m.markDirty(p)
 		ne := &pte{page: p, writable: true}
 		ok := v.ptes[i].CompareAndSwap(e, ne)
 		p.unlock()
-		m.unlockFill(true)
+		fill.Unlock()
 		if ok {
 			return ne, nil
 		}

@@ -3,6 +3,7 @@ package pagecache
 import (
 	"bytes"
 	"errors"
+	"math"
 	"sync"
 	"syscall"
 	"testing"
@@ -191,8 +192,7 @@ func TestUnevictableMapping(t *testing.T) {
 	}
 	checkBytes(t, buf, data, "memory file")
 	host.Lock()
-	inv := m.InvalidateLock()
-	inv.Lock()
+	inv := m.LockRemove(0, math.MaxInt64)
 	m.SetSize(pg)
 	if err := m.TruncateRange(pg, 1<<62); err != nil {
 		t.Fatal(err)

@@ -306,8 +306,7 @@ func (in *Inode) revalidate() error {
 	}
 	m := in.mapping
 	in.lock.Lock()
-	inv := m.InvalidateLock()
-	inv.Lock()
+	inv := m.LockRemove(0, maxOffset)
 	dropped, err := in.revalidateLocked(b)
 	inv.Unlock()
 	in.lock.Unlock()

@@ -51,9 +51,7 @@ func (in *Inode) relocate(page, count int64) (int64, error) {
 		return 0, nil
 	}
 	m := in.mapping
-	inv := m.InvalidateLock()
-	inv.Lock()
-	defer inv.Unlock()
+	defer m.LockRemove(page*pageSize, (page+count)*pageSize).Unlock()
 	if err := m.Sync(page*pageSize, count*pageSize); err != nil {
 		return 0, err
 	}

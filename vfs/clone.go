@@ -5,27 +5,28 @@ import (
 	"syscall"
 
 	"github.com/holefs/holefs/blockmap"
+	"github.com/holefs/holefs/pagecache"
 )
 
-// lockTwoInvalidate takes two mappings' invalidate locks exclusive in
-// inode-number order (one if they are the same file).
-func lockTwoInvalidate(a, b *Inode) {
+// lockTwoInvalidate takes two mappings' invalidate locks exclusive over
+// the n bytes at aOff in a and at bOff in b, in inode-number order whatever
+// the offsets (LOCKING.md). One file gets one range, the span of both: a
+// goroutine holds at most one range of a mapping.
+func lockTwoInvalidate(a *Inode, aOff int64, b *Inode, bOff, n int64) [2]pagecache.RangeHold {
 	if a == b {
-		a.mapping.InvalidateLock().Lock()
-		return
+		return [2]pagecache.RangeHold{a.mapping.LockRemove(min(aOff, bOff), max(aOff, bOff)+n)}
 	}
 	if a.ino > b.ino {
-		a, b = b, a
+		a, aOff, b, bOff = b, bOff, a, aOff
 	}
-	a.mapping.InvalidateLock().Lock()
-	b.mapping.InvalidateLock().Lock()
+	first := a.mapping.LockRemove(aOff, aOff+n)
+	return [2]pagecache.RangeHold{first, b.mapping.LockRemove(bOff, bOff+n)}
 }
 
-func unlockTwoInvalidate(a, b *Inode) {
-	a.mapping.InvalidateLock().Unlock()
-	if a != b {
-		b.mapping.InvalidateLock().Unlock()
-	}
+// unlockTwoInvalidate releases what lockTwoInvalidate took.
+func unlockTwoInvalidate(h [2]pagecache.RangeHold) {
+	h[1].Unlock()
+	h[0].Unlock()
 }
 
 // remapRange is what Clone and Dedupe agreed to share: the byte count and
@@ -126,7 +127,7 @@ func (h *File) Clone(dst *File, srcOff, dstOff, n int64) error {
 	lockTwo(src, di)
 	r, err := remapChecks(src, di, srcOff, dstOff, n, false)
 	if err == nil && r.count > 0 {
-		lockTwoInvalidate(src, di)
+		inv := lockTwoInvalidate(src, srcOff, di, dstOff, r.pages*pageSize)
 		err = remapLocked(c, src, di, srcOff, dstOff, r, "clone")
 		if err == nil {
 			if end := dstOff + r.count; end > di.mapping.Size() {
@@ -134,7 +135,7 @@ func (h *File) Clone(dst *File, srcOff, dstOff, n int64) error {
 			}
 			di.touch()
 		}
-		unlockTwoInvalidate(src, di)
+		unlockTwoInvalidate(inv)
 	}
 	unlockTwo(src, di)
 	if err == nil && r.count > 0 {
@@ -180,11 +181,10 @@ func (h *File) Dedupe(dst *File, srcOff, dstOff, n int64) (int64, bool, error) {
 	if err != nil || r.count == 0 {
 		return 0, err == nil, err
 	}
-	lockTwoInvalidate(src, di)
-	defer unlockTwoInvalidate(src, di)
-	// With both invalidate locks held no page can be dirtied (a mapped
-	// write faults into page_mkwrite, which waits for the lock): after
-	// writeback the device holds what the files hold.
+	defer unlockTwoInvalidate(lockTwoInvalidate(src, srcOff, di, dstOff, r.pages*pageSize))
+	// With both ranges of the invalidate locks held no page of them can
+	// be dirtied (a mapped write faults into page_mkwrite, which waits for
+	// the range): after writeback the device holds what the files hold.
 	for _, x := range []struct {
 		in  *Inode
 		off int64

@@ -128,8 +128,7 @@ func (h *File) copyByClone(dst *File, srcOff, dstOff, n int64) (int64, bool, err
 	if err != nil || r.count != n {
 		return 0, false, nil
 	}
-	lockTwoInvalidate(h.in, dst.in)
-	defer unlockTwoInvalidate(h.in, dst.in)
+	defer unlockTwoInvalidate(lockTwoInvalidate(h.in, srcOff, dst.in, dstOff, r.pages*pageSize))
 	if err := remapLocked(c, h.in, dst.in, srcOff, dstOff, r, "clone"); err != nil {
 		return 0, true, err
 	}

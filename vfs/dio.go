@@ -201,8 +201,7 @@ func (in *Inode) writeBlocks(p []byte, page, max int64) (int64, error) {
 		// before the exclusive lock is granted, and the pages fills made
 		// meanwhile forget the blocks they were read from.
 		m := in.mapping
-		inv := m.InvalidateLock()
-		inv.Lock()
+		inv := m.LockRemove(page*pageSize, (page+e.Count)*pageSize)
 		err = in.blocks.(blockmap.Remapper).CommitWrite(page, e.Count)
 		m.ForgetBlocks(page, page+e.Count)
 		inv.Unlock()

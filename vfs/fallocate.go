@@ -165,14 +165,14 @@ func (in *Inode) allocate(off, n int64, keepSize bool) error {
 // removing runs a block-removing operation on the byte range [off, end)
 // (end == maxOffset: to EOF and beyond) in the protocol's order: with the
 // inode lock held by the caller (so direct I/O, which holds it shared, has
-// drained), take the invalidate lock exclusive, optionally write back the
-// range, truncate its page cache (which unmaps views and waits for
-// writeback), run change on the block map, and only then let fills in.
+// drained), take the invalidate lock exclusive over the pages of the range
+// (its partial edge pages included; fills elsewhere go on), optionally
+// write back the range, truncate its page cache (which unmaps views and
+// waits for writeback), run change on the block map, and only then let
+// fills in.
 func (in *Inode) removing(op string, off, end int64, writeback bool, change func() error) error {
 	m := in.mapping
-	inv := m.InvalidateLock()
-	inv.Lock()
-	defer inv.Unlock()
+	defer m.LockRemove(off, end).Unlock()
 	if writeback {
 		if err := m.Sync(off, 0); err != nil {
 			return errno(err)

@@ -261,9 +261,9 @@ func (in *Inode) truncate(size int64) error {
 		in.setSize(size)
 		return nil
 	}
-	inv := m.InvalidateLock()
-	inv.Lock()
-	defer inv.Unlock()
+	// Only the pages from the one holding the new EOF on: fills below it
+	// go on (pagecache.RangeLock).
+	defer m.LockRemove(size, maxOffset).Unlock()
 	in.setSize(size)
 	if err := m.TruncateRange(size, maxOffset); err != nil {
 		return errno(err)

@@ -145,9 +145,7 @@ func (in *Inode) evict() error {
 	if in.evicted {
 		return nil
 	}
-	inv := in.mapping.InvalidateLock()
-	inv.Lock()
-	defer inv.Unlock()
+	defer in.mapping.LockRemove(0, maxOffset).Unlock()
 	if err := in.mapping.TruncateRange(0, maxOffset); err != nil {
 		return errno(err)
 	}

@@ -154,9 +154,9 @@ func (in *Inode) truncateZone(z blockmap.Zone, size int64) error {
 		return syscall.EPERM
 	}
 	m := in.mapping
-	inv := m.InvalidateLock()
-	inv.Lock()
-	defer inv.Unlock()
+	// The size cannot change under the inode lock: the pages from the
+	// lower of the two sizes on are the ones truncated or exposed.
+	defer m.LockRemove(min(size, m.Size()), maxOffset).Unlock()
 	if size == m.Size() {
 		return nil
 	}
@@ -191,8 +191,7 @@ func (in *Inode) zoneIOError(z blockmap.Zone, write bool) {
 	old := m.Size()
 	size, clearBits := z.IOError(write, old)
 	if size != old {
-		inv := m.InvalidateLock()
-		inv.Lock()
+		inv := m.LockRemove(min(size, old), maxOffset)
 		if size < old {
 			// Pages past the new size were read from the device before
 			// the error and may hold what the zone no longer has.

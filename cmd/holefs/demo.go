@@ -19,6 +19,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
 	backend := fl.String("backend", "extentfs", "backend to run on: extentfs, ext2, memfs or zonefs (fills racing a zone reset)")
 	modes := fl.String("modes", "invalidate,rwsem,none", "comma-separated lock modes to compare")
+	fileLock := fl.Bool("file-lock", false, "give each file one invalidate lock for the whole file (Linux's) instead of the range lock")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: holefs demo [flags]\n\n"+
 			"Forces, with hooks, the interleaving in which a page-cache fill creates a page and\n"+
@@ -61,7 +62,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	row := func(s repro.Scenario, fill, remove string) error {
 		fmt.Fprintf(tw, "%s\t%s", fill, remove)
 		for _, m := range ms {
-			s.Mode = m
+			s.Mode, s.FileLock = m, *fileLock
 			out, err := repro.Run(s)
 			switch {
 			case errors.Is(err, repro.ErrUnsupported):

@@ -29,6 +29,7 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 	ops := fl.Int64("ops", 0, "stop after this many operations (0: until --duration)")
 	seed := fl.Uint64("seed", 0, "seed of the workers' random choices (default: a random seed, printed)")
 	mode := fl.String("mode", "invalidate", "lock mode: invalidate, rwsem or none")
+	fileLock := fl.Bool("file-lock", false, "one invalidate lock per file (Linux's) instead of the range lock")
 	backend := fl.String("backend", holefs.BackendExtent, "backend: extentfs, memfs, logfs, ext2, passthrough or zonefs\n"+
 		"(zone files: direct appends, resets and finishes against every fill path)")
 	backingDir := fl.String("backing-dir", "", "passthrough: make the backing directory in `DIR` (a fresh subdirectory, removed at the end;\n"+
@@ -109,7 +110,7 @@ func tortureCmd(args []string, stdout, stderr io.Writer) error {
 		return usageErr("--workers: %v", err)
 	}
 	cfg := torture.Config{
-		Backend: *backend, BackingDir: *backingDir, Image: *image, DAX: *dax, Mode: lm, Duration: *duration, Ops: *ops, Seed: *seed,
+		Backend: *backend, BackingDir: *backingDir, Image: *image, DAX: *dax, Mode: lm, FileLock: *fileLock, Duration: *duration, Ops: *ops, Seed: *seed,
 		Files: *files, FileBlocks: *fileBlocks, CacheBytes: cacheBytes, Latency: *latency,
 		RemoveDelay: *removeDelay, FillDelay: *fillDelay, Workers: wk,
 		StopOnFirst: *stopOnFirst, MaxViolations: *maxViol, StrictDirect: *strictDirect,

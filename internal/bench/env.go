@@ -41,12 +41,19 @@ func newBackendEnv(cfg Config, backend string, mode holefs.LockMode, cacheBytes,
 	case daxBackend:
 		return newDAXEnv(cfg, mode, cacheBytes, devBytes)
 	}
+	return newDeviceEnv(cfg, holefs.Options{Backend: backend, CacheBytes: cacheBytes, LockMode: mode}, devBytes)
+}
+
+// newDeviceEnv opens a filesystem with opts on a memory device of
+// devBytes behind the latency model, with no latency yet.
+func newDeviceEnv(cfg Config, opts holefs.Options, devBytes int64) (*env, error) {
 	nblocks := devBytes/pageSize + 1024
-	if backend == holefs.BackendLog {
+	if opts.Backend == holefs.BackendLog {
 		nblocks += devBytes / pageSize / 2 // a log needs free space to write into
 	}
 	dev := newLatencyDevice(blockdev.NewMemory(nblocks), cfg.Seed, cfg.SleepDevice)
-	fsys, err := holefs.Open("", holefs.Options{Backend: backend, Device: dev, CacheBytes: cacheBytes, LockMode: mode})
+	opts.Device = dev
+	fsys, err := holefs.Open("", opts)
 	if err != nil {
 		dev.Close()
 		return nil, err

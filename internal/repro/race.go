@@ -11,7 +11,7 @@ import (
 // mount puts a vfs on be whose hooks hit the env's stops for the victim
 // page only: the page cache's before a fill and after its block lookup,
 // the vfs's after a remover truncated the victim's page cache.
-func (e *env) mount(be vfs.Backend, mode pagecache.LockMode) {
+func (e *env) mount(be vfs.Backend, s Scenario) {
 	isVictim := func(m *pagecache.Mapping) bool { return uint64(m.Key()) == atomic.LoadUint64(&e.victimIno) }
 	hooks := &pagecache.Hooks{
 		BeforeFill: func(m *pagecache.Mapping, index, n int64) {
@@ -25,7 +25,7 @@ func (e *env) mount(be vfs.Backend, mode pagecache.LockMode) {
 			}
 		},
 	}
-	e.fs = vfs.New(be, pagecache.Options{CacheBytes: 4 << 20, LockMode: mode, Hooks: hooks},
+	e.fs = vfs.New(be, pagecache.Options{CacheBytes: 4 << 20, LockMode: s.Mode, FileInvalidateLock: s.FileLock, Hooks: hooks},
 		&vfs.Hooks{AfterTruncatePages: func(ino uint64, op string) {
 			if ino == atomic.LoadUint64(&e.victimIno) {
 				e.afterTrunc.hit()

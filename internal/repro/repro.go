@@ -59,6 +59,9 @@ type Scenario struct {
 	// page is cached, so what the race can leave behind is a view entry
 	// addressing a freed block, or the bytes a read returned.
 	DAX bool
+	// FileLock gives the filesystem the per-file invalidate lock
+	// (Linux's) instead of the range lock: both must prevent every race.
+	FileLock bool
 }
 
 func (s Scenario) String() string {
@@ -70,7 +73,11 @@ func (s Scenario) String() string {
 	if s.DAX {
 		dax = "+dax"
 	}
-	return fmt.Sprintf("%s%s/%s/%s-vs-%s%s", s.Backend, dax, s.Mode, s.Fill, s.Remove, wb)
+	mode := s.Mode.String()
+	if s.FileLock {
+		mode += "+filelock"
+	}
+	return fmt.Sprintf("%s%s/%s/%s-vs-%s%s", s.Backend, dax, mode, s.Fill, s.Remove, wb)
 }
 
 // DAXFills are the fill paths a DAX file has: it caches nothing, so
@@ -174,14 +181,14 @@ type env struct {
 	afterTrunc *stop
 }
 
-func newEnv(backend string, mode pagecache.LockMode, dax bool) (*env, error) {
+func newEnv(s Scenario) (*env, error) {
 	e := &env{beforeFill: newStop(), afterMap: newStop(), afterTrunc: newStop()}
 	var be vfs.Backend
-	switch backend {
+	switch s.Backend {
 	case "extentfs":
 		dev := blockdev.NewMemory(256)
 		be = vfs.Backend{Store: extentfs.New(dev.NumBlocks()), Device: dev}
-		if dax {
+		if s.DAX {
 			be.DAX = dev
 		}
 	case "ext2":
@@ -191,15 +198,15 @@ func newEnv(backend string, mode pagecache.LockMode, dax bool) (*env, error) {
 			return nil, err
 		}
 		be = vfs.Backend{Store: store, Device: dev}
-		if dax {
+		if s.DAX {
 			be.DAX = dev
 		}
 	case "memfs":
 		be = vfs.Backend{Store: memfs.New(256), Memory: true}
 	default:
-		return nil, fmt.Errorf("repro: unknown backend %q", backend)
+		return nil, fmt.Errorf("repro: unknown backend %q", s.Backend)
 	}
-	e.mount(be, mode)
+	e.mount(be, s)
 	return e, nil
 }
 
@@ -222,7 +229,7 @@ func Run(s Scenario) (Outcome, error) {
 	if s.DAX && !slices.Contains(DAXFills, s.Fill) {
 		return Outcome{}, fmt.Errorf("repro: a DAX file has no %s fill path", s.Fill)
 	}
-	e, err := newEnv(s.Backend, s.Mode, s.DAX)
+	e, err := newEnv(s)
 	if err != nil {
 		return Outcome{}, err
 	}

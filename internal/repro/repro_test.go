@@ -17,28 +17,41 @@ func TestMain(m *testing.M) {
 // every remover. Under LockNone the detector must see the bug (so it is
 // shown to work); under the two protected modes it must never see it.
 func TestRace(t *testing.T) {
-	for _, mode := range pagecache.LockModes {
+	for _, mode := range lockConfigs {
 		for _, fill := range Fills {
 			for _, remove := range Removers {
-				s := Scenario{Backend: "extentfs", Mode: mode, Fill: fill, Remove: remove}
+				s := Scenario{Backend: "extentfs", Mode: mode.mode, FileLock: mode.fileLock, Fill: fill, Remove: remove}
 				t.Run(s.String(), func(t *testing.T) {
 					out, err := Run(s)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if mode == pagecache.LockNone {
+					if mode.mode == pagecache.LockNone {
 						if !out.Interleaved || out.Verdict == OK {
 							t.Fatalf("LockNone: want the race detected, got %+v", out)
 						}
 						return
 					}
 					if out.Interleaved || out.Verdict != OK {
-						t.Fatalf("%v: the filler got between truncation and block removal: %+v", mode, out)
+						t.Fatalf("%v: the filler got between truncation and block removal: %+v", s, out)
 					}
 				})
 			}
 		}
 	}
+}
+
+// lockConfig is a lock mode and, in invalidate mode, which invalidate lock.
+type lockConfig struct {
+	mode     pagecache.LockMode
+	fileLock bool
+}
+
+// lockConfigs are the lock modes with the range invalidate lock, and the
+// invalidate mode again with the per-file one (Linux's).
+var lockConfigs = []lockConfig{
+	{pagecache.LockInvalidate, false}, {pagecache.LockRWSem, false}, {pagecache.LockNone, false},
+	{pagecache.LockInvalidate, true},
 }
 
 // TestRaceWriteback: a page cached during a punch keeps the mapping of
@@ -98,10 +111,11 @@ func TestRaceMemfs(t *testing.T) {
 // range returns the old bytes, which no cache keeps and which a read just
 // before the zero range returns as well (zero range frees no block).
 func TestRaceDAX(t *testing.T) {
-	for _, mode := range pagecache.LockModes {
+	for _, cfg := range lockConfigs {
+		mode := cfg.mode
 		for _, fill := range DAXFills {
 			for _, remove := range Removers {
-				s := Scenario{Backend: "extentfs", DAX: true, Mode: mode, Fill: fill, Remove: remove}
+				s := Scenario{Backend: "extentfs", DAX: true, Mode: mode, FileLock: cfg.fileLock, Fill: fill, Remove: remove}
 				t.Run(s.String(), func(t *testing.T) {
 					out, err := Run(s)
 					if err != nil {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/holefs/holefs/blockdev"
 	"github.com/holefs/holefs/blockmap/zonefs"
-	"github.com/holefs/holefs/pagecache"
 	"github.com/holefs/holefs/vfs"
 )
 
@@ -31,7 +30,7 @@ func runZonefs(s Scenario) (Outcome, error) {
 	if s.Remove != "reset" || s.Writeback {
 		return Outcome{}, ErrUnsupported
 	}
-	e, a, w, err := newZoneEnv(s.Mode)
+	e, a, w, err := newZoneEnv(s)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -103,7 +102,7 @@ func runZonefs(s Scenario) (Outcome, error) {
 // newZoneEnv makes a zonefs of one sequential zone whose file (ino as the
 // zonefs backend numbers it) holds the pattern pages, written directly,
 // and returns a buffered reader and a direct writer of it.
-func newZoneEnv(mode pagecache.LockMode) (*env, *vfs.File, *vfs.File, error) {
+func newZoneEnv(s Scenario) (*env, *vfs.File, *vfs.File, error) {
 	e := &env{beforeFill: newStop(), afterMap: newStop(), afterTrunc: newStop()}
 	dev, err := blockdev.NewZoned(blockdev.ZonedOptions{ZoneBlocks: zoneCapacity, Zones: 1})
 	if err != nil {
@@ -113,7 +112,7 @@ func newZoneEnv(mode pagecache.LockMode) (*env, *vfs.File, *vfs.File, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	e.mount(vfs.Backend{Store: store, Device: dev, FixedNamespace: true}, mode)
+	e.mount(vfs.Backend{Store: store, Device: dev, FixedNamespace: true}, s)
 	zf := store.Files()[0]
 	in, err := e.fs.AddFixed(e.fs.Root(), "0", syscall.S_IFREG|0o640, zf.Ino(), 0)
 	if err != nil {

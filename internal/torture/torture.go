@@ -114,6 +114,9 @@ type Config struct {
 	DAX bool
 	// Mode is the filesystem's lock mode.
 	Mode holefs.LockMode
+	// FileLock gives the filesystem the per-file invalidate lock
+	// (holefs.Options.FileInvalidateLock) instead of the range lock.
+	FileLock bool
 	// Duration bounds the run's time; Ops bounds its operations (each
 	// filesystem call is one). The run stops at the first bound reached;
 	// at least one must be set.
@@ -189,7 +192,7 @@ func (c Config) Defaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Target != "" {
-		if c.Backend != "" || c.Mode != 0 || c.CacheBytes != 0 || c.Latency != 0 || c.RemoveDelay != 0 || c.FillDelay != 0 || c.EOFDelay != 0 {
+		if c.Backend != "" || c.Mode != 0 || c.FileLock || c.CacheBytes != 0 || c.Latency != 0 || c.RemoveDelay != 0 || c.FillDelay != 0 || c.EOFDelay != 0 {
 			errs = append(errs, errors.New("a target directory excludes backend, lock mode, cache size, latency and delays (they configure the in-process filesystem)"))
 		}
 		if err := checkTarget(c.Target); err != nil {
@@ -257,13 +260,17 @@ func (c Config) Describe() string {
 	if c.Target != "" {
 		return "target " + c.Target
 	}
+	mode := c.Mode.String()
+	if c.FileLock {
+		mode += " (per-file invalidate lock)"
+	}
 	if c.Image {
-		return fmt.Sprintf("mode %v, backend %s on an image", c.Mode, c.Backend)
+		return fmt.Sprintf("mode %s, backend %s on an image", mode, c.Backend)
 	}
 	if c.DAX {
-		return fmt.Sprintf("mode %v, backend %s in DAX mode", c.Mode, c.Backend)
+		return fmt.Sprintf("mode %s, backend %s in DAX mode", mode, c.Backend)
 	}
-	return fmt.Sprintf("mode %v, backend %s", c.Mode, c.Backend)
+	return fmt.Sprintf("mode %s, backend %s", mode, c.Backend)
 }
 
 // Stats is a snapshot of a running torture, for progress reports.
@@ -441,7 +448,7 @@ func Run(ctx context.Context, cfg Config, progress func(Stats)) (Report, error) 
 // openLib opens the in-process holefs filesystem of the run.
 func (t *torture) openLib() error {
 	cfg := t.cfg
-	opts := holefs.Options{Backend: cfg.Backend, CacheBytes: cfg.CacheBytes, LockMode: cfg.Mode,
+	opts := holefs.Options{Backend: cfg.Backend, CacheBytes: cfg.CacheBytes, LockMode: cfg.Mode, FileInvalidateLock: cfg.FileLock,
 		Latency: cfg.Latency, SizeBytes: 1 << 30, DAX: cfg.DAX}
 	if cfg.RemoveDelay > 0 || cfg.FillDelay > 0 || cfg.EOFDelay > 0 {
 		h := &holefs.Hooks{}
