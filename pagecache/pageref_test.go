@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -154,6 +155,7 @@ func TestStressHitEvictWrite(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	var reads, dropped atomic.Int64
 	for r := range 2 {
 		wg.Add(1)
 		go func() {
@@ -175,10 +177,10 @@ func TestStressHitEvictWrite(t *testing.T) {
 					t.Errorf("page %d: read bytes %#x..%#x, not one value of this page", i, buf[0], buf[pg-1])
 					return
 				}
+				reads.Add(1)
 			}
 		}()
 	}
-	dropped := 0
 	wg.Add(1)
 	go func() { // the evictor: clean the pages, then drop them
 		defer wg.Done()
@@ -192,17 +194,24 @@ func TestStressHitEvictWrite(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			dropped += e.m.InvalidateClean(0, nPages)
+			dropped.Add(int64(e.m.InvalidateClean(0, nPages)))
 		}
 	}()
+	// Write until every side has had its turn: on a loaded machine the
+	// readers may not have run at all by the last of the rounds.
 	rng := rand.New(rand.NewPCG(9, 3))
-	for v := 1; v <= rounds; v++ {
+	v := 1
+	for ; v <= rounds || reads.Load() < 1000 || dropped.Load() == 0 || e.c.hitCount() == 0; v++ {
+		if t.Failed() || v > 100*rounds {
+			break
+		}
 		i := rng.Int64N(nPages)
 		e.writeLocked(t, bytes.Repeat([]byte{val(i, v)}, pg), i*pg)
 	}
 	close(stop)
 	within(t, "the readers and the evictor", wg.Wait)
-	if hits := e.c.Stats().Hits; dropped == 0 || hits == 0 {
-		t.Fatalf("%d pages dropped, %d hits: the race was not exercised", dropped, hits)
+	if v > 100*rounds {
+		t.Fatalf("after %d writes: %d reads, %d pages dropped, %d hits: the race was not exercised",
+			v-1, reads.Load(), dropped.Load(), e.c.hitCount())
 	}
 }
