@@ -300,7 +300,7 @@ func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState, fillLocked boo
 					break
 				}
 			}
-			n := copy(dst[done:int(end-off)], p.data[in:])
+			n := p.copyOutLocked(dst[done:int(end-off)], in)
 			p.putRead()
 			done += n
 			pos += int64(n)

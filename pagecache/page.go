@@ -158,6 +158,10 @@ func (p *Page) copyOut(dst []byte, off int) int {
 	return n
 }
 
+// copyOutLocked is copyOut for a caller that holds the content lock
+// shared already (tryGetRead).
+func (p *Page) copyOutLocked(dst []byte, off int) int { return copy(dst, p.data[off:]) }
+
 // copyIn copies src into the page at off. The caller holds the page lock.
 func (p *Page) copyIn(src []byte, off int) int {
 	p.wlockContent()

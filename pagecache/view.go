@@ -181,7 +181,7 @@ func (v *MappedView) ReadAt(dst []byte, off int64) (int, error) {
 		if !e.page.tryGetRead() {
 			continue
 		}
-		done += copy(dst[done:], e.page.data[pos%PageSize:])
+		done += e.page.copyOutLocked(dst[done:], int(pos%PageSize))
 		e.page.putRead()
 	}
 	return done, nil
