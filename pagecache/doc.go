@@ -33,6 +33,10 @@
 // lockless index, pins it with a reference, and copies under the page's
 // content lock, a short reader/writer spin lock that only orders memory
 // copies (a data race in Go's memory model otherwise) and never blocks I/O.
+// The reference count and the content lock share one atomic word
+// (pageref.go), so a hit costs one compare-and-swap to pin and lock and
+// one add to unlock and unpin, and a frozen page (0 references, being
+// freed) can be neither pinned nor copied from.
 //
 // # Page memory
 //

@@ -221,6 +221,26 @@ func (m *Mapping) updatePage(p *Page, fillLocked bool) error {
 	return m.readPages([]*Page{p})
 }
 
+// findHit is the cache hit of a buffered read: it returns the page at
+// index pinned with its content lock held shared, both taken in one atomic
+// step (pageref.go), if the page is uptodate and the read has nothing else
+// to do with it (no readahead marker to act on, the referenced bit already
+// set, no FADV_NOREUSE); the caller copies and calls putRead. Otherwise it
+// returns nil, and the read takes the full path (getUptodate).
+func (m *Mapping) findHit(index int64, ra *ReadaheadState) *Page {
+	p := m.index.lookup(index)
+	if p == nil || !p.tryGetRead() {
+		return nil
+	}
+	if p.mapping.Load() != m || p.flags.Load()&(pgUptodate|pgReadahead|pgReferenced) != pgUptodate|pgReferenced ||
+		ra != nil && ra.noReuse() {
+		p.putRead()
+		return nil
+	}
+	m.c.countHit()
+	return p
+}
+
 // Read reads into dst from byte offset off: the buffered read path (Linux's
 // filemap_read). Hits take no lock; misses fill with readahead driven by ra
 // (a file handle's state; nil reads only what is asked). It returns io.EOF
@@ -269,12 +289,30 @@ func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState, fillLocked boo
 			pos += int64(n)
 			continue
 		}
+		in := int(pos % PageSize)
+		if p := m.findHit(idx, ra); p != nil {
+			// A truncate may have shrunk the file meanwhile: never return
+			// bytes past the new EOF (Linux's filemap_read rechecks too).
+			if size := m.Size(); size < end {
+				end = size
+				if pos >= end {
+					p.putRead()
+					break
+				}
+			}
+			n := p.copyOutLocked(dst[done:int(end-off)], in)
+			p.putRead()
+			done += n
+			pos += int64(n)
+			if ra != nil {
+				ra.setPrev(idx)
+			}
+			continue
+		}
 		p, err := m.getUptodate(idx, ra, lastIdx-idx+1, fillLocked)
 		if err != nil {
 			return done, err
 		}
-		// A truncate may have shrunk the file meanwhile: never return
-		// bytes past the new EOF (Linux's filemap_read rechecks too).
 		if size := m.Size(); size < end {
 			end = size
 			if pos >= end {
@@ -296,7 +334,6 @@ func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState, fillLocked boo
 		} else if !p.has(pgReferenced) {
 			p.set(pgReferenced)
 		}
-		in := int(pos % PageSize)
 		n := p.copyOut(dst[done:int(end-off)], in)
 		p.put()
 		done += n

@@ -274,7 +274,7 @@ func (m *Mapping) evict(p *Page) bool {
 	// reference) since the caller found it: then the two references left
 	// are the caller's and the truncator's, and freezing them would free
 	// the page under the truncator.
-	if p.mapping.Load() != m || p.has(pgDirty|pgWriteback|pgLocked) || !p.ref.CompareAndSwap(2, 0) {
+	if p.mapping.Load() != m || p.has(pgDirty|pgWriteback|pgLocked) || !p.freeze(2) {
 		m.indexMu.Unlock()
 		return false
 	}

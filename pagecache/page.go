@@ -1,7 +1,6 @@
 package pagecache
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -37,8 +36,7 @@ type Page struct {
 	mapping atomic.Pointer[Mapping] // nil once the page is truncated or evicted; stored under the page lock and the index lock
 	index   int64                   // page offset in the file; immutable
 	flags   atomic.Uint32           // pg* bits
-	ref     atomic.Int32            // 0 means frozen: being freed, lookups must not pin it
-	content atomic.Int32            // content lock: >0 readers copying out, -1 a writer copying in
+	state   atomic.Int64            // references and the content lock in one word (pageref.go)
 	block   int64                   // device block this page was read from or written to, -1 if unknown; +checklocks:page lock, or the Writeback flag (writeback sets it after its I/O)
 	data    *[PageSize]byte         // contents, a frame of the arena (frames.go) until the last reference goes; +checklocks:content lock for copies
 }
@@ -65,34 +63,6 @@ func (p *Page) Uptodate() bool { return p.has(pgUptodate) }
 
 // Dirty reports whether the page holds data not yet written back.
 func (p *Page) Dirty() bool { return p.has(pgDirty) }
-
-// tryGet takes a reference unless the page is frozen (ref 0).
-func (p *Page) tryGet() bool {
-	for {
-		r := p.ref.Load()
-		if r <= 0 {
-			return false
-		}
-		if p.ref.CompareAndSwap(r, r+1) {
-			return true
-		}
-	}
-}
-
-func (p *Page) get() { p.ref.Add(1) }
-
-// put drops a reference. The last one, which goes once the page has left
-// the index (truncation, or a page that lost the race to be added), frees
-// the page's frame: no one holds the page and no lookup can pin it (ref 0
-// is frozen). Eviction frees the frame itself after freezing the count.
-func (p *Page) put() {
-	switch r := p.ref.Add(-1); {
-	case r == 0:
-		freePage(p)
-	case r < 0:
-		panic("pagecache: page reference count below zero")
-	}
-}
 
 // Page lock and writeback waits sleep on a hashed table of wait buckets,
 // like Linux's folio_wait_table: a page costs one flag bit, not a channel.
@@ -180,28 +150,6 @@ func (p *Page) waitWriteback() {
 	}
 }
 
-// rlockContent and wlockContent order copies of the page's bytes. Holders
-// only copy memory, so waiters spin.
-func (p *Page) rlockContent() {
-	for {
-		c := p.content.Load()
-		if c >= 0 && p.content.CompareAndSwap(c, c+1) {
-			return
-		}
-		runtime.Gosched()
-	}
-}
-
-func (p *Page) runlockContent() { p.content.Add(-1) }
-
-func (p *Page) wlockContent() {
-	for !p.content.CompareAndSwap(0, -1) {
-		runtime.Gosched()
-	}
-}
-
-func (p *Page) wunlockContent() { p.content.Store(0) }
-
 // copyOut copies the page's bytes from off into dst.
 func (p *Page) copyOut(dst []byte, off int) int {
 	p.rlockContent()
@@ -209,6 +157,10 @@ func (p *Page) copyOut(dst []byte, off int) int {
 	p.runlockContent()
 	return n
 }
+
+// copyOutLocked is copyOut for a caller that holds the content lock
+// shared already (tryGetRead).
+func (p *Page) copyOutLocked(dst []byte, off int) int { return copy(dst, p.data[off:]) }
 
 // copyIn copies src into the page at off. The caller holds the page lock.
 func (p *Page) copyIn(src []byte, off int) int {
@@ -227,6 +179,6 @@ func (p *Page) zero(from, to int) {
 
 func newPage(index int64) *Page {
 	p := &Page{index: index, block: -1, data: frames.alloc()}
-	p.ref.Store(1) // the index's reference
+	p.state.Store(1) // the index's reference
 	return p
 }

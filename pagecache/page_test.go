@@ -155,27 +155,6 @@ func TestPageWaitUnlockedDoesNotTakeLock(t *testing.T) {
 	}
 }
 
-func TestPageRefs(t *testing.T) {
-	p := newPage(0)
-	if r := p.ref.Load(); r != 1 {
-		t.Fatalf("new page ref = %d, want 1 (the index's)", r)
-	}
-	if !p.tryGet() || p.ref.Load() != 2 {
-		t.Fatalf("tryGet on a live page: ref %d", p.ref.Load())
-	}
-	p.put()
-	p.ref.Store(0) // frozen, as eviction does
-	if p.tryGet() {
-		t.Fatal("tryGet pinned a frozen page")
-	}
-	defer func() {
-		if recover() == nil {
-			t.Fatal("put below zero did not panic")
-		}
-	}()
-	p.put()
-}
-
 // TestPageContentLock copies whole pages in and out concurrently: every
 // copy out must see one copy in, never a mix (and -race must see no race).
 func TestPageContentLock(t *testing.T) {

@@ -155,8 +155,8 @@ func TestViewUnmapRacesFaults(t *testing.T) {
 			}
 		}
 		for i := int64(0); i < 8; i++ {
-			if p := e.m.index.lookup(i); p != nil && p.ref.Load() != 1 {
-				t.Fatalf("round %d: page %d ref %d after Unmap, want 1", round, i, p.ref.Load())
+			if p := e.m.index.lookup(i); p != nil && p.refs() != 1 {
+				t.Fatalf("round %d: page %d ref %d after Unmap, want 1", round, i, p.refs())
 			}
 		}
 	}

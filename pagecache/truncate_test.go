@@ -293,7 +293,7 @@ func TestEvictAfterTruncation(t *testing.T) {
 	if e.m.evict(p) {
 		t.Fatal("evict freed a page that a truncation had already removed")
 	}
-	if got := p.ref.Load(); got != 2 || p.data == nil {
+	if got := p.refs(); got != 2 || p.data == nil {
 		t.Fatalf("after the refused eviction: ref %d, data freed %v; want 2 references and the data kept", got, p.data == nil)
 	}
 	p.put()

@@ -177,12 +177,12 @@ func (v *MappedView) ReadAt(dst []byte, off int64) (int, error) {
 		// The entry's reference can go with a zap at any time; pin the
 		// page for the copy, so eviction cannot recycle its memory under
 		// us (a CPU's TLB keeps a zapped page alive the same way until
-		// the shootdown).
-		if !e.page.tryGet() {
+		// the shootdown). The pin and the content lock are one step.
+		if !e.page.tryGetRead() {
 			continue
 		}
-		done += e.page.copyOut(dst[done:], int(pos%PageSize))
-		e.page.put()
+		done += e.page.copyOutLocked(dst[done:], int(pos%PageSize))
+		e.page.putRead()
 	}
 	return done, nil
 }

@@ -94,7 +94,7 @@ func TestViewFault(t *testing.T) {
 	if pt := v.ptes[0].Load(); pt == nil || pt.page != p || pt.writable {
 		t.Fatal("no read-only view entry for the faulted page")
 	}
-	if r := p.ref.Load(); r != 2 {
+	if r := p.refs(); r != 2 {
 		t.Fatalf("faulted page ref = %d, want 2 (index + view entry)", r)
 	}
 	ops := e.dev.Ops()
@@ -278,8 +278,8 @@ func TestViewMadvise(t *testing.T) {
 			t.Fatalf("after MADV_DONTNEED of pages 1-2: page %d mapped = %v", i, mapped)
 		}
 	}
-	if e.m.NrPages() != 4 || p.ref.Load() != 1 {
-		t.Fatalf("MADV_DONTNEED: %d pages cached (want 4), page ref %d (want 1)", e.m.NrPages(), p.ref.Load())
+	if e.m.NrPages() != 4 || p.refs() != 1 {
+		t.Fatalf("MADV_DONTNEED: %d pages cached (want 4), page ref %d (want 1)", e.m.NrPages(), p.refs())
 	}
 	for _, adv := range []int{unix.MADV_NORMAL, unix.MADV_RANDOM, unix.MADV_SEQUENTIAL} {
 		if err := v.Madvise(0, pg, adv); err != nil {
@@ -326,7 +326,7 @@ func TestViewUnmap(t *testing.T) {
 		t.Fatalf("WriteAt after Unmap = %v, want EFAULT", err)
 	}
 	for i := int64(0); i < 2; i++ {
-		if r := e.m.index.lookup(i).ref.Load(); r != 1 {
+		if r := e.m.index.lookup(i).refs(); r != 1 {
 			t.Fatalf("page %d ref after Unmap = %d, want 1", i, r)
 		}
 	}
