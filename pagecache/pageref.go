@@ -23,8 +23,11 @@ const (
 	refMask     = int64(1)<<refBits - 1
 	readerShift = refBits
 	readerOne   = int64(1) << readerShift
-	readerMask  = (int64(1)<<22 - 1) << readerShift
-	writerBit   = int64(1) << 62
+	// readerMask is the readers' field; full, it is the most goroutines
+	// that can copy out of one page at once, and one more waits for a
+	// reader to leave, as it would for a writer.
+	readerMask = (int64(1)<<22 - 1) << readerShift
+	writerBit  = int64(1) << 62
 )
 
 // refLimit is the most references a page can hold. Every reference is a
@@ -32,10 +35,6 @@ const (
 // takes more memory than exists: it means a reference leaked. A pin there
 // panics rather than wrap the count into the readers' bits.
 const refLimit = refMask
-
-// readerLimit is the most goroutines that can be copying out of one page at
-// once; one more waits for a reader to leave, as it would for a writer.
-const readerLimit = readerMask >> readerShift
 
 const (
 	msgRefOverflow  = "pagecache: page reference count overflow (a leaked reference)"
