@@ -123,11 +123,12 @@ func (l *RangeLock) acquire(e *rangeEntry) *rangeEntry {
 		l.mu.Unlock()
 		return e
 	}
-	e.ready = make(chan struct{})
+	ready := make(chan struct{}) // e.ready is mu's; the wait below is not under it
+	e.ready = ready
 	l.waiters.Add(1) // before mu is dropped: counted as waiting only while it can wait
 	l.mu.Unlock()
 	start := time.Now()
-	<-e.ready
+	<-ready
 	if l.wait != nil {
 		if e.excl {
 			l.wait.ExclusiveWaits.Add(1)
