@@ -92,6 +92,7 @@ func TestTargetConfig(t *testing.T) {
 		{Config{Target: dir, Backend: "memfs"}, "excludes backend"},
 		{Config{Target: dir, CacheBytes: 1 << 20}, "excludes backend"},
 		{Config{Target: dir, RemoveDelay: time.Millisecond}, "excludes backend"},
+		{Config{Target: dir, FileLock: true}, "per-file invalidate lock"},
 	} {
 		tc.cfg.Duration = time.Second
 		err := tc.cfg.Defaults().Validate()

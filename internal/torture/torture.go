@@ -193,7 +193,7 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Target != "" {
 		if c.Backend != "" || c.Mode != 0 || c.FileLock || c.CacheBytes != 0 || c.Latency != 0 || c.RemoveDelay != 0 || c.FillDelay != 0 || c.EOFDelay != 0 {
-			errs = append(errs, errors.New("a target directory excludes backend, lock mode, cache size, latency and delays (they configure the in-process filesystem)"))
+			errs = append(errs, errors.New("a target directory excludes backend, lock mode, the per-file invalidate lock, cache size, latency and delays (they configure the in-process filesystem)"))
 		}
 		if err := checkTarget(c.Target); err != nil {
 			errs = append(errs, fmt.Errorf("target: %w", err))
