@@ -200,8 +200,9 @@ func (c *Cache) Stats() Stats {
 // Close writes back every dirty page, stops the flusher, waits for async
 // readahead and frees every page: their frames are outside the Go heap,
 // and a mapping dropped with pages in it would leak them. Mappings must
-// not be used after; a page a view or caller still references keeps its
-// frame until that reference goes.
+// not be used after. Views lose their entries (a later access faults and
+// fails); a page a caller still holds a reference on keeps its frame until
+// that reference goes.
 func (c *Cache) Close() error {
 	c.asyncMu.Lock()
 	already := c.closed.Swap(true)

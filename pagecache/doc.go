@@ -45,8 +45,9 @@
 // page's last reference goes, so the cache's resident memory follows the
 // pages it holds instead of the garbage collector's pacing. The reference
 // count is what keeps a frame alive: whoever reads or writes a page's
-// bytes holds a reference (or, while it fills a new page, the page lock
-// and the invalidate lock that keep eviction and truncation away). With
+// bytes holds a reference (or, while it fills a new page, the page lock:
+// eviction skips a locked page and truncation waits for it, in every lock
+// mode, including those where a fill takes no invalidate lock). With
 // HOLEFS_MEMCHECK=1 a released frame is poisoned and made inaccessible for
 // a while, so a touch after release faults instead of reading another
 // page's data.
