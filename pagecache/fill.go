@@ -254,7 +254,7 @@ func (m *Mapping) Read(dst []byte, off int64, ra *ReadaheadState) (int, error) {
 	if m.dax != nil {
 		return m.daxRead(dst, off)
 	}
-	return m.read(dst, off, ra, false)
+	return m.read(dst, off, ra)
 }
 
 // ReadLocked is Read for a caller that holds the file's inode lock (and
@@ -267,10 +267,10 @@ func (m *Mapping) ReadLocked(dst []byte, off int64) (int, error) {
 	if m.dax != nil {
 		return m.daxRead(dst, off)
 	}
-	return m.read(dst, off, nil, false)
+	return m.read(dst, off, nil)
 }
 
-func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState, fillLocked bool) (int, error) {
+func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState) (int, error) {
 	size := m.Size()
 	if off >= size {
 		return 0, io.EOF
@@ -309,7 +309,7 @@ func (m *Mapping) read(dst []byte, off int64, ra *ReadaheadState, fillLocked boo
 			}
 			continue
 		}
-		p, err := m.getUptodate(idx, ra, lastIdx-idx+1, fillLocked)
+		p, err := m.getUptodate(idx, ra, lastIdx-idx+1, false)
 		if err != nil {
 			return done, err
 		}
