@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -423,9 +424,12 @@ func (img *Image) readWAL() error {
 		return err
 	}
 	defer f.Close()
+	// A data file cut short in the log reads as zeros there: the records
+	// it lost are missing from the chain, and a commit record past its
+	// end reports the loss as a rollback.
 	b := make([]byte, n*BlockSize)
-	if _, err := f.ReadAt(b, img.SB.Blocks*BlockSize); err != nil {
-		return corrupt("%s: read the log (%d blocks at block %d): %v", DataFile, n, img.SB.Blocks, err)
+	if _, err := f.ReadAt(b, img.SB.Blocks*BlockSize); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: read the log (%d blocks at block %d): %w", DataFile, n, img.SB.Blocks, err)
 	}
 	img.wal = scanWAL(img.SB.UUID, b, img.seq)
 	return nil
