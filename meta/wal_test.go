@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // walTestBlocks is the log of the test images: 8 blocks, halves of 4, so
@@ -39,7 +40,11 @@ type walRig struct {
 	gate    func()
 }
 
-func openWALRig(t testing.TB, dir string) *walRig {
+func openWALRig(t testing.TB, dir string) *walRig { return openWALRigEvery(t, dir, -1) }
+
+// openWALRigEvery opens the rig with a commit interval: positive starts
+// background checkpoints.
+func openWALRigEvery(t testing.TB, dir string, interval time.Duration) *walRig {
 	t.Helper()
 	img, err := Open(dir, OpenOptions{})
 	if err != nil {
@@ -50,7 +55,7 @@ func openWALRig(t testing.TB, dir string) *walRig {
 		t.Fatal(err)
 	}
 	r := &walRig{img: img, f: f}
-	r.j = img.Journal(JournalOptions{Interval: -1,
+	r.j = img.Journal(JournalOptions{Interval: interval,
 		Flush: func() error {
 			r.flushes.Add(1)
 			if r.gate != nil {
@@ -416,6 +421,41 @@ func TestGroupCommit(t *testing.T) {
 				t.Errorf("after a crash: %v, %v; want first and %d more", got, err, n)
 			}
 		})
+	}
+}
+
+// TestWALBackgroundCheckpoint: goroutines commit concurrently while the
+// committer checkpoints in the background (a half of the log fills every
+// few commits); a crash copy after they finish holds every file, and so
+// does the image after Close. Run under -race.
+func TestWALBackgroundCheckpoint(t *testing.T) {
+	dir := newWALImage(t, walTestBlocks)
+	r := openWALRigEvery(t, dir, time.Hour)
+	const workers, each = 4, 25
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Go(func() {
+			for i := range each {
+				ino := uint64(10 + g*each + i)
+				r.create(ino, fmt.Sprintf("f%03d", ino), int64(1+ino%(testBlocks-1)))
+				if err := r.j.Commit(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got, _, err := names(t, crashCopy(t, dir), OpenOptions{})
+	if err != nil || len(got) != workers*each {
+		t.Fatalf("after a crash: %d files, %v; want %d", len(got), err, workers*each)
+	}
+	if r.ckpts.Load() == 0 {
+		t.Errorf("no checkpoint ran while %d records went through a log of %d blocks", workers*each, walTestBlocks)
+	}
+	r.close(t)
+	if got, _, err := names(t, dir, OpenOptions{}); err != nil || len(got) != workers*each {
+		t.Errorf("after Close: %d files, %v; want %d", len(got), err, workers*each)
 	}
 }
 
