@@ -99,7 +99,7 @@
 //  4. if the commit maps a block anew (a written page whose block its
 //     inode's last commit did not map written there), or grows a file,
 //     flush the data device first (ordered data); then write the record
-//     at the log's head and block 0's commit record, and flush once. A
+//     at the log's head, and flush once. A
 //     commit that maps nothing anew — an overwrite in place, a namespace
 //     change, a punch — skips the first flush: whichever of its writes a
 //     crash keeps, every block its durable map points at holds that file's
@@ -137,9 +137,12 @@
 // the log means that commits between them were durable once and a record
 // is damaged: Open reports it as a Rollback naming the log block, and
 // accepting it (fsck --repair --accept-rollback) replays what is intact and
-// zeroes the log. Block 0's commit record is written with each log record,
-// so it is still at most one commit ahead of the log; a record further
-// ahead is a rollback as before. A damaged newest meta page of meta.db
+// zeroes the log. Block 0's commit record names the last checkpoint: a
+// checkpoint writes it after its transaction, with no flush of its own (the
+// next commit's carries it), so meta.db is never older than the record (one
+// older at most while fsck's or an accepted rollback's transaction, written
+// after the record, is in flight); a record past what meta.db and the log
+// hold is a rollback as before. A damaged newest meta page of meta.db
 // loses nothing while the log still holds the commits since the older one.
 //
 // The freed-block quarantine is released when the commit's record is

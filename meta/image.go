@@ -465,8 +465,11 @@ func (img *Image) detectRollback() *Rollback {
 	m := img.seq
 	if w := img.wal; w != nil {
 		// With a log, meta.db lags the commits by design: a commit is
-		// its log record, and meta.db catches up at checkpoints. What
-		// is lost is a gap in the log, or a commit record past its end.
+		// its log record, and meta.db catches up at checkpoints. Block
+		// 0's record names the last checkpoint, written after its
+		// transaction (or, by fsck and an accepted rollback, ahead of
+		// theirs: one ahead at most). What is lost is a gap in the log,
+		// or a record past the end of what meta.db and the log hold.
 		switch {
 		case w.lost != nil:
 			return &Rollback{From: w.lost.seq, To: m, Why: w.damage(img.dbSeq)}

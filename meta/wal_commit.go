@@ -33,8 +33,8 @@ func (j *Journal) ckptKick() chan struct{} {
 
 // walCommit commits a batch as one log record: the data flush first, if
 // the record maps blocks anew (ordered data: a block a record maps must
-// hold its data before the record can be durable), then the record and
-// block 0's commit record, and one flush that makes both durable. A
+// hold its data before the record can be durable), then the record, and
+// one flush that makes it durable. A
 // commit that maps nothing anew and grows no file — an overwrite in
 // place, a namespace change, a punch — needs no flush ahead of its record:
 // whichever of its data writes and its record a crash keeps, every block
@@ -79,11 +79,6 @@ func (j *Journal) walCommit(log []record, snaps []snapshot, snapped []*Entry, su
 		w.half, w.halfMax[other] = other, 0
 		w.pos, _ = walHalf(w.blocks, other)
 		start = w.pos
-	}
-	if j.opts.WriteBlock0 != nil && img.SB.Compat&CompatCommitSeq != 0 {
-		if err := j.opts.WriteBlock0(img.SB.block0(seq)); err != nil {
-			return fmt.Errorf("meta: commit: write the commit record: %w", err)
-		}
 	}
 	if err := j.opts.WriteLog(frame, img.SB.Blocks+w.pos); err != nil {
 		return fmt.Errorf("meta: commit: write the log record: %w", err)
@@ -204,5 +199,16 @@ func (j *Journal) checkpoint() error {
 	w.mu.Lock()
 	w.pending = w.pending[len(recs):]
 	w.mu.Unlock()
+	// Block 0's commit record names the checkpoint, written after its
+	// transaction is durable, with no flush of its own: the next commit's
+	// flush carries it. meta.db is thus never older than the record but
+	// after a rollback (see detectRollback). A failed write leaves the
+	// record older (it detects less, and nothing is lost), but it is the
+	// device failing: the error goes to whoever needed the checkpoint.
+	if j.opts.WriteBlock0 != nil && j.img.SB.Compat&CompatCommitSeq != 0 {
+		if err := j.opts.WriteBlock0(j.img.SB.block0(recs[len(recs)-1].seq)); err != nil {
+			return fmt.Errorf("meta: checkpoint: write the commit record: %w", err)
+		}
+	}
 	return nil
 }

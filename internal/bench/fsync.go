@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/holefs/holefs"
+	"github.com/holefs/holefs/blockdev"
 )
 
 var fsyncWL = Workload{
@@ -43,13 +45,15 @@ func runFsync(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: 4 << 30, NoLog: noLog}); err != nil {
 			return imageTarget{}, err
 		}
-		fsys, err := holefs.Open(path, holefs.Options{CacheBytes: roundPages(cfg.CacheBytes)})
+		flushes := new(atomic.Int64)
+		fsys, err := holefs.Open(path, holefs.Options{CacheBytes: roundPages(cfg.CacheBytes),
+			WrapDevice: func(d blockdev.Device) blockdev.Device { return countFlushes{d, flushes} }})
 		if err != nil {
 			return imageTarget{}, err
 		}
 		images = append(images, fsys)
 		return imageTarget{create: func(name string) (imageFile, error) { return fsys.Create(name) },
-			remove: fsys.Remove, sync: fsys.Sync}, nil
+			remove: fsys.Remove, sync: fsys.Sync, flushes: flushes}, nil
 	}
 	wal, err := open("log", false)
 	if err != nil {
@@ -135,6 +139,7 @@ func fsyncThreads(ctx context.Context, cfg Config, p Progress, t imageTarget, th
 		}
 		files[i] = f
 	}
+	f0 := t.flushCount()
 	hs := make([]hist, threads)
 	errs := make([]error, threads)
 	tm := timed(ctx, 0, cfg.Duration, p, threads, func(g int, run *run) {
@@ -163,6 +168,7 @@ func fsyncThreads(ctx context.Context, cfg Config, p Progress, t imageTarget, th
 	r.add("fsyncs", "ops/s", float64(h.n)/tm.seconds())
 	r.add("fsync_mean", "µs", h.mean()/1e3)
 	r.add("fsync_p99", "µs", h.quantile(0.99)/1e3)
+	t.addFlushes(&r, f0, h.n)
 	return r, nil
 }
 
@@ -175,6 +181,7 @@ func createFsync(ctx context.Context, cfg Config, p Progress, t imageTarget) (Re
 	var h hist
 	var lerr error
 	n := 0
+	f0 := t.flushCount()
 	tm := timed(ctx, 0, cfg.Duration, p, 1, func(_ int, run *run) {
 		for !run.stopped() {
 			t0 := time.Now()
@@ -207,5 +214,33 @@ func createFsync(ctx context.Context, cfg Config, p Progress, t imageTarget) (Re
 	r.add("creates", "files/s", float64(h.n)/tm.seconds())
 	r.add("create_mean", "µs", h.mean()/1e3)
 	r.add("create_p99", "µs", h.quantile(0.99)/1e3)
+	t.addFlushes(&r, f0, h.n)
 	return r, nil
+}
+
+// countFlushes counts an image device's flushes: the load-independent
+// cost of a commit (the flushes of meta.db, which bbolt makes on its own
+// file, are not counted).
+type countFlushes struct {
+	blockdev.Device
+	n *atomic.Int64
+}
+
+func (c countFlushes) Flush() error {
+	c.n.Add(1)
+	return c.Device.Flush()
+}
+
+func (t imageTarget) flushCount() int64 {
+	if t.flushes == nil {
+		return 0
+	}
+	return t.flushes.Load()
+}
+
+// addFlushes adds the device flushes per operation of an image row.
+func (t imageTarget) addFlushes(r *Result, before int64, ops uint64) {
+	if t.flushes != nil && ops > 0 {
+		r.add("dev_flushes", "per op", float64(t.flushes.Load()-before)/float64(ops))
+	}
 }
