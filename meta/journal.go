@@ -169,8 +169,7 @@ type Journal struct {
 	taken   uint64 // +checklocks:mu; commits that took the queue
 	durable uint64 // +checklocks:commitMu; the latest successful commit's number
 
-	wal   *walLog // nil on images without a log
-	batch batch
+	wal *walLog // nil on images without a log
 
 	kick    chan struct{}
 	ckpt    chan struct{} // a half of the log is filling: checkpoint
@@ -193,7 +192,6 @@ func (img *Image) Journal(opts JournalOptions) *Journal {
 	j := &Journal{img: img, opts: opts, entries: map[uint64]*Entry{},
 		kick: make(chan struct{}, 1), ckpt: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	j.commitMu.Init(lockcheck.RankCommit)
-	j.batch.arrived = make(chan struct{}, 1)
 	if img.wal != nil {
 		j.wal = newWALLog(img.wal.blocks)
 	}
@@ -321,7 +319,6 @@ func (j *Journal) Commit() error {
 	if j == nil {
 		return nil
 	}
-	defer j.batch.enter()()
 	j.mu.Lock()
 	need := j.taken + 1
 	j.mu.Unlock()
@@ -333,7 +330,6 @@ func (j *Journal) Commit() error {
 	if j.img.db == nil {
 		return errClosed
 	}
-	j.batch.gather()
 	var gen uint64
 	if j.quarantine != nil {
 		gen = j.quarantine.Seal()
@@ -347,7 +343,6 @@ func (j *Journal) Commit() error {
 	j.taken++
 	num := j.taken
 	j.mu.Unlock()
-	j.batch.took()
 	if len(log) == 0 && len(dirty) == 0 && j.failed == nil {
 		if j.quarantine != nil {
 			j.quarantine.Release(gen)
@@ -418,7 +413,7 @@ type snapshot struct {
 // flush makes the data device's completed writes durable.
 func (j *Journal) flush() error {
 	if j.opts.Flush != nil {
-		if err := j.batch.timed(j.opts.Flush); err != nil {
+		if err := j.opts.Flush(); err != nil {
 			return fmt.Errorf("meta: commit: flush data device: %w", err)
 		}
 	}
