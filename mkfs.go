@@ -35,7 +35,7 @@ type MkfsOptions struct {
 	Backend string
 	// NoLog makes an image without the write-ahead log (meta.IncompatWAL),
 	// as an older holefs made: each commit is a meta.db transaction.
-	// Images with data checksums and ext2 images never have a log.
+	// ext2 images never have a log.
 	NoLog bool
 	// LogBytes is the log's size, a multiple of 8 KiB; default 4 MiB
 	// (meta.DefaultWALBlocks). The data file holds it past SizeBytes.
@@ -100,10 +100,9 @@ func mkfs(path string, opts MkfsOptions) (meta.Superblock, error) {
 	// Always: an image that can hold FIFOs, sockets and devices is one an
 	// older holefs must not open (it would call their records damaged).
 	incompat |= meta.IncompatSpecialFiles
-	// The log's records carry no data checksums (a block read between
-	// commit and checkpoint would find none in meta.db) and no ext2
-	// indirect blocks: those images commit to meta.db at every commit.
-	if !opts.NoLog && !opts.DataChecksums && opts.Backend != BackendExt2 {
+	// The log's records carry no ext2 indirect blocks: ext2 images
+	// commit to meta.db at every commit.
+	if !opts.NoLog && opts.Backend != BackendExt2 {
 		incompat |= meta.IncompatWAL
 	}
 	if opts.LogBytes%(2*meta.BlockSize) != 0 || opts.LogBytes < 0 {

@@ -84,8 +84,8 @@
 //
 // # Write-ahead log
 //
-// Images with IncompatWAL (every extentfs image mkfs makes without data
-// checksums; --no-log leaves it out) commit to a log instead of meta.db. The
+// Images with IncompatWAL (every extentfs image mkfs makes; --no-log
+// leaves it out) commit to a log instead of meta.db. The
 // log is a region of the data file past its last data block (SB.Blocks),
 // WALBlocks long (meta.db's super bucket "wal" holds the size; mkfs writes
 // the region with zeros, so that overwriting it changes no metadata of the
@@ -152,12 +152,13 @@
 // another caller's commit took them, it returns when that one is durable,
 // so N concurrent fsyncs cost about two commits, not N.
 //
-// Images without the feature (made before it, or with --no-log, data
-// checksums or the ext2 backend) keep committing to meta.db as above; there
-// is no conversion in place (make a new image and copy the files). The log's
-// records carry no ext2 indirect blocks, and a data checksum committed only
-// to the log would be missing from meta.db for reads until the checkpoint,
-// so those images have none.
+// Data checksums a record carries are kept in memory (Image.Checksum finds
+// them) until the checkpoint puts them in meta.db.
+//
+// Images without the feature (made before it, or with --no-log or the ext2
+// backend) keep committing to meta.db as above; there is no conversion in
+// place (make a new image and copy the files). The log's records carry no
+// ext2 indirect blocks, so ext2 images have no log.
 //
 // Step 1 comes before step 2 because a block-freeing change marks its inode
 // dirty before it frees: a block in the sealed quarantine therefore belongs

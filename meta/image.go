@@ -265,8 +265,9 @@ type Image struct {
 	lockDB     *bbolt.DB // read-only with a replayed log: the image's meta.db, held open for its lock
 	replayPath string    // and the copy db is, which Close removes
 
-	walMu sync.Mutex // leaf
-	dbSeq uint64     // +checklocks:walMu; meta.db's commit: seq, or older while the log holds the rest
+	walMu   sync.Mutex          // leaf
+	dbSeq   uint64              // +checklocks:walMu; meta.db's commit: seq, or older while the log holds the rest
+	walSums map[int64]loggedSum // +checklocks:walMu; data checksums in the log and not yet in meta.db
 }
 
 // OpenOptions configure Open.
@@ -624,6 +625,9 @@ func (img *Image) checkSuperblockCopy() error {
 // Checksum returns the committed checksum of a data block, on an image
 // with data checksums.
 func (img *Image) Checksum(block int64) (uint32, bool) {
+	if c, ok := img.loggedChecksum(block); ok {
+		return c, true
+	}
 	var c uint32
 	ok := false
 	_ = img.db.View(func(tx *bbolt.Tx) error {

@@ -588,11 +588,46 @@ func (img *Image) applyWAL(recs []walRecord, hooks *JournalOptions) error {
 	return nil
 }
 
-// ckpt notes that meta.db holds commit seq.
+// ckpt notes that meta.db holds commit seq, and so the data checksums
+// logged up to it.
 func (img *Image) ckpt(seq uint64) {
 	img.walMu.Lock()
 	defer img.walMu.Unlock()
 	img.dbSeq = seq
+	for b, s := range img.walSums {
+		if s.seq <= seq {
+			delete(img.walSums, b)
+		}
+	}
+}
+
+// loggedSum is a data checksum committed to the log by commit seq.
+type loggedSum struct {
+	crc uint32
+	seq uint64
+}
+
+// logSums notes the data checksums commit seq made durable in the log:
+// until a checkpoint puts them in meta.db, Checksum finds them here.
+func (img *Image) logSums(sums map[int64]uint32, seq uint64) {
+	if len(sums) == 0 {
+		return
+	}
+	img.walMu.Lock()
+	defer img.walMu.Unlock()
+	if img.walSums == nil {
+		img.walSums = map[int64]loggedSum{}
+	}
+	for b, c := range sums {
+		img.walSums[b] = loggedSum{crc: c, seq: seq}
+	}
+}
+
+func (img *Image) loggedChecksum(block int64) (uint32, bool) {
+	img.walMu.Lock()
+	defer img.walMu.Unlock()
+	s, ok := img.walSums[block]
+	return s.crc, ok
 }
 
 // checkpointed returns meta.db's commit.

@@ -95,6 +95,7 @@ func (j *Journal) walCommit(log []record, snaps []snapshot, snapped []*Entry, su
 	w.pos += nb
 	w.halfMax[w.half] = seq
 	img.seq = seq
+	img.logSums(sums, seq)
 	w.mu.Lock()
 	w.pending = append(w.pending, rec)
 	w.mu.Unlock()

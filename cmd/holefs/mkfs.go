@@ -21,7 +21,7 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	sums := fl.Bool("data-checksums", false, "keep a CRC-32C of every data block and check it on read")
 	noReflink := fl.Bool("no-reflink", false, "files cannot share blocks (clones fail, copies copy)")
 	noLog := fl.Bool("no-log", false, "no write-ahead log: every commit (fsync) is a meta.db transaction, as images\n"+
-		"made before the log (images with --data-checksums or --backend ext2 never have one)")
+		"made before the log (images for --backend ext2 never have one)")
 	logSize := fl.String("log-size", "4M", "size of the write-ahead log, a multiple of 8K, past --size in the data file")
 	force := fl.Bool("force", false, "replace an existing image (its data is lost)")
 	zoned := fl.Bool("zoned", false, "make a zoned image for the zonefs backend: a zoned device of --size, whose\n"+

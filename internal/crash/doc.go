@@ -45,7 +45,8 @@
 //
 // # Images with a write-ahead log
 //
-// Recorded images of the extentfs backend without data checksums have a
+// Recorded images of the extentfs backend (with or without data
+// checksums) have a
 // write-ahead log (meta.IncompatWAL) of 16 blocks, in the data file past
 // its data blocks and written through the recorded device, so its record
 // writes and flushes are log entries like any other: a crash at every log

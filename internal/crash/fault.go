@@ -322,10 +322,9 @@ func copyImage(src, dst string) error {
 }
 
 // walBlocks is the size of the log mkfs gives the image (the device
-// holds it past the store's blocks): images with data checksums and ext2
-// images have none.
+// holds it past the store's blocks): ext2 images have none.
 func (c spec) walBlocks() int64 {
-	if c.checksums || c.ext2 {
+	if c.ext2 {
 		return 0
 	}
 	return logBytes / BlockSize
