@@ -108,8 +108,8 @@
 //
 // The one-flush design that skips the ordered flush also for new mappings
 // — the record carrying a CRC-32C of each block it maps, and replay
-// calling a record whose blocks do not match torn — was measured against
-// and not taken: a block the last record mapped may be overwritten in place
+// calling a record whose blocks do not match torn — was considered and
+// not taken: a block the last record mapped may be overwritten in place
 // after that record is durable (the next writeback), and then no longer
 // matches, so the replay would drop a commit an fsync returned for.
 //
