@@ -183,8 +183,14 @@ type Hooks struct {
 	AfterTruncatePages func(ino uint64, op string)
 	// BeforeCommit and AfterCommit run around the metadata transaction of
 	// each commit of an image (after its data flush), with no engine lock
-	// held but the commit's own: a crash test copies meta.db there.
+	// held but the commit's own: a crash test copies meta.db there. On
+	// an image with a log (meta.IncompatWAL) they run around its commit
+	// point: once the log record is written, and once it is flushed.
 	BeforeCommit, AfterCommit func()
+	// BeforeCheckpoint and AfterCheckpoint run around each meta.db
+	// transaction of an image with a log: a crash test copies meta.db
+	// there.
+	BeforeCheckpoint, AfterCheckpoint func()
 }
 
 // FS is a filesystem. It is safe for concurrent use.

@@ -123,7 +123,9 @@ func restoreImage(img *meta.Image, opts Options) (*FS, error) {
 // and the device the backend writes through: the file with Options'
 // latency and WrapDevice, the same for every image backend.
 func openImageData(img *meta.Image, opts Options) (*blockdev.File, blockdev.Device, error) {
-	file, err := blockdev.OpenFile(img.DataPath(), img.SB.Blocks)
+	// The device holds the log past the store's blocks: its writes and
+	// flushes go through the same device (and Options.WrapDevice).
+	file, err := blockdev.OpenFile(img.DataPath(), img.SB.Blocks+img.WALBlocks())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -139,9 +141,11 @@ func openImageData(img *meta.Image, opts Options) (*blockdev.File, blockdev.Devi
 // Options' commit interval and hooks apply.
 func journalOptions(opts Options, dev, raw blockdev.Device) meta.JournalOptions {
 	jopts := meta.JournalOptions{Flush: dev.Flush, Interval: opts.CommitInterval,
-		WriteBlock0: func(p []byte) error { return raw.WriteBlocks(p, 0) }}
+		WriteBlock0: func(p []byte) error { return raw.WriteBlocks(p, 0) },
+		WriteLog:    raw.WriteBlocks}
 	if h := opts.Hooks; h != nil {
 		jopts.BeforeCommit, jopts.AfterCommit = h.BeforeCommit, h.AfterCommit
+		jopts.BeforeCheckpoint, jopts.AfterCheckpoint = h.BeforeCheckpoint, h.AfterCheckpoint
 	}
 	return jopts
 }

@@ -33,6 +33,13 @@ type MkfsOptions struct {
 	// feature, so a holefs without it refuses the image). ext2 images
 	// have no reflink and no data checksums, and at most 2^32 blocks.
 	Backend string
+	// NoLog makes an image without the write-ahead log (meta.IncompatWAL),
+	// as an older holefs made: each commit is a meta.db transaction.
+	// ext2 images never have a log.
+	NoLog bool
+	// LogBytes is the log's size, a multiple of 8 KiB; default 4 MiB
+	// (meta.DefaultWALBlocks). The data file holds it past SizeBytes.
+	LogBytes int64
 	// Force replaces an existing image, unless a process has it open
 	// (mounted, or opened by Open or fsck): that fails with EBUSY and
 	// leaves the image as it is.
@@ -93,7 +100,17 @@ func mkfs(path string, opts MkfsOptions) (meta.Superblock, error) {
 	// Always: an image that can hold FIFOs, sockets and devices is one an
 	// older holefs must not open (it would call their records damaged).
 	incompat |= meta.IncompatSpecialFiles
-	sb, err := meta.Create(path, meta.CreateOptions{Blocks: opts.SizeBytes / meta.BlockSize, Incompat: incompat, Force: opts.Force})
+	// The log's records carry no ext2 indirect blocks: ext2 images
+	// commit to meta.db at every commit.
+	if !opts.NoLog && opts.Backend != BackendExt2 {
+		incompat |= meta.IncompatWAL
+	}
+	if opts.LogBytes%(2*meta.BlockSize) != 0 || opts.LogBytes < 0 {
+		return meta.Superblock{}, &fs.PathError{Op: "mkfs", Path: path,
+			Err: fmt.Errorf("log size %d is not a multiple of %d: %w", opts.LogBytes, 2*meta.BlockSize, syscall.EINVAL)}
+	}
+	sb, err := meta.Create(path, meta.CreateOptions{Blocks: opts.SizeBytes / meta.BlockSize, Incompat: incompat, Force: opts.Force,
+		WALBlocks: opts.LogBytes / meta.BlockSize})
 	if err != nil {
 		return meta.Superblock{}, err // a *fs.PathError naming path
 	}

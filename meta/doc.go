@@ -7,7 +7,8 @@
 // An image is a directory holding two files:
 //
 //	data     the block device: a sparse file of 4 KiB blocks. Block 0 is the
-//	         superblock; file data lives in blocks 1 and up.
+//	         superblock; file data lives in blocks 1 and up; images with a
+//	         write-ahead log have it past the last data block.
 //	meta.db  a bbolt database: inodes, directory entries and extent maps.
 //
 // The superblock (block 0 and a copy in meta.db) carries a magic number, a
@@ -34,6 +35,7 @@
 //
 //	super    "sb"                   superblock copy
 //	         "state"                commit sequence number, blocks owned
+//	         "wal"                  the log's size in blocks (IncompatWAL)
 //	inodes   ino                    mode, uid, gid, nlink, size, times, symlink target
 //	                                (version 2: and a device's number;
 //	                                version 3: and a regular file's i_block[15], ext2 images)
@@ -79,6 +81,84 @@
 //     record), then applies everything in one bbolt transaction, which is
 //     durable when Commit returns;
 //  5. releases the sealed quarantine to the allocator.
+//
+// # Write-ahead log
+//
+// Images with IncompatWAL (every extentfs image mkfs makes; --no-log
+// leaves it out) commit to a log instead of meta.db. The
+// log is a region of the data file past its last data block (SB.Blocks),
+// WALBlocks long (meta.db's super bucket "wal" holds the size; mkfs writes
+// the region with zeros, so that overwriting it changes no metadata of the
+// host filesystem), written through the same device as the data: one flush
+// makes a commit's data and its log record durable together. A record is
+// block-aligned: magic, commit sequence, payload length and a CRC-32C of
+// the image's UUID, the header and the payload (the namespace changes,
+// dirty-inode snapshots and data checksums the meta.db transaction would
+// apply). Step 4 above becomes, on these images:
+//
+//  4. if the commit maps a block anew (a written page whose block its
+//     inode's last commit did not map written there), or grows a file,
+//     flush the data device first (ordered data); then write the record
+//     at the log's head, and flush once. A
+//     commit that maps nothing anew — an overwrite in place, a namespace
+//     change, a punch — skips the first flush: whichever of its writes a
+//     crash keeps, every block its durable map points at holds that file's
+//     own data, old or new. So an overwrite+fsync costs one flush, like a
+//     plain file's fdatasync; an append or a create costs two.
+//
+// The one-flush design that skips the ordered flush also for new mappings
+// — the record carrying a CRC-32C of each block it maps, and replay
+// calling a record whose blocks do not match torn — was considered and
+// not taken: a block the last record mapped may be overwritten in place
+// after that record is durable (the next writeback), and then no longer
+// matches, so the replay would drop a commit an fsync returned for.
+//
+// The log has two halves. Records go one after the other into the half in
+// use, each with the next sequence number; when one does not fit, the
+// writer moves to the start of the other half, which it may reuse only
+// once meta.db holds every record there (it checkpoints first if not). A
+// checkpoint applies the records committed since the last one to meta.db
+// in one transaction that sets meta.db's sequence to the last of them; the
+// committer runs one when a half is half full (off the fsync path: commits
+// go on meanwhile) and after each timed commit, a commit runs one when it
+// needs the other half, and Close runs one, so a cleanly closed image has
+// nothing to replay. A record larger than a half is committed to meta.db
+// directly, after a checkpoint.
+//
+// Open reads the whole log and, in each half, the run of records from its
+// start with consecutive sequence numbers (stale records of the half's
+// previous use are older, and a torn record fails its checksum: the run
+// ends there). The records to replay are those of both runs newer than
+// meta.db, which must follow its sequence without a gap; Open applies them
+// in one transaction (read-only, into a private copy of meta.db, so fsck
+// checks what the next mount will see). Replay is idempotent: a crash
+// before its transaction commits replays the same records again, and after
+// it skips them. A valid record newer than the replayed ones elsewhere in
+// the log means that commits between them were durable once and a record
+// is damaged: Open reports it as a Rollback naming the log block, and
+// accepting it (fsck --repair --accept-rollback) replays what is intact and
+// zeroes the log. Block 0's commit record names the last checkpoint: a
+// checkpoint writes it after its transaction, with no flush of its own (the
+// next commit's carries it), so meta.db is never older than the record (one
+// older at most while fsck's or an accepted rollback's transaction, written
+// after the record, is in flight); a record past what meta.db and the log
+// hold is a rollback as before. A damaged newest meta page of meta.db
+// loses nothing while the log still holds the commits since the older one.
+//
+// The freed-block quarantine is released when the commit's record is
+// durable, not its checkpoint: replay applies the record before anything
+// can allocate. Concurrent commits are grouped: a caller of Commit whose
+// changes a commit in flight did not take waits for commitMu; if, by then,
+// another caller's commit took them, it returns when that one is durable,
+// so N concurrent fsyncs cost about two commits, not N.
+//
+// Data checksums a record carries are kept in memory (Image.Checksum finds
+// them) until the checkpoint puts them in meta.db.
+//
+// Images without the feature (made before it, or with --no-log or the ext2
+// backend) keep committing to meta.db as above; there is no conversion in
+// place (make a new image and copy the files). The log's records carry no
+// ext2 indirect blocks, so ext2 images have no log.
 //
 // Step 1 comes before step 2 because a block-freeing change marks its inode
 // dirty before it frees: a block in the sealed quarantine therefore belongs

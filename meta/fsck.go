@@ -47,7 +47,7 @@ type Kind string
 const (
 	KindSuperblock  Kind = "superblock"       // the two superblock copies, the data file's size
 	KindStore       Kind = "meta.db"          // bbolt's page structure, its buckets
-	KindRollback    Kind = "rollback"         // meta.db is older than the image's last commit
+	KindRollback    Kind = "rollback"         // meta.db is older than the image's last commit, or the log lost commits
 	KindCommitSeq   Kind = "commit-record"    // block 0's commit record
 	KindRecord      Kind = "bad-record"       // a record that does not decode
 	KindState       Kind = "state"            // the state record's counts

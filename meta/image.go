@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,6 +46,10 @@ type CreateOptions struct {
 	// Force replaces an existing image at the path, unless it is open
 	// (EBUSY): its meta.db lock is taken for the replacement.
 	Force bool
+	// WALBlocks is the size of the write-ahead log of an image with
+	// IncompatWAL (an even count of at least 2 blocks); default
+	// DefaultWALBlocks. The data file holds the log after its Blocks.
+	WALBlocks int64
 }
 
 // Create makes a new image directory at dir: a sparse data file of
@@ -60,6 +65,14 @@ func Create(dir string, opts CreateOptions) (Superblock, error) {
 	if u := opts.Incompat &^ knownIncompat; u != 0 {
 		return Superblock{}, mkfsErr(dir, fmt.Errorf("unknown features %#x: %w", u, syscall.EINVAL))
 	}
+	if opts.Incompat&IncompatWAL == 0 {
+		opts.WALBlocks = 0
+	} else if opts.WALBlocks == 0 {
+		opts.WALBlocks = DefaultWALBlocks
+	}
+	if opts.Incompat&IncompatWAL != 0 && (opts.WALBlocks < 2 || opts.WALBlocks%2 != 0 || opts.WALBlocks > maxWALBlocks) {
+		return Superblock{}, mkfsErr(dir, fmt.Errorf("log of %d blocks: want an even count in [2, %d]: %w", opts.WALBlocks, maxWALBlocks, syscall.EINVAL))
+	}
 	if err := prepareDir(dir, opts.Force); err != nil {
 		return Superblock{}, err
 	}
@@ -69,12 +82,12 @@ func Create(dir string, opts CreateOptions) (Superblock, error) {
 		return Superblock{}, mkfsErr(dir, err)
 	}
 	sb.Compat = CompatCommitSeq
-	if err := writeData(filepath.Join(dir, DataFile), sb); err != nil {
+	if err := writeData(filepath.Join(dir, DataFile), sb, opts.WALBlocks); err != nil {
 		return Superblock{}, mkfsErr(dir, err)
 	}
 	tmp := filepath.Join(dir, MetaFile+".new")
 	os.Remove(tmp)
-	if err := writeMeta(tmp, sb, now); err != nil {
+	if err := writeMeta(tmp, sb, now, opts.WALBlocks); err != nil {
 		os.Remove(tmp)
 		return Superblock{}, mkfsErr(dir, err)
 	}
@@ -148,7 +161,7 @@ func prepareDir(dir string, force bool) error {
 	return nil
 }
 
-func writeData(path string, sb Superblock) error {
+func writeData(path string, sb Superblock, walBlocks int64) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -157,6 +170,15 @@ func writeData(path string, sb Superblock) error {
 	if err := f.Truncate(sb.Blocks * BlockSize); err != nil {
 		return err
 	}
+	// The log is written with zeros, not left sparse: a commit then
+	// overwrites allocated blocks, which changes no metadata of the
+	// filesystem below, so the one fdatasync it makes writes no journal
+	// of that filesystem's.
+	if walBlocks > 0 {
+		if _, err := f.WriteAt(make([]byte, walBlocks*BlockSize), sb.Blocks*BlockSize); err != nil {
+			return err
+		}
+	}
 	// writeMeta's transaction is commit 1: its record goes ahead of it.
 	if _, err := f.WriteAt(sb.block0(1), 0); err != nil {
 		return err
@@ -164,7 +186,7 @@ func writeData(path string, sb Superblock) error {
 	return f.Sync()
 }
 
-func writeMeta(path string, sb Superblock, now int64) error {
+func writeMeta(path string, sb Superblock, now int64, walBlocks int64) error {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
 		return err
@@ -186,6 +208,12 @@ func writeMeta(path string, sb Superblock, now int64) error {
 		}
 		if err := sup.Put([]byte(keyState), encodeState(state{})); err != nil {
 			return err
+		}
+		if walBlocks > 0 {
+			k := []byte(keyWAL)
+			if err := sup.Put(k, sealed(k, be.AppendUint64(nil, uint64(walBlocks)))); err != nil {
+				return err
+			}
 		}
 		w, err := newWriter(tx)
 		if err != nil {
@@ -231,6 +259,15 @@ type Image struct {
 	rec      uint64     // block 0's commit record at Open
 	recErr   error      // the commit record is damaged or absent (CompatCommitSeq images)
 	rollback *Rollback  // meta.db fell back to an older commit; nil if not
+	wal      *walScan   // the log as Open found it (images with IncompatWAL); nil without one
+
+	replayed   [2]uint64 // the commits Open replayed from the log
+	lockDB     *bbolt.DB // read-only with a replayed log: the image's meta.db, held open for its lock
+	replayPath string    // and the copy db is, which Close removes
+
+	walMu   sync.Mutex          // leaf
+	dbSeq   uint64              // +checklocks:walMu; meta.db's commit: seq, or older while the log holds the rest
+	walSums map[int64]loggedSum // +checklocks:walMu; data checksums in the log and not yet in meta.db
 }
 
 // OpenOptions configure Open.
@@ -335,6 +372,14 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 		return nil, openErr(dir, err)
 	}
 	img.seq, img.seqErr = img.readSeq()
+	img.dbSeq = img.seq
+	if img.seqErr == nil {
+		if err := safely("read", img.readWAL); err != nil {
+			db.Close()
+			return nil, openErr(dir, err)
+		}
+		img.seq = img.latest()
+	}
 	img.rec, img.recErr = uint64(0), errNoRecord
 	if dataSB.Compat&CompatCommitSeq != 0 {
 		img.rec, img.recErr = decodeCommitRecord(block)
@@ -345,8 +390,17 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 			db.Close()
 			return nil, openErr(dir, &RollbackError{*rb})
 		}
-		// Accepting makes the state meta.db holds the latest: the record
-		// says so before anything else is written.
+		// Accepting makes the state meta.db and the log's intact
+		// records hold the latest: the log is replayed and cleared, and
+		// the record says so before anything else is written.
+		if err := img.replayWAL(); err != nil {
+			db.Close()
+			return nil, openErr(dir, err)
+		}
+		if err := img.zeroWAL(); err != nil {
+			db.Close()
+			return nil, openErr(dir, err)
+		}
 		if img.SB.Compat&CompatCommitSeq != 0 {
 			if err := img.writeRecord(img.seq); err != nil {
 				db.Close()
@@ -367,6 +421,16 @@ func Open(dir string, opts OpenOptions) (*Image, error) {
 			}
 		}
 		rb.Accepted = true
+	}
+	replay := img.replayWAL
+	if opts.ReadOnly {
+		replay = func() error { return img.replayCopy(opts.Wait) }
+	}
+	if img.rollback == nil || img.rollback.Accepted {
+		if err := safely("replay", replay); err != nil {
+			img.Close()
+			return nil, openErr(dir, err)
+		}
 	}
 	return img, nil
 }
@@ -400,6 +464,23 @@ func (img *Image) detectRollback() *Rollback {
 	other := img.store.other()
 	damaged := fmt.Sprintf("meta page %d is damaged: %v", other.index, other.err)
 	m := img.seq
+	if w := img.wal; w != nil {
+		// With a log, meta.db lags the commits by design: a commit is
+		// its log record, and meta.db catches up at checkpoints. Block
+		// 0's record names the last checkpoint, written after its
+		// transaction (or, by fsck and an accepted rollback, ahead of
+		// theirs: one ahead at most). What is lost is a gap in the log,
+		// or a record past the end of what meta.db and the log hold.
+		switch {
+		case w.lost != nil:
+			return &Rollback{From: w.lost.seq, To: m, Why: w.damage(img.dbSeq)}
+		case img.recErr == nil && img.rec > m+1:
+			return &Rollback{From: img.rec, To: m, Why: "block 0 records commit " + utoa(img.rec)}
+		case img.recErr != nil && img.store.fellBack() && len(w.chain) == 0:
+			return &Rollback{From: m + 1, To: m, Why: damaged}
+		}
+		return nil
+	}
 	switch {
 	case img.recErr != nil:
 		if img.store.fellBack() {
@@ -544,6 +625,9 @@ func (img *Image) checkSuperblockCopy() error {
 // Checksum returns the committed checksum of a data block, on an image
 // with data checksums.
 func (img *Image) Checksum(block int64) (uint32, bool) {
+	if c, ok := img.loggedChecksum(block); ok {
+		return c, true
+	}
 	var c uint32
 	ok := false
 	_ = img.db.View(func(tx *bbolt.Tx) error {
@@ -571,6 +655,13 @@ func (img *Image) Close() error {
 	}
 	err := img.db.Close()
 	img.db = nil
+	if img.lockDB != nil {
+		if cerr := img.lockDB.Close(); err == nil {
+			err = cerr
+		}
+		os.Remove(img.replayPath)
+		img.lockDB = nil
+	}
 	return err
 }
 

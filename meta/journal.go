@@ -47,6 +47,13 @@ type Entry struct {
 	ino    uint64
 	queued atomic.Bool // in j.dirty; set and cleared under j.mu
 	src    Source      // set by SetSource before the first Dirty; immutable after
+
+	// What the last commit wrote of the inode (images with a log): a
+	// commit that maps no block anew and grows no file needs no flush
+	// ahead of its log record (see walCommit).
+	known     bool     // +checklocks:j.commitMu
+	size      int64    // +checklocks:j.commitMu
+	committed []Extent // +checklocks:j.commitMu
 }
 
 // SetSource sets what a commit reads. Call it once, before Dirty.
@@ -122,7 +129,18 @@ type JournalOptions struct {
 	// BeforeCommit and AfterCommit, if set, run around each metadata
 	// transaction, after the data flush (test hooks: a crash test copies
 	// meta.db there; between the two a crash may leave either state).
+	// On an image with a log they run around the commit point instead:
+	// BeforeCommit once the log record is written, AfterCommit once the
+	// flush that makes it durable returned.
 	BeforeCommit, AfterCommit func()
+	// WriteLog writes blocks of the data device (no flush), below any
+	// checksums: a commit's log record, at the log's blocks past the
+	// store's. Required on images with a log.
+	WriteLog func(p []byte, block int64) error
+	// BeforeCheckpoint and AfterCheckpoint, if set, run around each
+	// meta.db transaction of an image with a log (a checkpoint, or a
+	// commit too large for the log): test hooks, as BeforeCommit.
+	BeforeCheckpoint, AfterCheckpoint func()
 }
 
 // Journal batches changes and commits them to an image's meta.db.
@@ -144,7 +162,17 @@ type Journal struct {
 	commits uint64            // +checklocks:commitMu; successful commits
 	failed  error             // +checklocks:commitMu; the last commit's error, nil after a success
 
+	// Group commit: each commit takes a number when it takes the queued
+	// changes, and a caller of Commit needs the commit numbered one past
+	// the last taken when it called; if one that number or later
+	// succeeded while it waited for commitMu, its changes are durable.
+	taken   uint64 // +checklocks:mu; commits that took the queue
+	durable uint64 // +checklocks:commitMu; the latest successful commit's number
+
+	wal *walLog // nil on images without a log
+
 	kick    chan struct{}
+	ckpt    chan struct{} // a half of the log is filling: checkpoint
 	stop    chan struct{}
 	done    chan struct{}
 	started atomic.Bool
@@ -162,8 +190,11 @@ func (img *Image) Journal(opts JournalOptions) *Journal {
 		opts.MaxPending = 8192
 	}
 	j := &Journal{img: img, opts: opts, entries: map[uint64]*Entry{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), ckpt: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	j.commitMu.Init(lockcheck.RankCommit)
+	if img.wal != nil {
+		j.wal = newWALLog(img.wal.blocks)
+	}
 	return j
 }
 
@@ -250,11 +281,19 @@ func (j *Journal) committer() {
 			return
 		case <-tick:
 		case <-j.kick:
+		case <-j.ckptKick():
+			// A failed checkpoint leaves its records in the log;
+			// the next one, or the commit that needs the space,
+			// tries again.
+			_ = j.checkpoint()
+			continue
 		}
 		// A failed background commit keeps everything queued; the next
 		// Commit (an fsync, say) returns the error to someone who can
 		// act on it.
-		_ = j.Commit()
+		if j.Commit() == nil && j.wal != nil {
+			_ = j.checkpoint()
+		}
 	}
 }
 
@@ -271,12 +310,23 @@ func (j *Journal) Commits() uint64 {
 // place since the last commit is durable when an fsync returns. On error
 // nothing is lost: the changes stay queued for the next commit, and the
 // sealed quarantine stays sealed.
+//
+// Concurrent callers share commits (group commit): a caller whose changes
+// a commit in flight did not take waits for it, and then, if another
+// caller's commit took them meanwhile, for that one instead of making its
+// own.
 func (j *Journal) Commit() error {
 	if j == nil {
 		return nil
 	}
+	j.mu.Lock()
+	need := j.taken + 1
+	j.mu.Unlock()
 	j.commitMu.Lock()
 	defer j.commitMu.Unlock()
+	if j.durable >= need {
+		return nil
+	}
 	if j.img.db == nil {
 		return errClosed
 	}
@@ -290,6 +340,8 @@ func (j *Journal) Commit() error {
 	for _, e := range dirty {
 		e.queued.Store(false)
 	}
+	j.taken++
+	num := j.taken
 	j.mu.Unlock()
 	if len(log) == 0 && len(dirty) == 0 && j.failed == nil {
 		if j.quarantine != nil {
@@ -298,7 +350,11 @@ func (j *Journal) Commit() error {
 		// No metadata changed, but writeback may have overwritten
 		// written blocks in place since the last commit, which dirties
 		// nothing: an fsync returning now still needs them durable.
-		return j.flush()
+		err := j.flush()
+		if err == nil {
+			j.durable = num
+		}
+		return err
 	}
 	if p, ok := j.quarantine.(Preparer); ok {
 		if err := p.PrepareCommit(); err != nil {
@@ -309,6 +365,7 @@ func (j *Journal) Commit() error {
 		}
 	}
 	snaps := make([]snapshot, 0, len(dirty))
+	snapped := make([]*Entry, 0, len(dirty))
 	for _, e := range dirty {
 		if e.src == nil {
 			continue
@@ -316,13 +373,19 @@ func (j *Journal) Commit() error {
 		d, ext, has, ok := e.src.Snapshot()
 		if ok {
 			snaps = append(snaps, snapshot{ino: e.ino, dyn: d, extents: ext, hasExtents: has})
+			snapped = append(snapped, e)
 		}
 	}
 	var sums map[int64]uint32
 	if j.opts.Checksums != nil {
 		sums = j.opts.Checksums.Take()
 	}
-	err := j.write(log, snaps, sums)
+	var err error
+	if j.wal != nil {
+		err = j.walCommit(log, snaps, snapped, sums)
+	} else {
+		err = j.write(log, snaps, sums)
+	}
 	if err != nil {
 		if sums != nil {
 			j.opts.Checksums.Untake(sums)
@@ -333,6 +396,7 @@ func (j *Journal) Commit() error {
 	}
 	j.failed = nil
 	j.commits++
+	j.durable = num
 	if j.quarantine != nil {
 		j.quarantine.Release(gen)
 	}
@@ -372,6 +436,14 @@ func (j *Journal) write(log []record, snaps []snapshot, sums map[int64]uint32) e
 	if j.opts.AfterCommit != nil {
 		defer j.opts.AfterCommit()
 	}
+	if j.wal != nil {
+		if j.opts.BeforeCheckpoint != nil {
+			j.opts.BeforeCheckpoint()
+		}
+		if j.opts.AfterCheckpoint != nil {
+			defer j.opts.AfterCheckpoint()
+		}
+	}
 	var seq uint64
 	err := img.db.Update(func(tx *bbolt.Tx) error {
 		w, err := newWriter(tx)
@@ -398,6 +470,7 @@ func (j *Journal) write(log []record, snaps []snapshot, sums map[int64]uint32) e
 		return fmt.Errorf("meta: commit: %w", ioErr(err))
 	}
 	img.seq = seq
+	img.ckpt(seq)
 	return nil
 }
 
@@ -424,7 +497,12 @@ func (j *Journal) Close() error {
 		close(j.stop)
 		<-j.done
 	}
-	return j.Commit()
+	if err := j.Commit(); err != nil {
+		return err
+	}
+	// A clean close leaves meta.db complete: the next Open replays
+	// nothing, and fsck checks everything.
+	return j.checkpoint()
 }
 
 var errClosed = errors.New("meta: image is closed")

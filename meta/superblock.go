@@ -46,7 +46,7 @@ const (
 	// Compat features are never checked: a holefs that does not know
 	// one may ignore it, which is what makes it compatible.
 	knownROCompat uint64 = 0
-	knownIncompat        = IncompatDataChecksums | IncompatReflink | IncompatSpecialFiles | IncompatExt2
+	knownIncompat        = IncompatDataChecksums | IncompatReflink | IncompatSpecialFiles | IncompatExt2 | IncompatWAL
 )
 
 // superblockSize is the encoded size: the rest of block 0 is zero but for

@@ -109,6 +109,17 @@ func fsck(path string, repair, accept bool, stdout io.Writer, prog *fsckProgress
 	}
 	fmt.Fprintf(stdout, "%s: %s, %d blocks of %d bytes, uuid %s, features %s\n", path,
 		formatBytes(img.SB.Blocks*int64(img.SB.BlockSize)), img.SB.Blocks, img.SB.BlockSize, formatUUID(img.SB.UUID), featureNames(img.SB))
+	if n := img.WALBlocks(); n > 0 {
+		fmt.Fprintf(stdout, "%s: write-ahead log of %d blocks after the data blocks", path, n)
+		switch first, last := img.Replayed(); {
+		case last == 0:
+			fmt.Fprintf(stdout, ", nothing to replay\n")
+		case img.ReadOnly():
+			fmt.Fprintf(stdout, ": commits %d to %d not yet in %s, checked as replayed (the next mount replays them)\n", first, last, meta.MetaFile)
+		default:
+			fmt.Fprintf(stdout, ": commits %d to %d replayed into %s\n", first, last, meta.MetaFile)
+		}
+	}
 	check := meta.Check
 	if repair && !img.ReadOnly() {
 		check = meta.Repair

@@ -201,7 +201,7 @@ func fileBytes(t *testing.T, img string) string {
 // after.
 func TestFsckRollback(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "img")
-	mkfsAt(t, img)
+	mkfsWith(t, img, "--no-log") // with a log, the log replays what meta.db lost
 	fsys, err := holefs.Open(img, holefs.Options{CommitInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -368,5 +368,79 @@ func TestFsckExt2Summary(t *testing.T) {
 			}
 			fsckRun(t, []string{"fsck", img}, 0, []string{tc.want, img + ": clean"}, "")
 		})
+	}
+}
+
+// TestFsckDamagedLog: on an image whose log holds fsync'd commits not yet
+// in meta.db (a crash), a damaged record with later ones after it loses
+// commits: fsck reports it as a rollback naming the log block, the mount
+// refuses the image, and fsck --repair --accept-rollback replays what is
+// intact and clears the log. An intact log is replayed and checked.
+func TestFsckDamagedLog(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "img")
+	mkfsWith(t, img, "--log-size", "64K")
+	fsys, err := holefs.Open(img, holefs.Options{CommitInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		f, err := fsys.Create(name)
+		if err == nil {
+			_, err = f.WriteAt([]byte(name), 0)
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if err == nil {
+			err = f.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The crash: the image as it is now, before Close checkpoints.
+	crashed := filepath.Join(t.TempDir(), "crashed")
+	if err := os.Mkdir(crashed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{meta.DataFile, meta.MetaFile} {
+		b, err := os.ReadFile(filepath.Join(img, name))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(crashed, name), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fsys.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fsckRun(t, []string{"fsck", crashed}, 0, []string{"write-ahead log of 16 blocks after the data blocks: commits 2 to 4 not yet in meta.db, checked as replayed", crashed + ": clean"}, "")
+
+	// Garble the second record (log block 1, 256 blocks of data before it).
+	df, err := os.OpenFile(filepath.Join(crashed, meta.DataFile), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := df.WriteAt([]byte{0xee}, (256+1)*meta.BlockSize+40); err != nil {
+		t.Fatal(err)
+	}
+	df.Close()
+	lost := []string{"error [rollback]: rolled back from commit 4 to 2", "log record of commit 3 is missing or damaged, commit 4 is at log block 2 (log block 1: "}
+	fsckRun(t, []string{"fsck", crashed}, 4, append(lost, "fsck --repair --accept-rollback accepts the loss"), "")
+	if _, err := holefs.Open(crashed, holefs.Options{}); !errors.Is(err, syscall.EUCLEAN) || !strings.Contains(err.Error(), "log block 1") {
+		t.Fatalf("holefs.Open: %v; want EUCLEAN naming the damaged log block", err)
+	}
+	fsckRun(t, []string{"fsck", "--repair", "--accept-rollback", crashed}, 1, append(lost, "    fixed: accept it: commit 2 is the latest now"), "")
+	fsckRun(t, []string{"fsck", crashed}, 0, []string{"nothing to replay", crashed + ": clean"}, "")
+	fsys, err = holefs.Open(crashed, holefs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	for name, want := range map[string]bool{"a": true, "b": false, "c": false} {
+		if _, err := fsys.Stat(name); (err == nil) != want {
+			t.Errorf("stat %s after accepting the loss: %v; want it there: %v", name, err, want)
+		}
 	}
 }

@@ -20,6 +20,9 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 	blockSize := fl.Int("block-size", meta.BlockSize, "block size in bytes: holefs has only 4096")
 	sums := fl.Bool("data-checksums", false, "keep a CRC-32C of every data block and check it on read")
 	noReflink := fl.Bool("no-reflink", false, "files cannot share blocks (clones fail, copies copy)")
+	noLog := fl.Bool("no-log", false, "no write-ahead log: every commit (fsync) is a meta.db transaction, as images\n"+
+		"made before the log (images for --backend ext2 never have one)")
+	logSize := fl.String("log-size", "4M", "size of the write-ahead log, a multiple of 8K, past --size in the data file")
 	force := fl.Bool("force", false, "replace an existing image (its data is lost)")
 	zoned := fl.Bool("zoned", false, "make a zoned image for the zonefs backend: a zoned device of --size, whose\n"+
 		"zones are the files cnv/N and seq/N")
@@ -50,7 +53,16 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "holefs mkfs: --size: %v\n", err)
 		return errUsage
 	}
-	opts := holefs.MkfsOptions{SizeBytes: n, BlockSize: *blockSize, DataChecksums: *sums, NoReflink: *noReflink, Force: *force, Backend: *backend}
+	logBytes, err := parseByteSize(*logSize)
+	if err == nil && (logBytes <= 0 || logBytes%(2*meta.BlockSize) != 0) {
+		err = fmt.Errorf("%d is not a positive multiple of %d", logBytes, 2*meta.BlockSize)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "holefs mkfs: --log-size: %v\n", err)
+		return errUsage
+	}
+	opts := holefs.MkfsOptions{SizeBytes: n, BlockSize: *blockSize, DataChecksums: *sums, NoReflink: *noReflink, Force: *force, Backend: *backend,
+		NoLog: *noLog, LogBytes: logBytes}
 	if *zoned {
 		return mkfsZoned(path, opts, *zoneSize, *zoneCap, *conv, *maxOpen, *maxActive, stdout, stderr)
 	}
@@ -68,6 +80,9 @@ func mkfsCmd(args []string, stdout, stderr io.Writer) error {
 		formatBytes(sb.Blocks*int64(sb.BlockSize)), sb.Blocks, sb.BlockSize)
 	fmt.Fprintf(stdout, "  uuid      %s\n", formatUUID(sb.UUID))
 	fmt.Fprintf(stdout, "  features  %s\n", featureNames(sb))
+	if n := img.WALBlocks(); n > 0 {
+		fmt.Fprintf(stdout, "  log       %s: %d blocks after the data blocks (write-ahead log of commits)\n", formatBytes(n*meta.BlockSize), n)
+	}
 	fmt.Fprintf(stdout, "  format    version %d\n", sb.Version)
 	return nil
 }
@@ -138,7 +153,7 @@ func featureNames(sb meta.Superblock) string {
 	for _, f := range []struct {
 		name string
 		bit  uint64
-	}{{"data-checksums", meta.IncompatDataChecksums}, {"reflink", meta.IncompatReflink}, {"special-files", meta.IncompatSpecialFiles}, {"ext2", meta.IncompatExt2}} {
+	}{{"data-checksums", meta.IncompatDataChecksums}, {"reflink", meta.IncompatReflink}, {"special-files", meta.IncompatSpecialFiles}, {"ext2", meta.IncompatExt2}, {"wal", meta.IncompatWAL}} {
 		if incompat&f.bit != 0 {
 			names = append(names, f.name)
 			incompat &^= f.bit

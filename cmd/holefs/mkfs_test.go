@@ -20,11 +20,17 @@ func TestMkfs(t *testing.T) {
 		stderr  string
 	}{
 		{name: "default size", args: []string{"mkfs", "IMG"},
-			stdout: []string{"made holefs image IMG\n", "size      64 GiB: 16777216 blocks of 4096 bytes", "uuid      ", "features  reflink, special-files, commit-record\n", "format    version 1"}},
+			stdout: []string{"made holefs image IMG\n", "size      64 GiB: 16777216 blocks of 4096 bytes", "uuid      ", "features  reflink, special-files, wal, commit-record\n", "log       4 MiB: 1024 blocks", "format    version 1"}},
 		{name: "flags after the path", args: []string{"mkfs", "IMG", "--size", "1M", "--data-checksums"},
 			stdout: []string{"1 MiB: 256 blocks of 4096 bytes", "features  data-checksums"}},
 		{name: "flags before the path", args: []string{"mkfs", "--size=2G", "--block-size", "4096", "IMG"},
 			stdout: []string{"2 GiB: 524288 blocks"}},
+		{name: "no log", args: []string{"mkfs", "IMG", "--size", "1M", "--no-log"},
+			stdout: []string{"features  reflink, special-files, commit-record\n"}},
+		{name: "log size", args: []string{"mkfs", "IMG", "--size", "1M", "--log-size", "64K"},
+			stdout: []string{"log       64 KiB: 16 blocks"}},
+		{name: "odd log size", args: []string{"mkfs", "IMG", "--log-size", "12K"}, code: 2,
+			stderr: "holefs mkfs: --log-size: 12288 is not a positive multiple of 8192\n"},
 		{name: "ext2", args: []string{"mkfs", "IMG", "--size", "1M", "--backend", "ext2"},
 			stdout: []string{"1 MiB: 256 blocks of 4096 bytes", "features  special-files, ext2, commit-record\n"}},
 		{name: "ext2 with data checksums", args: []string{"mkfs", "IMG", "--backend", "ext2", "--data-checksums"}, code: 1,
@@ -121,10 +127,13 @@ func openAt(t *testing.T, img string) {
 	})
 }
 
-func mkfsAt(t *testing.T, img string) {
+func mkfsAt(t *testing.T, img string) { mkfsWith(t, img) }
+
+// mkfsWith makes a 1 MiB image at img with more mkfs flags.
+func mkfsWith(t *testing.T, img string, flags ...string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if code := run([]string{"mkfs", img, "--size", "1M"}, &out, &errb); code != 0 {
+	if code := run(append([]string{"mkfs", img, "--size", "1M"}, flags...), &out, &errb); code != 0 {
 		t.Fatalf("mkfs %s: exit %d: %s", img, code, errb.String())
 	}
 }

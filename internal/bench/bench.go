@@ -198,7 +198,7 @@ type Workload struct {
 
 // Workloads lists every workload in the order `all` runs them.
 func Workloads() []Workload {
-	return []Workload{mixedRW, cachedRW, hit, seq, punchScale, rangePunch, zoneReset, memory, churn, image}
+	return []Workload{mixedRW, cachedRW, hit, seq, punchScale, rangePunch, zoneReset, memory, churn, image, fsyncWL}
 }
 
 // Names returns the workload names.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,9 @@ type imageTarget struct {
 	remove func(name string) error
 	sync   func() error
 	data   string // an image's data file, whose disk usage the delete phase reports; "" for plain files
+	// flushes counts the image device's flushes (the fsync workload);
+	// nil for plain files.
+	flushes *atomic.Int64
 }
 
 type imageFile interface {

@@ -72,6 +72,13 @@ func (r *recording) check(dir string, s crashState) []Violation {
 	for _, p := range probs {
 		bad("FSCK", "before mounting: %s", p)
 	}
+	snap := s.meta.snap
+	if r.wal {
+		var ok bool
+		if snap, ok = r.walSnapshot(dir, s.n, bad); !ok {
+			return vs
+		}
+	}
 	fsys, err := holefs.Open(dir, holefs.Options{CommitInterval: -1, CacheBytes: cacheBytes})
 	if err != nil {
 		bad("OPEN", "the crash image does not open: %v", err)
@@ -82,7 +89,7 @@ func (r *recording) check(dir string, s crashState) []Violation {
 		bad("READ", "%v", err)
 	} else {
 		ended := func(op int) bool { e := r.w.ops[op].end; return e >= 0 && e < s.n }
-		compare(r.w, s.meta.snap, r.lastOp(s.n), ended, got, bad)
+		compare(r.w, snap, r.lastOp(s.n), ended, got, bad)
 	}
 	if err := fsys.Close(); err != nil {
 		bad("CLOSE", "%v", err)
@@ -95,6 +102,31 @@ func (r *recording) check(dir string, s crashState) []Violation {
 		bad("FSCK", "after recovery: %s", p)
 	}
 	return vs
+}
+
+// walSnapshot returns the model's view of the commit a crash image with
+// a log holds: the last its log replays (read as fsck does, without
+// writing), which must lie between the last commit whose flush returned
+// before the crash and the last whose record was written.
+func (r *recording) walSnapshot(dir string, n int, bad func(kind, format string, a ...any)) (*snapshot, bool) {
+	img, err := meta.Open(dir, meta.OpenOptions{ReadOnly: true})
+	if err != nil {
+		bad("OPEN", "the crash image does not open read-only: %v", err)
+		return nil, false
+	}
+	seq := img.Seq()
+	img.Close()
+	lo, hi := r.walCommits(n)
+	k := int(seq - r.seq0)
+	switch {
+	case seq < r.seq0 || k < lo:
+		bad("LOST", "the image holds commit %d; commit %d was durable (its flush had returned)", seq, r.seq0+uint64(lo))
+		return nil, false
+	case k > hi:
+		bad("UNKNOWN", "the image holds commit %d; the last commit written was %d", seq, r.seq0+uint64(hi))
+		return nil, false
+	}
+	return &r.commits[k].snap, true
 }
 
 // tree is what a mounted image holds: every path with its file id (0 for

@@ -70,3 +70,29 @@ func TestCrashDetectsLostFlush(t *testing.T) {
 	}
 	t.Logf("%d blocks of fsynced data lost in crash states", lost)
 }
+
+// TestCrashStatesLog: the recorded images have a write-ahead log small
+// enough that the workload fills its halves, so the crash states include
+// checkpoints (meta.db transactions) and records written over checkpointed
+// ones; each state's commit is the one its log replays, and must be one an
+// fsync could have left.
+func TestCrashStatesLog(t *testing.T) {
+	dir := scratch(t)
+	r, err := record(filepath.Join(dir, "img"), spec{seed: 2, ops: 150}, 48)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.wal || len(r.ckpts) < 2 {
+		t.Fatalf("log %v, %d checkpoints: the workload must reuse the log's halves", r.wal, len(r.ckpts))
+	}
+	states := 0
+	if err := r.checkAll(context.Background(), dir, 2, 2, func(vs []Violation) {
+		states++
+		for _, v := range vs {
+			t.Error(v)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d commits, %d checkpoints, %d crash states", len(r.commits)-1, len(r.ckpts), states)
+}

@@ -43,6 +43,26 @@
 // violation), read whole, closed, and checked with fsck again (no orphan
 // may survive the mount).
 //
+// # Images with a write-ahead log
+//
+// Recorded images of the extentfs backend (with or without data
+// checksums) have a
+// write-ahead log (meta.IncompatWAL) of 16 blocks, in the data file past
+// its data blocks and written through the recorded device, so its record
+// writes and flushes are log entries like any other: a crash at every log
+// write and flush boundary is enumerated with the rest. meta.db changes
+// only at checkpoints (Hooks.BeforeCheckpoint and AfterCheckpoint copy it
+// and mark the log; their AfterCheckpoint marks are crash points), and the
+// commit hooks mark each commit's record write and the return of its
+// flush. The metadata state of a crash is then the checkpoint's meta.db
+// with whatever the crash left of the log: the checker reads the commit
+// the image replays to (meta.Image.Seq, read-only, before mounting), which
+// must lie between the last commit whose flush had returned (LOST below it)
+// and the last whose record was written (UNKNOWN past it), and checks the
+// image against the model's snapshot of that commit. The log is small
+// enough that workloads fill its halves, so checkpoints and records written
+// over checkpointed ones are among the states (TestCrashStatesLog).
+//
 // # What is checked
 //
 // Every block written carries a signature (torture.SignBlock): the file's

@@ -10,7 +10,10 @@ import (
 )
 
 // metaState is a meta.db a crash may leave: the state of commit k (0: as
-// mkfs made it) and the model's view of that commit.
+// mkfs made it) and the model's view of that commit. On an image with a
+// log, meta.db is that of checkpoint k (0: none yet) and snap is nil: the
+// commit the image holds is the last one its log replays, which check
+// reads from the rebuilt image.
 type metaState struct {
 	k    int
 	db   []byte
@@ -46,6 +49,11 @@ func (r *recording) crashPoints() []int {
 			ns = append(ns, c.afterMark)
 		}
 	}
+	for _, c := range r.ckpts {
+		if c.afterMark >= 0 {
+			ns = append(ns, c.afterMark)
+		}
+	}
 	ns = append(ns, len(r.log))
 	slices.Sort(ns)
 	return slices.Compact(ns)
@@ -57,6 +65,9 @@ func (r *recording) crashPoints() []int {
 // atomic and durable when it returns (it fsyncs), so no older state is
 // possible, and none newer.
 func (r *recording) metaStates(n int) []metaState {
+	if r.wal {
+		return r.ckptStates(n)
+	}
 	k := 0
 	for i, c := range r.commits[1:] {
 		if c.afterMark >= 0 && c.afterMark < n {
@@ -71,6 +82,44 @@ func (r *recording) metaStates(n int) []metaState {
 		}
 	}
 	return []metaState{last}
+}
+
+// ckptStates returns the meta.db states a crash after the first n log
+// entries may leave on an image with a log: the last checkpoint completed
+// before n, and inside a checkpoint's transaction also the one before.
+func (r *recording) ckptStates(n int) []metaState {
+	k := 0
+	for i, c := range r.ckpts {
+		if c.afterMark >= 0 && c.afterMark < n {
+			k = i + 1
+		}
+	}
+	db := r.commits[0].after
+	if k > 0 {
+		db = r.ckpts[k-1].after
+	}
+	if k < len(r.ckpts) {
+		if next := r.ckpts[k]; next.beforeMark < n {
+			return []metaState{{k: k, db: next.before}, {k: k + 1, db: next.after}}
+		}
+	}
+	return []metaState{{k: k, db: db}}
+}
+
+// walCommits returns the commits a crash after the first n log entries
+// may leave on an image with a log, by index into r.commits: at least the
+// last whose flush returned (AfterCommit), at most the last whose record
+// was written (BeforeCommit).
+func (r *recording) walCommits(n int) (lo, hi int) {
+	for i, c := range r.commits[1:] {
+		if c.afterMark >= 0 && c.afterMark < n {
+			lo = i + 1
+		}
+		if c.beforeMark >= 0 && c.beforeMark < n {
+			hi = i + 1
+		}
+	}
+	return lo, hi
 }
 
 // subset is a choice of the unflushed writes that survive a crash.
@@ -163,6 +212,10 @@ func (r *recording) describe(s crashState) string {
 		}
 		fmt.Fprintf(&b, ", %s op %d (%v)", state, i, o.op)
 	}
-	fmt.Fprintf(&b, "; meta.db of commit %d (during op %d); unflushed writes kept: %s", s.meta.k, s.meta.snap.op, s.sub.name)
+	if r.wal {
+		fmt.Fprintf(&b, "; meta.db of checkpoint %d; unflushed writes kept: %s", s.meta.k, s.sub.name)
+	} else {
+		fmt.Fprintf(&b, "; meta.db of commit %d (during op %d); unflushed writes kept: %s", s.meta.k, s.meta.snap.op, s.sub.name)
+	}
 	return b.String()
 }

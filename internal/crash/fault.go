@@ -79,7 +79,7 @@ func RunFaults(ctx context.Context, cfg FaultConfig, progress func(done, total i
 	defer os.RemoveAll(root)
 	template := filepath.Join(root, "template")
 	if err := holefs.Mkfs(template, holefs.MkfsOptions{SizeBytes: cfg.Blocks * BlockSize, DataChecksums: cfg.DataChecksums,
-		Backend: spec{ext2: cfg.Ext2}.backend()}); err != nil {
+		Backend: spec{ext2: cfg.Ext2}.backend(), LogBytes: logBytes}); err != nil {
 		return nil, err
 	}
 	rep := &FaultReport{Config: cfg}
@@ -228,7 +228,7 @@ func faultRun(root, template string, c spec) (faultResult, error) {
 		// image holds the last such snapshot.
 		Hooks: &holefs.Hooks{BeforeCommit: func() { snaps = append(snaps, w.snapshot()) }},
 		WrapDevice: func(d blockdev.Device) blockdev.Device {
-			nblocks = d.NumBlocks()
+			nblocks = d.NumBlocks() - c.walBlocks()
 			dev = blockdev.NewFaulty(d, blockdev.FaultOptions{})
 			if failAt > 0 {
 				dev.FailAfter(failAt-1, syscall.EIO)
@@ -319,6 +319,15 @@ func copyImage(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// walBlocks is the size of the log mkfs gives the image (the device
+// holds it past the store's blocks): ext2 images have none.
+func (c spec) walBlocks() int64 {
+	if c.ext2 {
+		return 0
+	}
+	return logBytes / BlockSize
 }
 
 // backend is the image's backend (holefs.MkfsOptions.Backend).

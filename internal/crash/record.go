@@ -21,6 +21,14 @@ type commitRec struct {
 	beforeMark, afterMark int // -1: none (the state mkfs made)
 }
 
+// ckptRec is one meta.db transaction of an image with a log (a
+// checkpoint, or a commit too large for the log): meta.db before and
+// after it, and the recorder marks around it.
+type ckptRec struct {
+	before, after         []byte
+	beforeMark, afterMark int
+}
+
 // recording is a workload run on a recording device: everything needed
 // to rebuild and check any crash state of it.
 type recording struct {
@@ -31,7 +39,17 @@ type recording struct {
 	base    map[int64][]byte // non-zero blocks of the data file before the run
 	commits []commitRec      // commits[0] is the state mkfs made
 	runtime []string         // problems seen while recording
+	// The image has a write-ahead log: a commit is its log record, found
+	// (or not) on the crash state's data device, and meta.db changes at
+	// checkpoints only (ckpts).
+	wal   bool
+	ckpts []ckptRec
+	seq0  uint64 // the commit sequence mkfs left: commits[k] is commit seq0+k
 }
+
+// logBytes is the write-ahead log of recorded images: 16 blocks, halves
+// of 8, so that workloads fill halves, checkpoint and reuse them.
+const logBytes = 16 * BlockSize
 
 // cacheBytes is the page cache of recorded runs and crash mounts: small
 // (64 pages), so that writers and the flusher write back while the
@@ -43,9 +61,16 @@ const cacheBytes = 256 << 10
 // returns the recording.
 func record(dir string, c spec, nblocks int64) (*recording, error) {
 	seed := c.seed
-	if err := holefs.Mkfs(dir, holefs.MkfsOptions{SizeBytes: nblocks * BlockSize, DataChecksums: c.checksums, Force: true, Backend: c.backend()}); err != nil {
+	if err := holefs.Mkfs(dir, holefs.MkfsOptions{SizeBytes: nblocks * BlockSize, DataChecksums: c.checksums, Force: true, Backend: c.backend(),
+		LogBytes: logBytes}); err != nil {
 		return nil, err
 	}
+	img, err := meta.Open(dir, meta.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	walBlocks, seq0 := img.WALBlocks(), img.Seq()
+	img.Close()
 	metaPath := filepath.Join(dir, meta.MetaFile)
 	meta0, err := os.ReadFile(metaPath)
 	if err != nil {
@@ -55,7 +80,7 @@ func record(dir string, c spec, nblocks int64) (*recording, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &recording{seed: seed, nblocks: nblocks, base: base,
+	r := &recording{seed: seed, nblocks: nblocks + walBlocks, base: base, wal: walBlocks > 0, seq0: seq0,
 		commits: []commitRec{{after: meta0, beforeMark: -1, afterMark: -1,
 			snap: snapshot{op: 0, before: nsState{names: map[string]uint64{}, sizes: map[uint64]int64{}}}}}}
 	r.commits[0].snap.after = r.commits[0].snap.before
@@ -83,6 +108,16 @@ func record(dir string, c spec, nblocks int64) (*recording, error) {
 			c := &r.commits[len(r.commits)-1]
 			c.after = readMeta()
 			c.afterMark = rec.Mark(fmt.Sprintf("commit %d: after", len(r.commits)-1))
+		},
+		BeforeCheckpoint: func() {
+			c := ckptRec{before: readMeta(), afterMark: -1}
+			c.beforeMark = rec.Mark(fmt.Sprintf("checkpoint %d: before", len(r.ckpts)+1))
+			r.ckpts = append(r.ckpts, c)
+		},
+		AfterCheckpoint: func() {
+			c := &r.ckpts[len(r.ckpts)-1]
+			c.after = readMeta()
+			c.afterMark = rec.Mark(fmt.Sprintf("checkpoint %d: after", len(r.ckpts)))
 		},
 	}
 	fsys, err := holefs.Open(dir, holefs.Options{CommitInterval: -1, CacheBytes: cacheBytes, Hooks: hooks,
