@@ -98,7 +98,7 @@ func newIOURing(entries uint32) (*ioURing, error) {
 }
 
 // sqe returns the next free SQE, zeroed, or nil when the SQ is full.
-// The caller fills it and calls submit.
+// The caller fills it, publishes it and calls enter.
 func (r *ioURing) sqe() []byte {
 	if r.local-atomic.LoadUint32(r.sqHead) >= r.sqEntries {
 		return nil
@@ -111,23 +111,29 @@ func (r *ioURing) sqe() []byte {
 	return s
 }
 
-// submit publishes the SQEs filled since the last submit and hands them to
-// the kernel. The store to the tail is a release: the kernel sees the
-// SQEs' contents before it sees the tail.
-func (r *ioURing) submit() error {
-	n := r.local - *r.sqTail
-	atomic.StoreUint32(r.sqTail, r.local)
-	for n > 0 {
-		got, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(n), 0, 0, 0, 0)
+// publish makes the SQEs filled since the last call visible to the
+// kernel, under the same lock as sqe. The store to the tail is a release:
+// the kernel sees the SQEs' contents before the tail.
+func (r *ioURing) publish() { atomic.StoreUint32(r.sqTail, r.local) }
+
+// enter hands every published SQE not yet consumed to the kernel; with
+// wait, it also waits for a completion unless one is ready. The kernel
+// serializes concurrent calls; each submits what it finds.
+func (r *ioURing) enter(wait bool) error {
+	for {
+		var minComplete, flags uintptr
+		if wait && *r.cqHead == atomic.LoadUint32(r.cqTail) {
+			minComplete, flags = 1, ioringEnterGetevent
+		}
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.sqEntries), minComplete, flags, 0, 0)
 		switch errno {
 		case 0:
-			n -= uint32(got)
+			return nil
 		case unix.EINTR, unix.EAGAIN, unix.EBUSY:
-		default:
-			return fmt.Errorf("io_uring_enter: %w", errno)
+			continue
 		}
+		return fmt.Errorf("io_uring_enter: %w", errno)
 	}
-	return nil
 }
 
 // cqe is one completion.
@@ -146,23 +152,6 @@ func (r *ioURing) reap(cs []cqe) []cqe {
 	}
 	atomic.StoreUint32(r.cqHead, head) // release: the kernel may reuse the slots
 	return cs
-}
-
-// wait blocks until at least one completion is ready.
-func (r *ioURing) wait() error {
-	for {
-		if *r.cqHead != atomic.LoadUint32(r.cqTail) {
-			return nil
-		}
-		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 0, 1, ioringEnterGetevent, 0, 0)
-		switch errno {
-		case 0:
-			return nil
-		case unix.EINTR, unix.EAGAIN, unix.EBUSY:
-		default:
-			return fmt.Errorf("io_uring_enter: %w", errno)
-		}
-	}
 }
 
 // close unmaps the rings and closes the instance; the kernel cancels the

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,8 +85,8 @@ type ringQueue struct {
 	// early are the entries filled before the reaper started: the ring
 	// is used as soon as the last queue registers.
 	early []cqe
-	// mu serializes submissions to ring. Rank: a leaf, held only around
-	// filling and submitting an SQE.
+	// mu serializes filling SQEs and publishing them. Rank: a leaf, held
+	// only around that.
 	mu sync.Mutex
 }
 
@@ -129,12 +130,32 @@ func mountRing(raw gofuse.RawFileSystem, mountpoint string, mo *gofuse.MountOpti
 		}
 	}
 	go rs.readDev()
+	if err == nil {
+		err = pollHack(mountpoint)
+	}
 	if err != nil {
 		_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
 		rs.wait()
 		return nil, err
 	}
 	return rs, nil
+}
+
+// pollHack makes the kernel learn, before anything else opens a file of
+// the mount, that the server does not implement POLL, as go-fuse's
+// server does after mounting: the Go runtime adds every file it opens to
+// its epoll set with a system call that keeps its scheduler slot, and a
+// POLL request that waited for this process's own server could take the
+// slots the server needs (GOMAXPROCS of them) and deadlock. go-fuse's
+// request handler answers the lookup of this name itself, and POLL on it
+// with ENOSYS, after which the kernel sends no more POLLs.
+func pollHack(mountpoint string) error {
+	fd, err := unix.Open(mountpoint+"/.go-fuse-epoll-hack", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("disabling POLL: %w", err)
+	}
+	_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLPRI | unix.POLLOUT}}, 0)
+	return unix.Close(fd)
 }
 
 // possibleCPUs counts the CPUs the kernel may ever run on: it makes a
@@ -272,31 +293,73 @@ func (rs *ringServer) setupQueues(nq, maxWrite int) error {
 			iov[1].SetLen(len(e.payload))
 		}
 	}
+	// Each queue's thread registers its entries and then serves them.
 	// The first entry goes alone: while it is refused, nothing is
 	// registered and the caller may still serve through /dev/fuse. Once
 	// one is, the kernel routes requests to the rings as soon as every
 	// queue has an entry, and a later failure must end the mount.
 	for i, q := range rs.queues {
-		idx := make([]int, len(q.ents))
-		for j := range idx {
-			idx[j] = j
-		}
-		if i == 0 {
-			if err := q.registerAll(idx[:1]); err != nil {
-				return err
-			}
-			rs.registered = true
-			idx = idx[1:]
-		}
-		if err := q.registerAll(idx); err != nil {
+		ready := make(chan error)
+		rs.reapers.Add(1)
+		go q.run(i == 0, ready)
+		if err := <-ready; err != nil {
 			return err
 		}
 	}
-	for _, q := range rs.queues {
-		rs.reapers.Add(1)
-		go q.reap()
-	}
 	return nil
+}
+
+// run registers the queue's entries, says on ready whether that worked,
+// and then serves them until stop. It keeps one OS thread for itself: the
+// kernel hands a filled entry to the task that submitted its command, as
+// task work that runs when that task next enters the kernel. A goroutine
+// that moved between threads would leave completions queued on threads
+// that are asleep elsewhere, or blocked in a FUSE request on this very
+// mount, waiting for them. So this thread submits every command of the
+// queue and serves each request itself, in turn: the reply and the wait
+// for the next request are one io_uring_enter.
+func (q *ringQueue) run(first bool, ready chan<- error) {
+	defer q.rs.reapers.Done()
+	// Never unlocked: the thread ends with the goroutine, and the kernel
+	// cancels what it still had pending.
+	runtime.LockOSThread()
+	idx := make([]int, len(q.ents))
+	for j := range idx {
+		idx[j] = j
+	}
+	if first {
+		if err := q.registerAll(idx[:1]); err != nil {
+			ready <- err
+			return
+		}
+		q.rs.registered = true
+		idx = idx[1:]
+	}
+	if err := q.registerAll(idx); err != nil {
+		ready <- err
+		return
+	}
+	ready <- nil
+	cs := q.early
+	q.early = nil
+	for {
+		for _, c := range cs {
+			switch {
+			case c.userData == stopTag:
+				return
+			case c.res < 0 || c.userData >= uint64(len(q.ents)):
+				// The entry ended (ENOTCONN, ECANCELED: the connection is
+				// going) or a commit was refused: the kernel has failed
+				// that request itself.
+			default:
+				q.serve(&q.ents[c.userData], c.userData)
+			}
+		}
+		if err := q.ring.enter(true); err != nil {
+			return
+		}
+		cs = q.ring.reap(cs[:0])
+	}
 }
 
 // register submits a REGISTER for each of the entries idx and returns
@@ -312,7 +375,8 @@ func (q *ringQueue) register(idx []int) ([]int, error) {
 		binary.LittleEndian.PutUint64(s[16:], uint64(uintptr(unsafe.Pointer(&q.ents[i].hdr[ringIovOff])))) // addr
 		binary.LittleEndian.PutUint32(s[24:], 2)                                                           // len: two iovecs
 	}
-	if err := q.ring.submit(); err != nil {
+	q.ring.publish()
+	if err := q.ring.enter(false); err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoURing, err)
 	}
 	var again []int
@@ -359,36 +423,9 @@ func (q *ringQueue) fill(s []byte, op uint32, ent, commitID uint64) {
 	binary.LittleEndian.PutUint16(s[sqeCmdOff+16:], q.qid)
 }
 
-// reap waits for filled entries and serves each on its own goroutine, as
-// go-fuse serves each request read from /dev/fuse, until stop.
-func (q *ringQueue) reap() {
-	defer q.rs.reapers.Done()
-	cs := q.early
-	q.early = nil
-	for {
-		for _, c := range cs {
-			switch {
-			case c.userData == stopTag:
-				return
-			case c.res < 0 || c.userData >= uint64(len(q.ents)):
-				// The entry ended (ENOTCONN, ECANCELED: the connection is
-				// going) or a commit was refused: the kernel has failed
-				// that request itself.
-			default:
-				q.rs.handlers.Add(1)
-				go q.serve(&q.ents[c.userData], c.userData)
-			}
-		}
-		if err := q.ring.wait(); err != nil {
-			return
-		}
-		cs = q.ring.reap(cs[:0])
-	}
-}
-
-// serve answers the request in an entry and re-arms the entry.
+// serve answers the request in an entry and queues the command that
+// re-arms the entry; run submits it.
 func (q *ringQueue) serve(e *ringEnt, idx uint64) {
-	defer q.rs.handlers.Done()
 	q.rs.ringServed.Add(1)
 	h := e.hdr
 	length := int(binary.LittleEndian.Uint32(h[ringInOut:]))
@@ -412,7 +449,7 @@ func (q *ringQueue) serve(e *ringEnt, idx uint64) {
 	q.mu.Lock()
 	if s := q.ring.sqe(); s != nil { // never full: the SQ has room for every entry
 		q.fill(s, uringCmdCommitAndFetch, idx, unique)
-		_ = q.ring.submit() // a refusal completes with an errno, seen by reap
+		q.ring.publish()
 	}
 	q.mu.Unlock()
 }
@@ -424,9 +461,9 @@ func (q *ringQueue) stop() {
 	if s := q.ring.sqe(); s != nil {
 		s[0] = ioringOpNop
 		binary.LittleEndian.PutUint64(s[32:], stopTag)
-		if q.ring.submit() == nil {
-			return
-		}
+		q.ring.publish()
+		// A NOP completes at once, in this task: no task work.
+		_ = q.ring.enter(false)
 	}
 }
 
