@@ -72,6 +72,9 @@ func mountOn(t testing.TB, fsys *holefs.FS, opts Options) *mounted {
 	if opts.Transport == TransportAuto {
 		opts.Transport = testTransport(t)
 	}
+	if opts.Transport == TransportURing {
+		enableURing(t)
+	}
 	dir := t.TempDir()
 	srv, err := Mount(dir, fsys, opts)
 	if err != nil {
