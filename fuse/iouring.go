@@ -117,15 +117,19 @@ func (r *ioURing) sqe() []byte {
 func (r *ioURing) publish() { atomic.StoreUint32(r.sqTail, r.local) }
 
 // enter hands every published SQE not yet consumed to the kernel; with
-// wait, it also waits for a completion unless one is ready. The kernel
-// serializes concurrent calls; each submits what it finds.
+// wait, it also waits for a completion unless one is ready. The count it
+// passes must be exact: io_uring_enter skips the wait when it submitted
+// fewer SQEs than asked. Calls from two threads at once may each count
+// the same SQEs; the one that finds them gone returns without waiting,
+// and its caller looks again.
 func (r *ioURing) enter(wait bool) error {
 	for {
 		var minComplete, flags uintptr
 		if wait && *r.cqHead == atomic.LoadUint32(r.cqTail) {
 			minComplete, flags = 1, ioringEnterGetevent
 		}
-		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.sqEntries), minComplete, flags, 0, 0)
+		n := atomic.LoadUint32(r.sqTail) - atomic.LoadUint32(r.sqHead)
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(n), minComplete, flags, 0, 0)
 		switch errno {
 		case 0:
 			return nil
