@@ -114,6 +114,31 @@
 // timeout, and a chmod of a directory after the attribute timeout
 // (Options.Timeout, 1 s).
 //
+// # Transports
+//
+// Requests reach the server one of two ways (Options.Transport). The
+// dev transport is go-fuse's server: a read(2) of /dev/fuse per request
+// and a write(2) per reply. The uring transport (uring.go, on the raw
+// io_uring system calls in iouring.go) is FUSE over io_uring, after
+// Linux's fs/fuse/dev_uring.c (6.14 and later, behind the fuse module's
+// enable_uring parameter): the server answers INIT by read(2) asking for
+// FUSE_OVER_IO_URING, then registers ring entries (a header buffer and a
+// payload buffer each) on one io_uring per possible CPU, and the kernel
+// puts each request in an entry of the queue of the CPU its caller runs
+// on. The reply goes back with the command that re-arms the entry, one
+// io_uring_enter per request. Each queue is served by one OS thread of its
+// own, which submits all its commands: the kernel completes an entry as
+// task work of the task that submitted it. FORGET and INTERRUPT still come
+// by read(2), and notifications are written to /dev/fuse, as the kernel
+// takes them only there. Requests are dispatched to the same RawFileSystem
+// through go-fuse's ProtocolServer. Auto picks uring where enable_uring is
+// Y and the process is root (the transport calls mount(2) itself), dev
+// otherwise; an explicit uring that is unavailable is an error. Like
+// go-fuse's server, the transport makes the kernel learn at mount time
+// that POLL is unimplemented: the Go runtime's epoll registration of a
+// file on the mount would otherwise send a POLL that holds a scheduler
+// slot while it waits for this process.
+//
 // # Deviations from a local Linux filesystem
 //
 //   - fallocate COLLAPSE_RANGE and INSERT_RANGE are refused by the kernel's

@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 		os.Exit(runHelper(name, flag.Arg(0)))
 	}
 	lockcheck.Enable()
-	os.Exit(m.Run())
+	code := m.Run()
+	restoreURingParam()
+	os.Exit(code)
 }
 
 // mounted is a holefs filesystem mounted for one test.
@@ -67,6 +69,12 @@ func mountOn(t testing.TB, fsys *holefs.FS, opts Options) *mounted {
 		_ = fsys.Close()
 		t.Skipf("no FUSE on this machine (%v): load the fuse module or give the container /dev/fuse", err)
 	}
+	if opts.Transport == TransportAuto {
+		opts.Transport = testTransport(t)
+	}
+	if opts.Transport == TransportURing {
+		enableURing(t)
+	}
 	dir := t.TempDir()
 	srv, err := Mount(dir, fsys, opts)
 	if err != nil {
@@ -75,6 +83,9 @@ func mountOn(t testing.TB, fsys *holefs.FS, opts Options) *mounted {
 			t.Skipf("mounting is not permitted here: %v", err)
 		}
 		t.Fatalf("Mount: %v", err)
+	}
+	if srv.Transport() != opts.Transport && opts.Transport != TransportAuto {
+		t.Errorf("mounted with transport %v, asked for %v", srv.Transport(), opts.Transport)
 	}
 	t.Cleanup(func() {
 		if err := srv.Unmount(); err != nil {

@@ -86,15 +86,19 @@ type Options struct {
 	MaxDirtyRatio int
 	// Debug logs every request.
 	Debug bool
+	// Transport is how requests reach the server; default TransportAuto.
+	Transport Transport
 }
 
 // Server is a mounted holefs filesystem.
 type Server struct {
 	v          *vfs.FS
-	srv        atomic.Pointer[gofuse.Server] // set once mounted; read by notify
-	mountpoint string                        // absolute; immutable
-	opts       Options                       // immutable
-	done       chan struct{}                 // closed when the server has stopped
+	srv        atomic.Value  // inodeNotifier: the transport, set once mounted; read by notify
+	ring       *ringServer   // the io_uring transport, or nil; immutable
+	transport  Transport     // the transport in use (uring or dev); immutable
+	mountpoint string        // absolute; immutable
+	opts       Options       // immutable
+	done       chan struct{} // closed when the server has stopped
 
 	notifies, notifyMisses, notifyFails atomic.Int64
 	// attrs queues inodes whose attributes the kernel must fetch again
@@ -170,20 +174,32 @@ func Mount(mountpoint string, fsys *holefs.FS, opts Options) (*Server, error) {
 		RootStableAttr: &fs.StableAttr{Ino: gofuse.FUSE_ROOT_ID},
 	}
 	root := &node{s: s, in: v.Root()}
-	srv, err := gofuse.NewServer(&rawFS{RawFileSystem: fs.NewNodeFS(root, fo), s: s}, mountpoint, &fo.MountOptions)
+	raw := &rawFS{RawFileSystem: fs.NewNodeFS(root, fo), s: s}
+	tr, err := opts.Transport.resolve()
+	if err == nil && tr == TransportURing && os.Geteuid() != 0 {
+		err = fmt.Errorf("%w: it mounts with mount(2), which needs root", errNoURing)
+		if opts.Transport == TransportAuto {
+			tr, err = TransportDev, nil
+		}
+	}
 	if err != nil {
 		_ = v.SetChangeHook(nil)
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	s.mountpoint = mountpointOf(mountpoint)
-	s.srv.Store(srv)
-	go func() {
-		srv.Serve()
+	var srv *gofuse.Server
+	if tr == TransportURing {
+		err = s.serveRing(raw, &fo.MountOptions)
+	} else {
+		srv, err = s.serveDev(raw, &fo.MountOptions)
+	}
+	if err != nil {
 		_ = v.SetChangeHook(nil)
-		close(s.done)
-	}()
-	go s.attrNotifier(srv)
-	err = srv.WaitMount()
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	if srv != nil {
+		err = srv.WaitMount()
+	}
 	if err == nil && opts.MaxDirtyRatio != 0 {
 		err = setMaxDirtyRatio(s.mountpoint, opts.MaxDirtyRatio)
 	}
@@ -198,6 +214,53 @@ func Mount(mountpoint string, fsys *holefs.FS, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	return s, nil
+}
+
+// serveDev mounts with go-fuse's server, which reads each request from
+// /dev/fuse and writes each reply, and starts serving.
+func (s *Server) serveDev(raw gofuse.RawFileSystem, mo *gofuse.MountOptions) (*gofuse.Server, error) {
+	srv, err := gofuse.NewServer(raw, s.mountpoint, mo)
+	if err != nil {
+		return nil, err
+	}
+	s.transport = TransportDev
+	s.srv.Store(inodeNotifier(srv))
+	go func() {
+		srv.Serve()
+		_ = s.v.SetChangeHook(nil)
+		close(s.done)
+	}()
+	go s.attrNotifier(srv)
+	return srv, nil
+}
+
+// serveRing mounts with the io_uring transport (uring.go). In auto mode
+// a kernel that refuses the rings leaves the mount served through
+// /dev/fuse by the same server.
+func (s *Server) serveRing(raw gofuse.RawFileSystem, mo *gofuse.MountOptions) error {
+	rs, err := mountRing(raw, s.mountpoint, mo, s.opts.Transport == TransportURing)
+	if err != nil {
+		return err
+	}
+	s.ring = rs
+	s.transport = TransportDev
+	if len(rs.queues) > 0 {
+		s.transport = TransportURing
+	}
+	s.srv.Store(inodeNotifier(rs))
+	go func() {
+		rs.wait()
+		_ = s.v.SetChangeHook(nil)
+		close(s.done)
+	}()
+	go s.attrNotifier(rs)
+	return nil
+}
+
+// inodeNotifier sends FUSE_NOTIFY_INVAL_INODE: go-fuse's server or the
+// io_uring transport.
+type inodeNotifier interface {
+	InodeNotify(ino uint64, off, n int64) gofuse.Status
 }
 
 // setMaxDirtyRatio sets the max_ratio of the mount's backing device info,
@@ -230,6 +293,10 @@ func mountpointOf(dir string) string {
 // Mountpoint returns the absolute path the filesystem is mounted on.
 func (s *Server) Mountpoint() string { return s.mountpoint }
 
+// Transport returns the transport serving the mount: TransportURing or
+// TransportDev, never TransportAuto.
+func (s *Server) Transport() Transport { return s.transport }
+
 // CacheMode returns the mount's kernel caching mode.
 func (s *Server) CacheMode() CacheMode { return s.opts.Cache }
 
@@ -256,7 +323,7 @@ func (s *Server) openFlags(flags uint32) uint32 {
 // through the mount are its own and need no notification (it truncates
 // its page cache around FALLOCATE, COPY_FILE_RANGE and SETATTR itself).
 func (s *Server) notify(c vfs.Change) {
-	srv := s.srv.Load()
+	srv, _ := s.srv.Load().(inodeNotifier)
 	if c.Frontend || srv == nil {
 		return
 	}
@@ -296,7 +363,7 @@ func (s *Server) refreshAttrs(ino uint64) {
 
 // attrNotifier sends the notifications refreshAttrs queues until the
 // server stops.
-func (s *Server) attrNotifier(srv *gofuse.Server) {
+func (s *Server) attrNotifier(srv inodeNotifier) {
 	for {
 		select {
 		case ino := <-s.attrs:

@@ -61,11 +61,18 @@ type Stats struct {
 	// answered ENOENT (it had nothing of the inode cached) and
 	// NotifyFailures those that failed otherwise.
 	Notifications, NotifyMisses, NotifyFailures int64
+	// Transport is the transport serving the mount; RingRequests counts
+	// the requests it served through io_uring (0 on TransportDev).
+	Transport    Transport
+	RingRequests int64
 }
 
 // Stats returns a snapshot of the mount's counters.
 func (s *Server) Stats() Stats {
-	st := Stats{Notifications: s.notifies.Load(), NotifyMisses: s.notifyMisses.Load(), NotifyFailures: s.notifyFails.Load()}
+	st := Stats{Notifications: s.notifies.Load(), NotifyMisses: s.notifyMisses.Load(), NotifyFailures: s.notifyFails.Load(), Transport: s.transport}
+	if s.ring != nil {
+		st.RingRequests = s.ring.ringServed.Load()
+	}
 	s.errMu.Lock()
 	for k, n := range s.errs {
 		st.Errors = append(st.Errors, ErrorCount{Op: k.op, Errno: unix.ErrnoName(k.errno), N: n})

@@ -45,6 +45,9 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	noDiscard := fl.Bool("no-discard", false, "keep the blocks freed on an image allocated in its data file (by default each commit\n"+
 		"punches them out, giving the space back to the host; holefs fstrim does it later)")
 	debug := fl.Bool("debug", false, "log every FUSE request to stderr")
+	transport := fl.String("transport", fuse.TransportAuto.String(), "how requests reach the server: uring (FUSE over io_uring, Linux 6.14+ with\n"+
+		fuse.URingParam+" Y; root), dev (read and write /dev/fuse) or auto (uring where\n"+
+		"the kernel offers it, else dev)")
 	zoneErrors := fl.String("zone-errors", "", "a zoned image's policy for zone I/O errors, zonefs's errors= option:\n"+
 		"remount-ro (the default), zone-ro, zone-offline or repair")
 	zoneExplicit := fl.Bool("zone-explicit-open", false, "a zoned image's explicit-open option (zonefs): opening a sequential\n"+
@@ -101,6 +104,10 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	mode, err := fuse.ParseCacheMode(*cacheMode)
 	if err != nil {
 		return usageErr("--cache-mode: %v", err)
+	}
+	tr, err := fuse.ParseTransport(*transport)
+	if err != nil {
+		return usageErr("--transport: %v", err)
 	}
 	sizeBytes, err := parseBytes(*size)
 	if err == nil && sizeBytes == 0 {
@@ -184,7 +191,7 @@ func mountCmd(args []string, stdout, stderr io.Writer) error {
 	if *debug && os.Getenv(daemonEnv) != "" {
 		*debug = false // a daemon has no terminal to log to
 	}
-	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, sizeBytes: sizeBytes, noDiscard: *noDiscard, zoneErrors: *zoneErrors, zoneExplicit: *zoneExplicit,
+	m := &mounter{mp: mp, memory: *memory, source: source, mode: mode, transport: tr, sizeBytes: sizeBytes, noDiscard: *noDiscard, zoneErrors: *zoneErrors, zoneExplicit: *zoneExplicit,
 		cacheBytes: cacheBytes, dirtyRatio: *dirtyRatio, allowOther: *allowOther, metricsAddr: *metrics, metricsLn: metricsLn, debug: *debug, stderr: stderr}
 	return m.run()
 }
@@ -195,6 +202,7 @@ type mounter struct {
 	memory       bool
 	source       string // the image path; unused with memory
 	mode         fuse.CacheMode
+	transport    fuse.Transport
 	sizeBytes    int64
 	noDiscard    bool
 	zoneErrors   string // errors= of a zoned image
@@ -227,7 +235,7 @@ func (m *mounter) run() (err error) {
 	if err != nil {
 		return err
 	}
-	srv, err := fuse.Mount(m.mp, fsys, fuse.Options{Cache: m.mode, FsName: m.fsName(), MaxDirtyRatio: m.dirtyRatio, AllowOther: m.allowOther, Debug: m.debug})
+	srv, err := fuse.Mount(m.mp, fsys, fuse.Options{Cache: m.mode, Transport: m.transport, FsName: m.fsName(), MaxDirtyRatio: m.dirtyRatio, AllowOther: m.allowOther, Debug: m.debug})
 	if err != nil {
 		_ = fsys.Close()
 		return mountError(m.mp, err)

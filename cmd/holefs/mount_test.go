@@ -89,6 +89,7 @@ func TestMountBadInput(t *testing.T) {
 		{"two mount points", []string{"mount", "--memory", mnt, mnt}, 2, "unexpected argument"},
 		{"memory and image", []string{"mount", "--memory", "--image", corrupt, mnt}, 2, "exclusive"},
 		{"bad cache mode", []string{"mount", "--memory", "--cache-mode", "fast", mnt}, 2, `unknown cache mode "fast"`},
+		{"bad transport", []string{"mount", "--memory", "--transport", "io_uring", mnt}, 2, `unknown transport "io_uring" (want auto, uring or dev)`},
 		{"bad size", []string{"mount", "--memory", "--size", "lots", mnt}, 2, "--size"},
 		{"size 0", []string{"mount", "--memory", "--size", "0", mnt}, 2, "--size: a filesystem cannot have size 0"},
 		{"cache size 0", []string{"mount", "--memory", "--cache-bytes", "0", mnt}, 2, "--cache-bytes: the page cache cannot have size 0"},

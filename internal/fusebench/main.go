@@ -11,7 +11,11 @@
 //   - holefs in each cache mode: `holefs mount --memory --daemon
 //     --cache-mode MODE` (an in-memory extentfs whose page cache holds the
 //     whole test file), and writeback again with the kernel's own dirty
-//     limit for FUSE (--max-dirty-ratio 0, "kdirty");
+//     limit for FUSE (--max-dirty-ratio 0, "kdirty"), all served with
+//     go-fuse's /dev/fuse loop (--transport dev); and writeback and direct
+//     again over FUSE-over-io_uring (--transport uring, the "-uring"
+//     targets; the run sets the fuse module's enable_uring to Y and
+//     restores it at the end);
 //   - go-fuse's own loopback example (github.com/hanwen/go-fuse/v2/example/
 //     loopback, built from the module cache) over a directory in /dev/shm,
 //     in its default mode: as root on Linux 6.9 and later it answers OPEN
@@ -48,6 +52,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	hfuse "github.com/holefs/holefs/fuse"
 	"golang.org/x/sys/unix"
 )
 
@@ -144,7 +149,10 @@ type bench struct {
 	only    []string
 	tmp     string
 	targets []*target
-	results []result
+	// uringWas is the fuse module's enable_uring before this run set it,
+	// restored by cleanup; nil if untouched.
+	uringWas []byte
+	results  []result
 }
 
 // job is one fio workload.
@@ -204,18 +212,27 @@ func (b *bench) run() error {
 	env := append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(b.tmp, "run"))
 	// holefs mount's default --max-dirty-ratio is 20; the kernel's own 1%
 	// for FUSE is the "kdirty" target.
-	for _, h := range []struct{ name, mode, dirty string }{
-		{"holefs-writeback", "writeback", "20"},
-		{"holefs-writeback-kdirty", "writeback", "0"},
-		{"holefs-writethrough", "writethrough", "20"},
-		{"holefs-direct", "direct", "20"},
+	// The -uring targets serve over FUSE-over-io_uring, the others with
+	// go-fuse's /dev/fuse loop.
+	for _, h := range []struct{ name, mode, dirty, transport string }{
+		{"holefs-writeback", "writeback", "20", "dev"},
+		{"holefs-writeback-kdirty", "writeback", "0", "dev"},
+		{"holefs-writethrough", "writethrough", "20", "dev"},
+		{"holefs-direct", "direct", "20", "dev"},
+		{"holefs-writeback-uring", "writeback", "20", "uring"},
+		{"holefs-direct-uring", "direct", "20", "uring"},
 	} {
 		if !b.want(h.name) {
 			continue
 		}
+		if h.transport == "uring" {
+			if err := b.enableURing(); err != nil {
+				return err
+			}
+		}
 		dir := filepath.Join(b.tmp, h.name)
 		cmd := exec.Command(holefsBin, "mount", "--memory", "--size", "2GiB", "--cache-bytes", "1GiB",
-			"--cache-mode", h.mode, "--max-dirty-ratio", h.dirty, "--daemon", dir)
+			"--cache-mode", h.mode, "--max-dirty-ratio", h.dirty, "--transport", h.transport, "--daemon", dir)
 		cmd.Env = env
 		if err := b.start(h.name, dir, cmd, true); err != nil {
 			return err
@@ -264,6 +281,23 @@ func (b *bench) run() error {
 	for _, key := range order {
 		b.results = append(b.results, median(runs[key]))
 	}
+	return nil
+}
+
+// enableURing turns on FUSE over io_uring for the run (the fuse module's
+// enable_uring, default N), remembering the value to restore.
+func (b *bench) enableURing() error {
+	if b.uringWas != nil {
+		return nil
+	}
+	old, err := os.ReadFile(hfuse.URingParam)
+	if err != nil {
+		return fmt.Errorf("the -uring targets need FUSE over io_uring (Linux 6.14+): %v", err)
+	}
+	if err := os.WriteFile(hfuse.URingParam, []byte("Y"), 0); err != nil {
+		return fmt.Errorf("enabling FUSE over io_uring: %v", err)
+	}
+	b.uringWas = old
 	return nil
 }
 
@@ -429,6 +463,9 @@ func (b *bench) cleanup() {
 	time.Sleep(200 * time.Millisecond)
 	if b.tmp != "" {
 		_ = os.RemoveAll(b.tmp)
+	}
+	if b.uringWas != nil {
+		_ = os.WriteFile(hfuse.URingParam, b.uringWas, 0)
 	}
 }
 

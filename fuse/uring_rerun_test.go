@@ -1,0 +1,16 @@
+package fuse
+
+import (
+	"testing"
+
+	"github.com/holefs/holefs/internal/rerun"
+)
+
+// TestOverURing runs the transport's own tests and the data, coherence,
+// stress and torture tests again on mounts served over FUSE-over-io_uring
+// (the child turns the fuse module's enable_uring on and restores it; its
+// tests skip where the kernel has none).
+func TestOverURing(t *testing.T) {
+	rerun.Tests(t, transportEnv+"=uring",
+		"TestTransport|TestURing|TestOpenFlags|TestStatSizesTimes|TestXattrs|TestLibraryChangesSeenThroughMount|TestMmapCoherence|TestTortureTarget|TestStress")
+}
