@@ -51,74 +51,90 @@ func (c Config) imageDir() string {
 	return os.TempDir()
 }
 
-func runImage(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
-	base, err := os.MkdirTemp(cfg.imageDir(), "holefs-bench-image-")
+// imageTargets are the holefs images and the plain directory one run of
+// the image or fsync workload compares, under one temporary directory on
+// the filesystem being measured.
+type imageTargets struct {
+	cfg    Config
+	base   string
+	images []*holefs.FS // open until close
+}
+
+func newImageTargets(cfg Config, workload string) (*imageTargets, error) {
+	base, err := os.MkdirTemp(cfg.imageDir(), "holefs-bench-"+workload+"-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(base)
-	open := func(name string, noDiscard bool) (*holefs.FS, imageTarget, error) {
-		path := filepath.Join(base, name)
-		if err := holefs.Mkfs(path, holefs.MkfsOptions{SizeBytes: 4 << 30}); err != nil {
-			return nil, imageTarget{}, err
+	return &imageTargets{cfg: cfg, base: base}, nil
+}
+
+// image makes a 4 GiB image (every phase stays inside it) named name under
+// the directory and opens it with opts and the configured cache.
+func (s *imageTargets) image(name, label string, mkfs holefs.MkfsOptions, opts holefs.Options) (imageTarget, error) {
+	path := filepath.Join(s.base, name)
+	mkfs.SizeBytes = 4 << 30
+	if err := holefs.Mkfs(path, mkfs); err != nil {
+		return imageTarget{}, err
+	}
+	opts.CacheBytes = roundPages(s.cfg.CacheBytes)
+	fsys, err := holefs.Open(path, opts)
+	if err != nil {
+		return imageTarget{}, err
+	}
+	s.images = append(s.images, fsys)
+	return imageTarget{name: label,
+		create: func(name string) (imageFile, error) { return fsys.Create(name) },
+		remove: fsys.Remove, sync: fsys.Sync, data: filepath.Join(path, "data")}, nil
+}
+
+// plain makes the directory of plain files the images are compared with.
+func (s *imageTargets) plain() (imageTarget, error) {
+	dir := filepath.Join(s.base, "plain")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return imageTarget{}, err
+	}
+	return imageTarget{name: "plain files",
+		create: func(name string) (imageFile, error) { return os.Create(filepath.Join(dir, name)) },
+		remove: func(name string) error { return os.Remove(filepath.Join(dir, name)) },
+		sync:   func() error { return syncDir(dir) }}, nil
+}
+
+// close closes the images, giving the first error: a failed final
+// commit fails the run.
+func (s *imageTargets) close() error {
+	var first error
+	for _, fsys := range s.images {
+		if err := fsys.Close(); err != nil && first == nil {
+			first = err
 		}
-		fsys, err := holefs.Open(path, holefs.Options{CacheBytes: roundPages(cfg.CacheBytes), NoDiscard: noDiscard})
-		if err != nil {
-			return nil, imageTarget{}, err
-		}
-		return fsys, imageTarget{
-			create: func(name string) (imageFile, error) { return fsys.Create(name) },
-			remove: fsys.Remove, sync: fsys.Sync, data: filepath.Join(path, "data")}, nil
 	}
-	var images []*holefs.FS
-	defer func() {
-		for _, fsys := range images {
-			fsys.Close()
-		}
-	}()
-	fsys, img, err := open("img", false)
-	if err != nil {
-		return nil, err
-	}
-	images = append(images, fsys)
-	img.name = "holefs image"
-	// The delete phase runs on fresh images of its own, one with discard
-	// and one without, so that both start from the same state.
-	fsys, discard, err := open("img-discard", false)
-	if err != nil {
-		return nil, err
-	}
-	images = append(images, fsys)
-	discard.name = "holefs image"
-	fsys, noDiscard, err := open("img-nodiscard", true)
-	if err != nil {
-		return nil, err
-	}
-	images = append(images, fsys)
-	noDiscard.name = "holefs image no-discard"
-	plainDir := filepath.Join(base, "plain")
-	if err := os.Mkdir(plainDir, 0o755); err != nil {
-		return nil, err
-	}
-	plain := imageTarget{name: "plain files",
-		create: func(name string) (imageFile, error) { return os.Create(filepath.Join(plainDir, name)) },
-		remove: func(name string) error { return os.Remove(filepath.Join(plainDir, name)) },
-		sync:   func() error { return syncDir(plainDir) }}
-	type phase func(context.Context, Config, Progress, imageTarget) (Result, error)
-	runs := []struct {
-		t      imageTarget
-		phases []phase
-	}{
-		{img, []phase{imageFsync, imageCreate, imageSeq}},
-		{plain, []phase{imageFsync, imageCreate, imageSeq, imageDelete}},
-		{discard, []phase{imageDelete}},
-		{noDiscard, []phase{imageDelete}},
-	}
-	note := "on " + cfg.imageDir() + " (" + fsType(cfg.imageDir()) + ")"
+	s.images = nil
+	return first
+}
+
+// remove closes what an early return left open and removes the directory.
+func (s *imageTargets) remove() {
+	_ = s.close()
+	os.RemoveAll(s.base)
+}
+
+// imagePhase measures one target and gives its row.
+type imagePhase func(context.Context, Config, Progress, imageTarget) (Result, error)
+
+// targetPhases are the phases one target runs, in order.
+type targetPhases struct {
+	t      imageTarget
+	phases []imagePhase
+}
+
+// runPhases runs each target's phases in order, noting the filesystem
+// measured on each row, then closes the images.
+func (s *imageTargets) runPhases(ctx context.Context, p Progress, runs []targetPhases) ([]Result, error) {
+	note := "on " + s.cfg.imageDir() + " (" + fsType(s.cfg.imageDir()) + ")"
 	var rows []Result
 	for _, tp := range runs {
 		for _, ph := range tp.phases {
-			r, err := ph(ctx, cfg, p, tp.t)
+			r, err := ph(ctx, s.cfg, p, tp.t)
 			if err != nil {
 				return rows, fmt.Errorf("%s: %w", tp.t.name, err)
 			}
@@ -129,12 +145,42 @@ func runImage(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 			}
 		}
 	}
-	for _, fsys := range images {
-		if err := fsys.Close(); err != nil {
-			return rows, err
-		}
+	return rows, s.close()
+}
+
+func runImage(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
+	ts, err := newImageTargets(cfg, "image")
+	if err != nil {
+		return nil, err
 	}
-	images = nil
+	defer ts.remove()
+	img, err := ts.image("img", "holefs image", holefs.MkfsOptions{}, holefs.Options{})
+	if err != nil {
+		return nil, err
+	}
+	// The delete phase runs on fresh images of its own, one with discard
+	// and one without, so that both start from the same state.
+	discard, err := ts.image("img-discard", "holefs image", holefs.MkfsOptions{}, holefs.Options{})
+	if err != nil {
+		return nil, err
+	}
+	noDiscard, err := ts.image("img-nodiscard", "holefs image no-discard", holefs.MkfsOptions{}, holefs.Options{NoDiscard: true})
+	if err != nil {
+		return nil, err
+	}
+	plain, err := ts.plain()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := ts.runPhases(ctx, p, []targetPhases{
+		{img, []imagePhase{imageFsync, imageCreate, imageSeq}},
+		{plain, []imagePhase{imageFsync, imageCreate, imageSeq, imageDelete}},
+		{discard, []imagePhase{imageDelete}},
+		{noDiscard, []imagePhase{imageDelete}},
+	})
+	if err != nil {
+		return rows, err
+	}
 	rows = addRatio(rows, "image", "fsync_mean", "holefs image fsync", "plain files fsync", "", 0)
 	rows = addRatio(rows, "image", "creates", "holefs image create", "plain files create", "", 0)
 	rows = addRatio(rows, "image", "throughput", "holefs image seq write", "plain files seq write", "", 0)
@@ -147,43 +193,82 @@ func runImage(ctx context.Context, cfg Config, p Progress) ([]Result, error) {
 // followed by fsync: every fsync writes one page back and commits.
 func imageFsync(ctx context.Context, cfg Config, p Progress, t imageTarget) (Result, error) {
 	p.Step("image " + t.name + " fsync")
-	f, err := t.create("fsync")
-	if err != nil {
-		return Result{}, err
-	}
-	defer f.Close()
+	return writeFsync(ctx, cfg, p, t, []string{"fsync"}, "image-fsync", row("image", t.name+" fsync"))
+}
+
+// writeFsync overwrites random 4 KiB blocks of a 1 MiB file per name, one
+// goroutine a file, each write followed by fsync of the file: on an image
+// every fsync writes one page back and commits, and concurrent fsyncs
+// share commits. It adds the write+fsync rate and latencies to r, and an
+// image's device flushes per fsync where the target counts them.
+func writeFsync(ctx context.Context, cfg Config, p Progress, t imageTarget, names []string, stream string, r Result) (Result, error) {
 	const size = 1 << 20
+	files := make([]imageFile, len(names))
 	buf := fillPattern(cfg.Seed, size)
-	if _, err := f.WriteAt(buf, 0); err != nil {
-		return Result{}, err
+	for i, name := range names {
+		f, err := t.create(name)
+		if err != nil {
+			return Result{}, err
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(buf, 0); err != nil {
+			return Result{}, err
+		}
+		if err := f.Sync(); err != nil {
+			return Result{}, err
+		}
+		files[i] = f
 	}
-	if err := f.Sync(); err != nil {
-		return Result{}, err
-	}
-	rng := cfg.rng("image-fsync", 0)
-	var h hist
-	var lerr error
-	tm := timed(ctx, 0, cfg.Duration, p, 1, func(_ int, run *run) {
+	f0 := t.flushCount()
+	hs := make([]hist, len(files))
+	errs := make([]error, len(files))
+	tm := timed(ctx, 0, cfg.Duration, p, len(files), func(g int, run *run) {
+		rng := cfg.rng(stream, g)
+		f := files[g]
 		for !run.stopped() {
 			off := rng.Int64N(size/pageSize) * pageSize
 			t0 := time.Now()
-			if _, lerr = f.WriteAt(buf[off:off+pageSize], off); lerr != nil {
+			if _, errs[g] = f.WriteAt(buf[off:off+pageSize], off); errs[g] != nil {
 				return
 			}
-			if lerr = f.Sync(); lerr != nil {
+			if errs[g] = f.Sync(); errs[g] != nil {
 				return
 			}
-			h.record(time.Since(t0))
+			hs[g].record(time.Since(t0))
 		}
 	})
-	if lerr != nil {
-		return Result{}, lerr
+	var h hist
+	for g := range hs {
+		if errs[g] != nil {
+			return Result{}, errs[g]
+		}
+		h.merge(&hs[g])
 	}
-	r := row("image", t.name+" fsync")
 	r.add("fsyncs", "ops/s", float64(h.n)/tm.seconds())
 	r.add("fsync_mean", "µs", h.mean()/1e3)
 	r.add("fsync_p99", "µs", h.quantile(0.99)/1e3)
+	t.addFlushes(&r, f0, h.n)
 	return r, nil
+}
+
+// createWrite creates name, writes buf to it, fsyncs it with sync set,
+// and closes it.
+func createWrite(t imageTarget, name string, buf []byte, sync bool) error {
+	f, err := t.create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
 // imageCreate creates, writes 4 KiB to and closes small files, with one
@@ -195,17 +280,7 @@ func imageCreate(ctx context.Context, cfg Config, p Progress, t imageTarget) (Re
 	var lerr error
 	tm := timed(ctx, 0, cfg.Duration, p, 1, func(_ int, run *run) {
 		for !run.stopped() {
-			f, err := t.create(fmt.Sprintf("small-%07d", n))
-			if err != nil {
-				lerr = err
-				return
-			}
-			if _, err := f.WriteAt(buf, 0); err != nil {
-				f.Close()
-				lerr = err
-				return
-			}
-			if lerr = f.Close(); lerr != nil {
+			if lerr = createWrite(t, fmt.Sprintf("small-%07d", n), buf, false); lerr != nil {
 				return
 			}
 			n++
@@ -268,17 +343,7 @@ func imageDelete(ctx context.Context, cfg Config, p Progress, t imageTarget) (Re
 	timed(ctx, 0, cfg.Duration, p, 1, func(_ int, run *run) {
 		for !run.stopped() {
 			for i := range batch {
-				f, err := t.create(fmt.Sprintf("del-%02d", i))
-				if err != nil {
-					lerr = err
-					return
-				}
-				if _, err := f.WriteAt(buf, 0); err != nil {
-					f.Close()
-					lerr = err
-					return
-				}
-				if lerr = f.Close(); lerr != nil {
+				if lerr = createWrite(t, fmt.Sprintf("del-%02d", i), buf, false); lerr != nil {
 					return
 				}
 			}
