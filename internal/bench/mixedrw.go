@@ -170,74 +170,44 @@ func mixedOnce(ctx context.Context, cfg Config, backend string, mode holefs.Lock
 		case g < nr: // reader
 			r := cfg.rng("mixed-rw/reader", g)
 			buf := make([]byte, pageSize)
-			h := &hists[g]
-			n := int64(0)
-			for !run.stopped() {
-				on := run.measuring()
-				off := r.Int64N(readPages) * pageSize
-				t := time.Now()
-				if _, err := f.ReadAt(buf, off); err != nil {
-					ferr.set(err)
-					break
-				}
-				if on {
-					h.record(time.Since(t))
-					n++
-				}
-			}
-			reads.Add(n)
+			reads.Add(measureOps(run, &hists[g], &ferr, 0,
+				func() int64 { return r.Int64N(readPages) * pageSize },
+				func(off int64) error { _, err := f.ReadAt(buf, off); return err }))
 		case g < nr+nw: // writer of its own part of the last quarter
 			w := g - nr
 			lo := writeStart + int64(w)*writePages/int64(nw)
 			hi := writeStart + int64(w+1)*writePages/int64(nw)
 			r := cfg.rng("mixed-rw/writer", w)
 			buf := fillPattern(cfg.Seed+uint64(w), pageSize)
-			n := int64(0)
-			h := &whists[w]
-			for !run.stopped() {
-				on := run.measuring()
-				off := (lo + r.Int64N(max(hi-lo, 1))) * pageSize
-				t := time.Now()
-				if _, err := f.WriteAt(buf, off); err != nil {
-					ferr.set(err)
-					break
-				}
-				if on {
-					h.record(time.Since(t))
-					n++
-				}
-			}
-			writes.Add(n)
+			writes.Add(measureOps(run, &whists[w], &ferr, 0,
+				func() int64 { return (lo + r.Int64N(max(hi-lo, 1))) * pageSize },
+				func(off int64) error { _, err := f.WriteAt(buf, off); return err }))
 		default: // punch / zero-range issuer, one operation per millisecond
 			r := cfg.rng("mixed-rw/punch", 0)
 			const span = 16
-			n, k := int64(0), 0
-			for !run.stopped() {
-				on := run.measuring()
-				off := (writeStart + r.Int64N(max(writePages-span, 1))) * pageSize
-				mode := uint32(unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE)
-				if k%2 == 1 && !punchOnly.Load() {
-					mode = unix.FALLOC_FL_ZERO_RANGE | unix.FALLOC_FL_KEEP_SIZE
-				}
-				t := time.Now()
-				err := f.Fallocate(mode, off, span*pageSize)
-				if errors.Is(err, syscall.EOPNOTSUPP) && mode&unix.FALLOC_FL_ZERO_RANGE != 0 {
-					// No zero range (passthrough over tmpfs): punches only.
-					punchOnly.Store(true)
-					continue
-				}
-				if err != nil {
-					ferr.set(err)
-					break
-				}
-				k++
-				if on {
-					phist.record(time.Since(t))
-					n++
-				}
-				time.Sleep(time.Millisecond)
-			}
-			punches.Add(n)
+			k := 0 // operations done: every other one is a zero range
+			var mode uint32
+			punches.Add(measureOps(run, &phist, &ferr, time.Millisecond,
+				func() int64 {
+					off := (writeStart + r.Int64N(max(writePages-span, 1))) * pageSize
+					mode = uint32(unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE)
+					if k%2 == 1 && !punchOnly.Load() {
+						mode = unix.FALLOC_FL_ZERO_RANGE | unix.FALLOC_FL_KEEP_SIZE
+					}
+					return off
+				},
+				func(off int64) error {
+					err := f.Fallocate(mode, off, span*pageSize)
+					if errors.Is(err, syscall.EOPNOTSUPP) && mode&unix.FALLOC_FL_ZERO_RANGE != 0 {
+						// No zero range (passthrough over tmpfs): punches only.
+						punchOnly.Store(true)
+						return errSkip
+					}
+					if err == nil {
+						k++
+					}
+					return err
+				}))
 		}
 	})
 	if ferr.err != nil {

@@ -118,41 +118,15 @@ func rangePunchOnce(ctx context.Context, cfg Config, c rangePunchConfig, p Progr
 		if g < nr {
 			r := cfg.rng("range-punch/reader", g)
 			buf := make([]byte, pageSize)
-			h := &hists[g]
-			n := int64(0)
-			for !run.stopped() {
-				on := run.measuring()
-				off := r.Int64N(half) * pageSize
-				t := time.Now()
-				if _, err := f.ReadAt(buf, off); err != nil {
-					ferr.set(err)
-					break
-				}
-				if on {
-					h.record(time.Since(t))
-					n++
-				}
-			}
-			reads.Add(n)
+			reads.Add(measureOps(run, &hists[g], &ferr, 0,
+				func() int64 { return r.Int64N(half) * pageSize },
+				func(off int64) error { _, err := f.ReadAt(buf, off); return err }))
 			return
 		}
 		r := cfg.rng("range-punch/puncher", 0)
-		n := int64(0)
-		for !run.stopped() {
-			on := run.measuring()
-			off := (half+r.Int64N(half-span-1))*pageSize + 512
-			t := time.Now()
-			if err := f.Fallocate(punchMode, off, span*pageSize); err != nil {
-				ferr.set(err)
-				break
-			}
-			if on {
-				phist.record(time.Since(t))
-				n++
-			}
-			time.Sleep(time.Millisecond)
-		}
-		punches.Add(n)
+		punches.Add(measureOps(run, &phist, &ferr, time.Millisecond,
+			func() int64 { return (half+r.Int64N(half-span-1))*pageSize + 512 },
+			func(off int64) error { return f.Fallocate(punchMode, off, span*pageSize) }))
 	})
 	if ferr.err != nil {
 		return Result{}, ferr.err
