@@ -258,14 +258,12 @@ func openAndRead(dir string, files map[string][]byte) (string, error) {
 	return strings.Join(lost, ", "), nil
 }
 
-// TestOpenRollback: an image whose newer meta page is damaged (bbolt would
-// fall back to the commit before the last fsync) is refused with one line
-// naming the commits; Options.AcceptRollback opens it without the lost
-// file, and from then on it opens as usual. (An image with a log replays
-// the lost commit from it instead: TestWALHealsMetaFallback.)
-func TestOpenRollback(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "img")
-	must(t, holefs.Mkfs(dir, holefs.MkfsOptions{SizeBytes: 64 * meta.BlockSize, NoLog: true}))
+// damageNewestMeta writes "kept" and then "last" to the image at dir, each
+// fsync'd, closes it, and damages the checksum of meta.db's meta page of
+// the higher txid: bbolt falls back to the other one, the state before
+// the last commit.
+func damageNewestMeta(t *testing.T, dir string) {
+	t.Helper()
 	fsys := openImage(t, dir)
 	writeFile(t, fsys, "kept", []byte("kept"), true)
 	writeFile(t, fsys, "last", []byte("fsync'd last"), true)
@@ -287,12 +285,23 @@ func TestOpenRollback(t *testing.T) {
 	_, err = mf.WriteAt([]byte{0x5a}, newer*ps+16+60)
 	must(t, err)
 	must(t, mf.Close())
+}
 
-	_, err = holefs.Open(dir, holefs.Options{})
+// TestOpenRollback: an image whose newer meta page is damaged (bbolt would
+// fall back to the commit before the last fsync) is refused with one line
+// naming the commits; Options.AcceptRollback opens it without the lost
+// file, and from then on it opens as usual. (An image with a log replays
+// the lost commit from it instead: TestWALHealsMetaFallback.)
+func TestOpenRollback(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "img")
+	must(t, holefs.Mkfs(dir, holefs.MkfsOptions{SizeBytes: 64 * meta.BlockSize, NoLog: true}))
+	damageNewestMeta(t, dir)
+
+	_, err := holefs.Open(dir, holefs.Options{})
 	if !errors.Is(err, syscall.EUCLEAN) || !strings.Contains(err.Error(), "rolled back from commit") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("Open: %v; want one EUCLEAN line naming the rollback", err)
 	}
-	fsys, err = holefs.Open(dir, holefs.Options{AcceptRollback: true})
+	fsys, err := holefs.Open(dir, holefs.Options{AcceptRollback: true})
 	must(t, err)
 	if _, err := fsys.Stat("last"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("last after the rollback: %v; want it gone", err)
