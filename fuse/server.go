@@ -223,14 +223,7 @@ func (s *Server) serveDev(raw gofuse.RawFileSystem, mo *gofuse.MountOptions) (*g
 	if err != nil {
 		return nil, err
 	}
-	s.transport = TransportDev
-	s.srv.Store(inodeNotifier(srv))
-	go func() {
-		srv.Serve()
-		_ = s.v.SetChangeHook(nil)
-		close(s.done)
-	}()
-	go s.attrNotifier(srv)
+	s.start(TransportDev, srv, srv.Serve)
 	return srv, nil
 }
 
@@ -243,18 +236,26 @@ func (s *Server) serveRing(raw gofuse.RawFileSystem, mo *gofuse.MountOptions) er
 		return err
 	}
 	s.ring = rs
-	s.transport = TransportDev
+	tr := TransportDev
 	if len(rs.queues) > 0 {
-		s.transport = TransportURing
+		tr = TransportURing
 	}
-	s.srv.Store(inodeNotifier(rs))
+	s.start(tr, rs, rs.wait)
+	return nil
+}
+
+// start serves the mount on transport tr, which sends the kernel n's
+// notifications: serve returns when the mount is gone, and then the
+// change hook goes and Wait returns.
+func (s *Server) start(tr Transport, n inodeNotifier, serve func()) {
+	s.transport = tr
+	s.srv.Store(n)
 	go func() {
-		rs.wait()
+		serve()
 		_ = s.v.SetChangeHook(nil)
 		close(s.done)
 	}()
-	go s.attrNotifier(rs)
-	return nil
+	go s.attrNotifier(n)
 }
 
 // inodeNotifier sends FUSE_NOTIFY_INVAL_INODE: go-fuse's server or the
