@@ -109,6 +109,18 @@ func (r *walRig) create(ino uint64, name string, blk int64) *fileSrc {
 	return src
 }
 
+// commitFiles creates /f1 to /fn, inodes 11 on mapping blocks 11 on, a
+// commit each: n records in the log.
+func (r *walRig) commitFiles(t testing.TB, n int) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		r.create(uint64(10+i), fmt.Sprintf("f%d", i), int64(10+i))
+		if err := r.j.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // crashCopy copies the image's files as they are now (every write kept,
 // as after a crash whose flushes all completed) to a new directory.
 func crashCopy(t testing.TB, dir string) string {
@@ -181,12 +193,7 @@ func TestWALReplay(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := newWALImage(t, 64)
 			r := openWALRig(t, dir)
-			for i := 1; i <= 3; i++ {
-				r.create(uint64(10+i), fmt.Sprintf("f%d", i), int64(10+i))
-				if err := r.j.Commit(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			r.commitFiles(t, 3)
 			if n := r.ckpts.Load(); n != 0 {
 				t.Fatalf("%d checkpoints; the test needs the log to hold every commit", n)
 			}
@@ -252,12 +259,7 @@ func zero(t *testing.T, f *os.File, off int64) {
 func TestWALReplayIdempotent(t *testing.T) {
 	dir := newWALImage(t, 64)
 	r := openWALRig(t, dir)
-	for i := 1; i <= 3; i++ {
-		r.create(uint64(10+i), fmt.Sprintf("f%d", i), int64(10+i))
-		if err := r.j.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.commitFiles(t, 3)
 	c := crashCopy(t, dir)
 	before, err := os.ReadFile(filepath.Join(c, MetaFile))
 	if err != nil {
