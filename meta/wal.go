@@ -171,7 +171,9 @@ func (d *walDecoder) take(n int) []byte {
 		if d.err == nil {
 			d.err = corrupt("log record: payload ends early")
 		}
-		return make([]byte, max(n, 0))
+		// Zeros enough for u8, u32 and u64 to read; never n of them: a
+		// damaged length may claim 4 GiB.
+		return make([]byte, 8)
 	}
 	p := d.b[:n]
 	d.b = d.b[n:]
