@@ -1,8 +1,11 @@
 package meta
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -45,5 +48,35 @@ func TestWALRecordLargerThanHalf(t *testing.T) {
 				t.Errorf("files %v; want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestWALLostDirectCommit: a commit too large for the log exists only in
+// meta.db; a meta.db that lost it (its newer meta page damaged) is a
+// rollback, as on an image without a log, not a silent loss.
+func TestWALLostDirectCommit(t *testing.T) {
+	dir := newWALImage(t, walTestBlocks)
+	r := openWALRig(t, dir)
+	r.create(11, "small", 11)
+	if err := r.j.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r.create(12, "big", 12)
+	r.j.PutXattr(12, "user.big", make([]byte, 5*BlockSize))
+	if err := r.j.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r.close(t)
+	s, err := checkStore(filepath.Join(dir, MetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ps := metaBytes(t, dir)
+	b[s.active*ps+pageHeader+48] ^= 0x02 // its txid: the damaged page now reads older
+	writeMetaBytes(t, dir, b)
+	_, _, err = names(t, dir, OpenOptions{})
+	var rbe *RollbackError
+	if !errors.As(err, &rbe) || !errors.Is(err, syscall.EUCLEAN) {
+		t.Fatalf("Open: %v; want a RollbackError", err)
 	}
 }
