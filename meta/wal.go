@@ -185,6 +185,16 @@ func (d *walDecoder) u32() uint32 { return be.Uint32(d.take(4)) }
 func (d *walDecoder) u64() uint64 { return be.Uint64(d.take(8)) }
 func (d *walDecoder) str() string { return string(d.take(int(d.u32()))) }
 
+// flag reads a byte the encoder writes as 0 or 1; any other value is a
+// record it did not write.
+func (d *walDecoder) flag() bool {
+	v := d.u8()
+	if v > 1 && d.err == nil {
+		d.err = corrupt("log record: flag byte %d", v)
+	}
+	return v == 1
+}
+
 // count reads an element count, bounded by what the rest of the payload
 // can hold at min bytes per element, so a damaged count allocates nothing.
 func (d *walDecoder) count(min int) int {
@@ -217,7 +227,7 @@ func decodeWALPayload(seq uint64, p []byte) (walRecord, error) {
 			x.dir = d.u64()
 		case recXattr:
 			x.dir, x.name = d.u64(), d.str()
-			if d.u8() != 0 {
+			if d.flag() {
 				x.value = []byte(d.str())
 			}
 		default:
@@ -233,10 +243,10 @@ func decodeWALPayload(seq uint64, p []byte) (walRecord, error) {
 		for k := range s.dyn.IBlock {
 			s.dyn.IBlock[k] = d.u32()
 		}
-		if d.u8() != 0 {
+		if d.flag() {
 			s.hasExtents = true
 			for k, m := 0, d.count(25); k < m && d.err == nil; k++ {
-				x := Extent{Page: int64(d.u64()), Count: int64(d.u64()), Block: int64(d.u64()), Unwritten: d.u8() != 0}
+				x := Extent{Page: int64(d.u64()), Count: int64(d.u64()), Block: int64(d.u64()), Unwritten: d.flag()}
 				s.extents = append(s.extents, x)
 			}
 		}
