@@ -254,8 +254,14 @@ func decodeWALPayload(seq uint64, p []byte) (walRecord, error) {
 	}
 	if n := d.count(12); n > 0 {
 		r.sums = make(map[int64]uint32, n)
+		prev := int64(-1)
 		for i := 0; i < n && d.err == nil; i++ {
-			r.sums[int64(d.u64())] = d.u32()
+			// The encoder writes them by ascending block, once each.
+			b := int64(d.u64())
+			if b <= prev && d.err == nil {
+				d.err = corrupt("log record %d: checksum of block %d after block %d", seq, b, prev)
+			}
+			r.sums[b], prev = d.u32(), b
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

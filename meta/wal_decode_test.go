@@ -7,6 +7,34 @@ import (
 	"testing"
 )
 
+// TestWALDecodeUnsortedSums: the encoder writes data checksums by
+// ascending block, each once; a payload with them out of order or
+// repeated is refused (it would re-encode differently).
+func TestWALDecodeUnsortedSums(t *testing.T) {
+	sums := func(blocks ...uint64) []byte {
+		p := be.AppendUint32(be.AppendUint32(nil, 0), 0)
+		p = be.AppendUint32(p, uint32(len(blocks)))
+		for _, b := range blocks {
+			p = be.AppendUint32(be.AppendUint64(p, b), 7)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name   string
+		blocks []uint64
+		ok     bool
+	}{
+		{"ascending", []uint64{3, 5}, true},
+		{"descending", []uint64{5, 3}, false},
+		{"repeated", []uint64{3, 3}, false},
+	} {
+		_, err := decodeWALPayload(7, sums(tc.blocks...))
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, syscall.EUCLEAN) {
+			t.Errorf("%s: %v; want ok %v (or EUCLEAN)", tc.name, err, tc.ok)
+		}
+	}
+}
+
 // TestWALDecodeDamagedLength: a string length past the end of a payload
 // is an EUCLEAN error, and the decoder allocates nothing near that length
 // (a record holefs did not write may claim up to 4 GiB).
