@@ -123,7 +123,8 @@
 // go on meanwhile) and after each timed commit, a commit runs one when it
 // needs the other half, and Close runs one, so a cleanly closed image has
 // nothing to replay. A record larger than a half is committed to meta.db
-// directly, after a checkpoint.
+// directly, after a checkpoint; the record after it opens the other half,
+// as it would not continue the sequence of the run in the half in use.
 //
 // Open reads the whole log and, in each half, the run of records from its
 // start with consecutive sequence numbers (stale records of the half's

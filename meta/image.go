@@ -476,6 +476,11 @@ func (img *Image) detectRollback() *Rollback {
 			return &Rollback{From: w.lost.seq, To: m, Why: w.damage(img.dbSeq)}
 		case img.recErr == nil && img.rec > m+1:
 			return &Rollback{From: img.rec, To: m, Why: "block 0 records commit " + utoa(img.rec)}
+		case img.recErr == nil && img.rec == m+1 && other.err != nil:
+			// One ahead is a meta.db writer that records first (a commit
+			// too large for the log, fsck): with the newer meta page
+			// damaged, its transaction is lost, as without a log.
+			return &Rollback{From: img.rec, To: m, Why: damaged}
 		case img.recErr != nil && img.store.fellBack() && len(w.chain) == 0:
 			return &Rollback{From: m + 1, To: m, Why: damaged}
 		}

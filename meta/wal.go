@@ -171,7 +171,9 @@ func (d *walDecoder) take(n int) []byte {
 		if d.err == nil {
 			d.err = corrupt("log record: payload ends early")
 		}
-		return make([]byte, max(n, 0))
+		// Zeros enough for u8, u32 and u64 to read; never n of them: a
+		// damaged length may claim 4 GiB.
+		return make([]byte, 8)
 	}
 	p := d.b[:n]
 	d.b = d.b[n:]
@@ -182,6 +184,16 @@ func (d *walDecoder) u8() byte    { return d.take(1)[0] }
 func (d *walDecoder) u32() uint32 { return be.Uint32(d.take(4)) }
 func (d *walDecoder) u64() uint64 { return be.Uint64(d.take(8)) }
 func (d *walDecoder) str() string { return string(d.take(int(d.u32()))) }
+
+// flag reads a byte the encoder writes as 0 or 1; any other value is a
+// record it did not write.
+func (d *walDecoder) flag() bool {
+	v := d.u8()
+	if v > 1 && d.err == nil {
+		d.err = corrupt("log record: flag byte %d", v)
+	}
+	return v == 1
+}
 
 // count reads an element count, bounded by what the rest of the payload
 // can hold at min bytes per element, so a damaged count allocates nothing.
@@ -215,7 +227,7 @@ func decodeWALPayload(seq uint64, p []byte) (walRecord, error) {
 			x.dir = d.u64()
 		case recXattr:
 			x.dir, x.name = d.u64(), d.str()
-			if d.u8() != 0 {
+			if d.flag() {
 				x.value = []byte(d.str())
 			}
 		default:
@@ -231,10 +243,10 @@ func decodeWALPayload(seq uint64, p []byte) (walRecord, error) {
 		for k := range s.dyn.IBlock {
 			s.dyn.IBlock[k] = d.u32()
 		}
-		if d.u8() != 0 {
+		if d.flag() {
 			s.hasExtents = true
 			for k, m := 0, d.count(25); k < m && d.err == nil; k++ {
-				x := Extent{Page: int64(d.u64()), Count: int64(d.u64()), Block: int64(d.u64()), Unwritten: d.u8() != 0}
+				x := Extent{Page: int64(d.u64()), Count: int64(d.u64()), Block: int64(d.u64()), Unwritten: d.flag()}
 				s.extents = append(s.extents, x)
 			}
 		}
@@ -242,8 +254,14 @@ func decodeWALPayload(seq uint64, p []byte) (walRecord, error) {
 	}
 	if n := d.count(12); n > 0 {
 		r.sums = make(map[int64]uint32, n)
+		prev := int64(-1)
 		for i := 0; i < n && d.err == nil; i++ {
-			r.sums[int64(d.u64())] = d.u32()
+			// The encoder writes them by ascending block, once each.
+			b := int64(d.u64())
+			if b <= prev && d.err == nil {
+				d.err = corrupt("log record %d: checksum of block %d after block %d", seq, b, prev)
+			}
+			r.sums[b], prev = d.u32(), b
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

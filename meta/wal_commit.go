@@ -59,6 +59,13 @@ func (j *Journal) walCommit(log []record, snaps []snapshot, snapped []*Entry, su
 		if err := j.write(log, snaps, sums); err != nil {
 			return err
 		}
+		// The commit left a gap in the sequence the log's runs hold: a
+		// record written after this half's run would not continue it, and
+		// Open would take it for the survivor of lost records. The next
+		// one opens the other half, whose records meta.db now holds.
+		other := 1 - w.half
+		w.half, w.halfMax[other] = other, 0
+		w.pos, _ = walHalf(w.blocks, other)
 		j.remember(snaps, snapped)
 		return nil
 	}

@@ -5,6 +5,8 @@
 package rerun
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -24,13 +26,25 @@ func Tests(t *testing.T, env, pattern string) {
 	if testing.Short() {
 		t.Skipf("-short: not rerunning %s with %s", pattern, env)
 	}
+	if err := run(env, pattern); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// errRanNothing: the pattern matched no test of the binary. The testing
+// package still ends such a run with PASS.
+var errRanNothing = errors.New("ran nothing")
+
+// run runs the child and says why its run does not count as passing.
+func run(env, pattern string) error {
 	cmd := exec.Command(os.Args[0], "-test.run="+pattern, "-test.count=1")
 	cmd.Env = append(os.Environ(), env)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("tests %s with %s: %v\n%s", pattern, env, err, out)
+		return fmt.Errorf("tests %s with %s: %v\n%s", pattern, env, err, out)
 	}
-	if !strings.Contains(string(out), "PASS") {
-		t.Fatalf("tests %s with %s ran nothing:\n%s", pattern, env, out)
+	if !strings.Contains(string(out), "PASS") || strings.Contains(string(out), "no tests to run") {
+		return fmt.Errorf("tests %s with %s: %w:\n%s", pattern, env, errRanNothing, out)
 	}
+	return nil
 }
