@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,4 +250,38 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestURingAbort: a ring that fails ends the connection (its CPU's
+// requests would otherwise wait until unmount): serving stops, and the
+// mount answers ECONNABORTED or ENOTCONN at once, or is gone (ENOENT: where
+// fusectl is not mounted, the abort is a forced, detached unmount).
+func TestURingAbort(t *testing.T) {
+	m := mountFS(t, Options{Transport: TransportURing})
+	if err := os.WriteFile(m.path("f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.srv.ring.abort(errors.New("a test's failure"))
+	select {
+	case <-m.srv.Done():
+	case <-time.After(time.Minute): // a hang guard, not a timing assertion
+		t.Fatal("serving did not end after the abort")
+	}
+	if _, err := os.Stat(m.path("f")); !errors.Is(err, syscall.ECONNABORTED) && !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("stat after the abort: %v; want ECONNABORTED, ENOTCONN or ENOENT", err)
+	}
+}
+
+func TestUnescapeMountinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		"/mnt/plain":      "/mnt/plain",
+		`/mnt/a\040b`:     "/mnt/a b",
+		`/mnt/tab\011x`:   "/mnt/tab\tx",
+		`/mnt/back\134sl`: `/mnt/back\sl`,
+		`/mnt/short\04`:   `/mnt/short\04`,
+	} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package fuse
 import (
 	"encoding/binary"
 	"fmt"
+	"log"
 	"os"
 	"runtime"
 	"strconv"
@@ -73,6 +74,75 @@ type ringServer struct {
 	// the connection depends on the rings.
 	registered bool
 	devBufSize int
+	mountpoint string // immutable
+}
+
+// abort ends the connection after a ring failed, so that no request
+// waits for it: through the mount's fusectl abort file
+// (/sys/fs/fuse/connections/N/abort, N the minor number of the mount's
+// device), or where fusectl is not mounted by a forced unmount, which
+// aborts the connection first (Linux's fuse_umount_begin). Every request
+// then fails (ECONNABORTED, ENOTCONN) and readDev sees the connection end,
+// so serving stops. It says why on stderr, as go-fuse reports a failing
+// /dev/fuse loop.
+func (rs *ringServer) abort(cause error) {
+	log.Printf("holefs: FUSE over io_uring on %s: %v; aborting the connection", rs.mountpoint, cause)
+	dev, err := mountDevice(rs.mountpoint)
+	if err == nil {
+		err = os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(dev)), []byte("1"), 0)
+	}
+	if err != nil {
+		err = unix.Unmount(rs.mountpoint, unix.MNT_FORCE|unix.MNT_DETACH)
+	}
+	if err != nil {
+		log.Printf("holefs: aborting the FUSE connection of %s: %v", rs.mountpoint, err)
+	}
+}
+
+// mountDevice returns the device number of the topmost mount on
+// mountpoint, from /proc/self/mountinfo: a stat of the mount point would
+// be a request to the connection being aborted.
+func mountDevice(mountpoint string) (uint64, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return 0, err
+	}
+	dev, found := uint64(0), false
+	for line := range strings.Lines(string(b)) {
+		// id parent major:minor root mountpoint ...; the mount point has
+		// its spaces, tabs, newlines and backslashes octal-escaped.
+		f := strings.Fields(line)
+		if len(f) < 5 || unescapeMountinfo(f[4]) != mountpoint {
+			continue
+		}
+		var major, minor uint32
+		if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
+			dev, found = unix.Mkdev(major, minor), true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("%s is not a mount point in /proc/self/mountinfo", mountpoint)
+	}
+	return dev, nil
+}
+
+// unescapeMountinfo undoes the \ooo escapes of a mountinfo path.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // ringQueue is one CPU's io_uring and its entries.
@@ -112,7 +182,7 @@ func mountRing(raw gofuse.RawFileSystem, mountpoint string, mo *gofuse.MountOpti
 	if err != nil {
 		return nil, err
 	}
-	rs := &ringServer{fd: fd, ps: gofuse.NewProtocolServer(raw, &opts), done: make(chan struct{})}
+	rs := &ringServer{fd: fd, mountpoint: mountpoint, ps: gofuse.NewProtocolServer(raw, &opts), done: make(chan struct{})}
 	// A request read from the fd is a header, its arguments and at most
 	// max_write bytes of data; a reply at most max_read (= max_write)
 	// bytes of data and the op's out struct.
@@ -356,6 +426,9 @@ func (q *ringQueue) run(first bool, ready chan<- error) {
 			}
 		}
 		if err := q.ring.enter(true); err != nil {
+			// This CPU's requests would wait for this queue until
+			// unmount: end the connection instead.
+			q.rs.abort(fmt.Errorf("ring queue %d: %w", q.qid, err))
 			return
 		}
 		cs = q.ring.reap(cs[:0])
@@ -371,6 +444,9 @@ func (q *ringQueue) register(idx []int) ([]int, error) {
 	defer q.mu.Unlock()
 	for _, i := range idx {
 		s := q.ring.sqe()
+		if s == nil { // the SQ has room for every entry: a bug if not
+			return nil, fmt.Errorf("%w: no room in the submission queue for entry %d", errNoURing, i)
+		}
 		q.fill(s, uringCmdRegister, uint64(i), 0)
 		binary.LittleEndian.PutUint64(s[16:], uint64(uintptr(unsafe.Pointer(&q.ents[i].hdr[ringIovOff])))) // addr
 		binary.LittleEndian.PutUint32(s[24:], 2)                                                           // len: two iovecs
