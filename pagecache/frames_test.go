@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // trim ends the quarantine and unmaps the spare chunk: what is left
@@ -98,19 +99,27 @@ func TestFramePoison(t *testing.T) {
 	}
 }
 
-// statmRSS returns the process's resident memory from /proc/self/statm.
-func statmRSS(t *testing.T) int64 {
+// residentBytes returns how much of the memory a's mapped chunks hold is
+// resident (mincore(2)). Unlike the process's RSS it counts the arena
+// alone, so a GC returning heap memory meanwhile does not move it.
+func residentBytes(t *testing.T, a *frameArena) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		t.Skipf("no /proc/self/statm: %v", err)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	vec := make([]byte, chunkBytes/os.Getpagesize())
+	var n int64
+	for _, c := range a.slots {
+		if c == nil || c.mem == nil {
+			continue
+		}
+		if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&c.mem[0])), uintptr(len(c.mem)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+			t.Fatalf("mincore: %v", errno)
+		}
+		for _, v := range vec {
+			n += int64(v & 1)
+		}
 	}
-	f := strings.Fields(string(b))
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		t.Fatalf("statm %q: %v", b, err)
-	}
-	return pages * int64(os.Getpagesize())
+	return n * int64(os.Getpagesize())
 }
 
 // TestFrameChunkReturn: when the frames of chunks are all released, the
@@ -123,7 +132,7 @@ func TestFrameChunkReturn(t *testing.T) {
 		t.Run(order, func(t *testing.T) {
 			a := &frameArena{}
 			defer a.trim()
-			before := statmRSS(t)
+			before := residentBytes(t, a)
 			var fs []*[PageSize]byte
 			for i := 0; i < chunks*chunkFrames; i++ {
 				f := a.alloc()
@@ -133,9 +142,9 @@ func TestFrameChunkReturn(t *testing.T) {
 			if got := a.mapped.Load(); got != chunks {
 				t.Fatalf("%d chunks mapped for %d chunks of frames", got, chunks)
 			}
-			full := statmRSS(t)
+			full := residentBytes(t, a)
 			if full-before < chunks*chunkBytes*3/4 {
-				t.Fatalf("RSS grew %d bytes for %d bytes of touched frames", full-before, chunks*chunkBytes)
+				t.Fatalf("resident memory grew %d bytes for %d bytes of touched frames", full-before, chunks*chunkBytes)
 			}
 			switch order {
 			case "reversed":
@@ -157,8 +166,8 @@ func TestFrameChunkReturn(t *testing.T) {
 			if got := a.mapped.Load(); got != 1 {
 				t.Fatalf("%d chunks still mapped with no frame in use, want the one spare", got)
 			}
-			if after := statmRSS(t); full-after < chunks*chunkBytes*3/4 {
-				t.Fatalf("RSS fell %d bytes after releasing %d bytes of frames", full-after, chunks*chunkBytes)
+			if after := residentBytes(t, a); full-after < chunks*chunkBytes*3/4 {
+				t.Fatalf("resident memory fell %d bytes after releasing %d bytes of frames", full-after, chunks*chunkBytes)
 			}
 			if a.inUse.Load() != 0 {
 				t.Fatalf("%d frames in use after releasing all", a.inUse.Load())
@@ -166,8 +175,8 @@ func TestFrameChunkReturn(t *testing.T) {
 			// The spare keeps its memory (unless the free frames were many
 			// while it emptied) until a Cache closes and shrinks the arena.
 			a.shrink()
-			if dropped := full - statmRSS(t); dropped < chunks*chunkBytes-chunkBytes/2 {
-				t.Fatalf("after shrink the RSS fell %d bytes, want about %d", dropped, chunks*chunkBytes)
+			if dropped := full - residentBytes(t, a); dropped < chunks*chunkBytes-chunkBytes/2 {
+				t.Fatalf("after shrink the resident memory fell %d bytes, want about %d", dropped, chunks*chunkBytes)
 			}
 			if f := a.alloc(); f[0] != 0 || f[PageSize-1] != 0 || a.mapped.Load() != 1 {
 				t.Fatal("the shrunk spare does not hand out zeroed frames")
@@ -206,7 +215,7 @@ func TestFrameShrink(t *testing.T) {
 	if resident != 0 {
 		t.Fatalf("%d free frames resident after churn that reused them all", resident)
 	}
-	before := statmRSS(t)
+	before := residentBytes(t, a)
 	for i := 0; i < len(fs); i += 2 {
 		a.release(fs[i])
 	}
@@ -214,8 +223,8 @@ func TestFrameShrink(t *testing.T) {
 	if got := a.mapped.Load(); got != chunks {
 		t.Fatalf("%d chunks mapped, want %d: none is empty", got, chunks)
 	}
-	if dropped := before - statmRSS(t); dropped < freed/2 {
-		t.Fatalf("releasing %d bytes of scattered frames dropped %d bytes of RSS", freed, dropped)
+	if dropped := before - residentBytes(t, a); dropped < freed/2 {
+		t.Fatalf("releasing %d bytes of scattered frames dropped %d resident bytes", freed, dropped)
 	}
 	for i := 0; i < len(fs); i += 2 {
 		f := a.alloc()
