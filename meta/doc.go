@@ -119,8 +119,9 @@
 // once meta.db holds every record there (it checkpoints first if not). A
 // checkpoint applies the records committed since the last one to meta.db
 // in one transaction that sets meta.db's sequence to the last of them; the
-// committer runs one when a half is half full (off the fsync path: commits
-// go on meanwhile) and after each timed commit, a commit runs one when it
+// committer runs one when a record takes a half past its middle (once a
+// half, off the fsync path: commits go on meanwhile) and after each timed
+// commit, a commit runs one when it
 // needs the other half, and Close runs one, so a cleanly closed image has
 // nothing to replay. A record larger than a half is committed to meta.db
 // directly, after a checkpoint; the record after it opens the other half,

@@ -461,6 +461,38 @@ func TestWALBackgroundCheckpoint(t *testing.T) {
 	}
 }
 
+// TestWALCheckpointOncePerHalf: the committer checkpoints once per half
+// of the log, when a record takes it past its middle, not after every
+// record past the middle (that ran a meta.db transaction every few
+// commits, beside the commits' flushes). Each half fill asks once, and a
+// commit that needs the other half before that checkpoint ran runs one
+// itself: at most two a half.
+func TestWALCheckpointOncePerHalf(t *testing.T) {
+	for _, walBlocks := range []int64{16, 64} {
+		t.Run(fmt.Sprint(walBlocks), func(t *testing.T) {
+			dir := newWALImage(t, walBlocks)
+			r := openWALRigEvery(t, dir, time.Hour)
+			const commits = 256 // a one-block record each
+			for i := range commits {
+				ino := uint64(10 + i)
+				r.create(ino, fmt.Sprintf("f%03d", ino), int64(1+ino%(testBlocks-1)))
+				if err := r.j.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			halves := commits / (walBlocks / 2)
+			if n := r.ckpts.Load(); n > 2*halves {
+				t.Errorf("%d checkpoints for %d one-block records in halves of %d blocks; want at most %d",
+					n, commits, walBlocks/2, 2*halves)
+			}
+			r.close(t)
+			if got, _, err := names(t, dir, OpenOptions{}); err != nil || len(got) != commits {
+				t.Errorf("after Close: %d files, %v; want %d", len(got), err, commits)
+			}
+		})
+	}
+}
+
 // TestWALOldImage: an image made without the log commits each time to
 // meta.db, as before: its sequence advances with every commit.
 func TestWALOldImage(t *testing.T) {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -36,6 +37,9 @@ type imageTarget struct {
 	// flushes counts the image device's flushes (the fsync workload);
 	// nil for plain files.
 	flushes *atomic.Int64
+	// checkpoints counts the meta.db transactions of an image with a log
+	// (Hooks.AfterCheckpoint; the fsync workload); nil otherwise.
+	checkpoints *atomic.Int64
 }
 
 type imageFile interface {
@@ -202,33 +206,75 @@ func imageFsync(ctx context.Context, cfg Config, p Progress, t imageTarget) (Res
 // share commits. It adds the write+fsync rate and latencies to r, and an
 // image's device flushes per fsync where the target counts them.
 func writeFsync(ctx context.Context, cfg Config, p Progress, t imageTarget, names []string, stream string, r Result) (Result, error) {
-	const size = 1 << 20
-	files := make([]imageFile, len(names))
-	buf := fillPattern(cfg.Seed, size)
+	fw, err := openFsyncWriters(cfg, t, names, stream)
+	if err != nil {
+		return Result{}, err
+	}
+	defer fw.close()
+	f0 := t.flushCount()
+	h, tm, err := fw.run(ctx, cfg.Duration, p)
+	if err != nil {
+		return Result{}, err
+	}
+	r.add("fsyncs", "ops/s", float64(h.n)/tm.seconds())
+	r.add("fsync_mean", "µs", h.mean()/1e3)
+	r.add("fsync_p99", "µs", h.quantile(0.99)/1e3)
+	t.addFlushes(&r, f0, h.n)
+	return r, nil
+}
+
+// fsyncWriters are the open 1 MiB files of writeFsync, one per goroutine,
+// with their random streams: the fsync workload runs them for several
+// turns.
+type fsyncWriters struct {
+	files []imageFile
+	rngs  []*rand.Rand
+	buf   []byte
+}
+
+const fsyncFileBytes = 1 << 20
+
+// openFsyncWriters creates the files named, writes them whole and fsyncs
+// them, so that the writes measured overwrite mapped blocks.
+func openFsyncWriters(cfg Config, t imageTarget, names []string, stream string) (*fsyncWriters, error) {
+	fw := &fsyncWriters{buf: fillPattern(cfg.Seed, fsyncFileBytes)}
 	for i, name := range names {
 		f, err := t.create(name)
 		if err != nil {
-			return Result{}, err
+			fw.close()
+			return nil, err
 		}
-		defer f.Close()
-		if _, err := f.WriteAt(buf, 0); err != nil {
-			return Result{}, err
+		fw.files = append(fw.files, f)
+		if _, err := f.WriteAt(fw.buf, 0); err != nil {
+			fw.close()
+			return nil, err
 		}
 		if err := f.Sync(); err != nil {
-			return Result{}, err
+			fw.close()
+			return nil, err
 		}
-		files[i] = f
+		fw.rngs = append(fw.rngs, cfg.rng(stream, i))
 	}
-	f0 := t.flushCount()
-	hs := make([]hist, len(files))
-	errs := make([]error, len(files))
-	tm := timed(ctx, 0, cfg.Duration, p, len(files), func(g int, run *run) {
-		rng := cfg.rng(stream, g)
-		f := files[g]
+	return fw, nil
+}
+
+func (fw *fsyncWriters) close() {
+	for _, f := range fw.files {
+		f.Close()
+	}
+}
+
+// run writes and fsyncs for d on a goroutine per file and returns the
+// latencies of the write+fsync pairs.
+func (fw *fsyncWriters) run(ctx context.Context, d time.Duration, p Progress) (hist, timing, error) {
+	hs := make([]hist, len(fw.files))
+	errs := make([]error, len(fw.files))
+	tm := timed(ctx, 0, d, p, len(fw.files), func(g int, run *run) {
+		rng, f := fw.rngs[g], fw.files[g]
 		for !run.stopped() {
-			off := rng.Int64N(size/pageSize) * pageSize
+			off := rng.Int64N(fsyncFileBytes/pageSize) * pageSize
 			t0 := time.Now()
-			if _, errs[g] = f.WriteAt(buf[off:off+pageSize], off); errs[g] != nil {
+			if _, errs[g] = f.WriteAt(fw.buf[off:off+pageSize], off); errs[g] != nil {
 				return
 			}
 			if errs[g] = f.Sync(); errs[g] != nil {
@@ -240,15 +286,11 @@ func writeFsync(ctx context.Context, cfg Config, p Progress, t imageTarget, name
 	var h hist
 	for g := range hs {
 		if errs[g] != nil {
-			return Result{}, errs[g]
+			return hist{}, tm, errs[g]
 		}
 		h.merge(&hs[g])
 	}
-	r.add("fsyncs", "ops/s", float64(h.n)/tm.seconds())
-	r.add("fsync_mean", "µs", h.mean()/1e3)
-	r.add("fsync_p99", "µs", h.quantile(0.99)/1e3)
-	t.addFlushes(&r, f0, h.n)
-	return r, nil
+	return h, tm, nil
 }
 
 // createWrite creates name, writes buf to it, fsyncs it with sync set,
