@@ -51,7 +51,8 @@ type ioURing struct {
 	cqHead, cqTail   *uint32
 	cqMask           uint32
 	cqes             []byte
-	sqEntries, local uint32 // local: the SQ tail this process has filled up to
+	sqEntries        uint32
+	local            uint32 // the SQ tail this process has filled up to; +checklocks:ringQueue.mu (sqe, publish)
 }
 
 // newIOURing sets up a ring of entries submissions (a power of two).

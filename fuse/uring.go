@@ -153,7 +153,8 @@ type ringQueue struct {
 	mem  []byte // the entries' headers and payloads, mapped outside the Go heap
 	ents []ringEnt
 	// early are the entries filled before the reaper started: the ring
-	// is used as soon as the last queue registers.
+	// is used as soon as the last queue registers. +checklocks:mu while
+	// registering; then the queue's thread alone takes them, once.
 	early []cqe
 	// mu serializes filling SQEs and publishing them. Rank: a leaf, held
 	// only around that.
