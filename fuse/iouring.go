@@ -42,17 +42,17 @@ type ioURingParams struct {
 // ioURing is one io_uring instance with 128-byte SQEs. Submissions are
 // serialized by the caller; completions are reaped by one goroutine.
 type ioURing struct {
-	fd               int
-	sqRing, cqRing   []byte // mappings (the same one with IORING_FEAT_SINGLE_MMAP)
-	sqes             []byte
-	sqHead, sqTail   *uint32
-	sqMask           uint32
-	sqArray          []uint32
-	cqHead, cqTail   *uint32
-	cqMask           uint32
-	cqes             []byte
-	sqEntries        uint32
-	local            uint32 // the SQ tail this process has filled up to; +checklocks:ringQueue.mu (sqe, publish)
+	fd             int
+	sqRing, cqRing []byte // mappings (the same one with IORING_FEAT_SINGLE_MMAP)
+	sqes           []byte
+	sqHead, sqTail *uint32
+	sqMask         uint32
+	sqArray        []uint32
+	cqHead, cqTail *uint32
+	cqMask         uint32
+	cqes           []byte
+	sqEntries      uint32
+	local          uint32 // the SQ tail this process has filled up to; +checklocks:ringQueue.mu (sqe, publish)
 }
 
 // newIOURing sets up a ring of entries submissions (a power of two).
