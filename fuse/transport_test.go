@@ -271,17 +271,3 @@ func TestURingAbort(t *testing.T) {
 		t.Fatalf("stat after the abort: %v; want ECONNABORTED, ENOTCONN or ENOENT", err)
 	}
 }
-
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		"/mnt/plain":      "/mnt/plain",
-		`/mnt/a\040b`:     "/mnt/a b",
-		`/mnt/tab\011x`:   "/mnt/tab\tx",
-		`/mnt/back\134sl`: `/mnt/back\sl`,
-		`/mnt/short\04`:   `/mnt/short\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

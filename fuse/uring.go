@@ -87,9 +87,12 @@ type ringServer struct {
 // /dev/fuse loop.
 func (rs *ringServer) abort(cause error) {
 	log.Printf("holefs: FUSE over io_uring on %s: %v; aborting the connection", rs.mountpoint, cause)
-	dev, err := mountDevice(rs.mountpoint)
+	m, ok, err := FindMount(rs.mountpoint)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s is not a mount point in /proc/self/mountinfo", rs.mountpoint)
+	}
 	if err == nil {
-		err = os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(dev)), []byte("1"), 0)
+		err = os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(m.Dev)), []byte("1"), 0)
 	}
 	if err != nil {
 		err = unix.Unmount(rs.mountpoint, unix.MNT_FORCE|unix.MNT_DETACH)
@@ -97,52 +100,6 @@ func (rs *ringServer) abort(cause error) {
 	if err != nil {
 		log.Printf("holefs: aborting the FUSE connection of %s: %v", rs.mountpoint, err)
 	}
-}
-
-// mountDevice returns the device number of the topmost mount on
-// mountpoint, from /proc/self/mountinfo: a stat of the mount point would
-// be a request to the connection being aborted.
-func mountDevice(mountpoint string) (uint64, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return 0, err
-	}
-	dev, found := uint64(0), false
-	for line := range strings.Lines(string(b)) {
-		// id parent major:minor root mountpoint ...; the mount point has
-		// its spaces, tabs, newlines and backslashes octal-escaped.
-		f := strings.Fields(line)
-		if len(f) < 5 || unescapeMountinfo(f[4]) != mountpoint {
-			continue
-		}
-		var major, minor uint32
-		if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
-			dev, found = unix.Mkdev(major, minor), true
-		}
-	}
-	if !found {
-		return 0, fmt.Errorf("%s is not a mount point in /proc/self/mountinfo", mountpoint)
-	}
-	return dev, nil
-}
-
-// unescapeMountinfo undoes the \ooo escapes of a mountinfo path.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // ringQueue is one CPU's io_uring and its entries.

@@ -405,8 +405,8 @@ func checkMountpoint(dir string) error {
 	case !st.IsDir():
 		return fmt.Errorf("mount point %s is not a directory: mount on a directory", dir)
 	}
-	if e, ok, err := findMount(dir); err == nil && ok {
-		return fmt.Errorf("%s is already a mount point (%s, %s): unmount it first (holefs umount %s) or choose another directory", dir, e.fstype, e.source, dir)
+	if e, ok, err := fuse.FindMount(dir); err == nil && ok {
+		return fmt.Errorf("%s is already a mount point (%s, %s): unmount it first (holefs umount %s) or choose another directory", dir, e.FSType, e.Source, dir)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/holefs/holefs"
 	"github.com/holefs/holefs/blockdev"
+	"github.com/holefs/holefs/fuse"
 	"github.com/holefs/holefs/internal/lockcheck"
 )
 
@@ -43,7 +44,7 @@ func isolate(t *testing.T) {
 // unmountAfter unmounts dir when the test ends, if it is still mounted.
 func unmountAfter(t *testing.T, dir string) {
 	t.Cleanup(func() {
-		if _, ok, _ := findMount(dir); ok {
+		if _, ok, _ := fuse.FindMount(dir); ok {
 			var out, errb bytes.Buffer
 			if run([]string{"umount", "--lazy", dir}, &out, &errb) != 0 {
 				t.Errorf("cleanup: umount %s: %s", dir, errb.String())
@@ -131,7 +132,7 @@ func TestMountBadInput(t *testing.T) {
 			if code == 1 && strings.Count(strings.TrimSuffix(errb.String(), "\n"), "\n") != 0 {
 				t.Errorf("error is not one line: %q", errb.String())
 			}
-			if _, ok, _ := findMount(mnt); ok {
+			if _, ok, _ := fuse.FindMount(mnt); ok {
 				t.Fatalf("%s got mounted", mnt)
 			}
 		})
@@ -204,7 +205,7 @@ func TestMountDaemonDefaultImage(t *testing.T) {
 		if c := run([]string{"mount", "--daemon", mnt}, &out, &errb); c != 0 {
 			t.Fatalf("mount --daemon: exit %d: %s", c, errb.String())
 		}
-		if _, ok, _ := findMount(mnt); !ok {
+		if _, ok, _ := fuse.FindMount(mnt); !ok {
 			t.Fatal("mount --daemon returned before the mount was there")
 		}
 		return errb.String()
@@ -245,7 +246,7 @@ func TestMountDaemonDefaultImage(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, mounted, _ := findMount(mnt)
+		_, mounted, _ := fuse.FindMount(mnt)
 		_, serr := readState(mnt)
 		if !mounted && serr != nil {
 			break
@@ -263,7 +264,7 @@ func waitMounted(t *testing.T, dir string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if e, ok, _ := findMount(dir); ok && e.fstype == "fuse.holefs" {
+		if e, ok, _ := fuse.FindMount(dir); ok && e.FSType == "fuse.holefs" {
 			if _, err := os.Stat(statePath(dir, ".json")); err == nil {
 				return
 			}
@@ -311,8 +312,8 @@ func TestMountDaemonRelativePaths(t *testing.T) {
 			if c := run(tt.args, &out, &errb); c != 0 {
 				t.Fatalf("%q: exit %d: %s", tt.args, c, errb.String())
 			}
-			e, ok, err := findMount(mnt)
-			if !ok || err != nil || e.source != tt.source {
+			e, ok, err := fuse.FindMount(mnt)
+			if !ok || err != nil || e.Source != tt.source {
 				t.Fatalf("%q run in %s: mount on %s: %+v, %v, %v; want %s mounted there", tt.args, dir, mnt, e, ok, err, tt.source)
 			}
 			if tt.source != "memory" {

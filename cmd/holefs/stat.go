@@ -33,14 +33,14 @@ func umountCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	e, ok, err := findMount(mp)
+	e, ok, err := fuse.FindMount(mp)
 	switch {
 	case err != nil:
 		return err
 	case !ok:
 		return fmt.Errorf("%s is not mounted", mp)
-	case e.fstype != "fuse.holefs":
-		return fmt.Errorf("%s is not a holefs mount (it is %s): use umount(8)", mp, e.fstype)
+	case e.FSType != "fuse.holefs":
+		return fmt.Errorf("%s is not a holefs mount (it is %s): use umount(8)", mp, e.FSType)
 	}
 	st, stErr := readState(mp)
 	if err := fuse.Unmount(mp, *lazy); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 )
 
 // A running mount keeps a small state directory entry, keyed by its mount
@@ -78,70 +76,6 @@ func readState(mountpoint string) (mountState, error) {
 func removeState(mountpoint string) {
 	_ = os.Remove(statePath(mountpoint, ".json"))
 	_ = os.Remove(statePath(mountpoint, ".sock"))
-}
-
-// mountEntry is one line of /proc/self/mountinfo.
-type mountEntry struct {
-	point  string
-	fstype string
-	source string
-}
-
-// findMount returns the mount on the absolute path dir, if any.
-func findMount(dir string) (mountEntry, bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return mountEntry{}, false, err
-	}
-	defer f.Close()
-	var found mountEntry
-	ok := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 {
-			continue
-		}
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+2 >= len(fields) {
-			continue
-		}
-		if unescapeMountinfo(fields[4]) == dir {
-			// The last mount on a path is the visible one.
-			found, ok = mountEntry{point: dir, fstype: fields[sep+1], source: unescapeMountinfo(fields[sep+2])}, true
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return mountEntry{}, false, err
-	}
-	return found, ok, nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of
-// /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // absDir returns the cleaned absolute form of a mount point argument.
