@@ -237,7 +237,7 @@ func (s *Server) serveRing(raw gofuse.RawFileSystem, mo *gofuse.MountOptions) er
 	}
 	s.ring = rs
 	tr := TransportDev
-	if len(rs.queues) > 0 {
+	if rs.rings {
 		tr = TransportURing
 	}
 	s.start(tr, rs, rs.wait)

@@ -75,6 +75,10 @@ type ringServer struct {
 	registered bool
 	devBufSize int
 	mountpoint string // immutable
+	// rings is set, before readDev starts, when the rings serve the
+	// mount; immutable after. (queues is readDev's once it runs: it
+	// closes them when the connection ends.)
+	rings bool
 }
 
 // abort ends the connection after a ring failed, so that no request
@@ -157,6 +161,7 @@ func mountRing(raw gofuse.RawFileSystem, mountpoint string, mo *gofuse.MountOpti
 			err = nil
 		}
 	}
+	rs.rings = len(rs.queues) > 0
 	go rs.readDev()
 	if err == nil {
 		err = pollHack(mountpoint)
